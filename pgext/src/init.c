@@ -1,0 +1,34 @@
+/*-------------------------------------------------------------------------
+ *
+ * init.c
+ *		Module entry point of ruvector_dag.
+ *
+ * The extension shares state between every backend and its background
+ * worker, so it only works when loaded by shared_preload_libraries.  Loaded
+ * any other way (CREATE EXTENSION or LOAD on a server that does not preload
+ * it) it refuses with an ERROR that says how to fix it, instead of defining
+ * half of itself.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+
+#include "ruvector_dag.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ruvector_dag must be loaded via shared_preload_libraries"),
+				 errhint("Add ruvector_dag to shared_preload_libraries in postgresql.conf and restart the server.")));
+
+	rvd_define_gucs();
+}

@@ -1,0 +1,108 @@
+"""The ``ruvector-dag`` command line.
+
+    ruvector-dag server start  [--pgdata DIR] [--pg 16|18] [--port N]
+    ruvector-dag server stop   [--pgdata DIR]
+    ruvector-dag server status [--pgdata DIR]
+    ruvector-dag build         [--pg 16|18 ...] [--pg-config PATH ...]
+    ruvector-dag demo          [--pgdata DIR] [--pg 16|18]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PGDATA = Path.home() / ".local" / "share" / "ruvector-dag" / "pgdata"
+
+
+def _server(args: argparse.Namespace) -> Any:
+    from .server import Server
+
+    pgdata = Path(args.pgdata)
+    version = args.pg
+    if version is None:
+        marker = pgdata / "PG_VERSION"
+        version = int(marker.read_text().strip()) if marker.exists() else 16
+    return Server(pgdata, pg_version=version, port=getattr(args, "port", None))
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    srv = _server(args)
+    if args.action == "start":
+        srv.start()
+        print(f"PostgreSQL {srv.pg_version} with ruvector_dag is running in {srv.pgdata}")
+        print(f"DSN: {srv.dsn}")
+        print(f"     psql '{srv.dsn}'")
+    elif args.action == "stop":
+        srv.stop()
+        print(f"stopped {srv.pgdata}")
+    else:
+        print(json.dumps(srv.status(), indent=2))
+        return 0 if srv.is_running() else 3
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from . import buildext
+
+    argv: list[str] = ["install"]
+    for v in args.pg or []:
+        argv += ["--pg", str(v)]
+    for p in args.pg_config or []:
+        argv += ["--pg-config", p]
+    if args.force:
+        argv.append("--force")
+    return buildext.main(argv)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from . import demo
+
+    return demo.run(_server(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ruvector-dag", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    srv = sub.add_parser("server", help="manage the embedded PostgreSQL with ruvector_dag preloaded")
+    srv.add_argument("action", choices=("start", "stop", "status"))
+    srv.add_argument("--pgdata", default=str(DEFAULT_PGDATA), help=f"data directory (default {DEFAULT_PGDATA})")
+    srv.add_argument("--pg", type=int, choices=(16, 18), help="PostgreSQL major (default: the cluster's, else 16)")
+    srv.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (default: recorded, else a free one)")
+    srv.set_defaults(func=cmd_server)
+
+    bld = sub.add_parser("build", help="build and install the C shim (same as python build.py)")
+    bld.add_argument("--pg", type=int, action="append", choices=(16, 18))
+    bld.add_argument("--pg-config", action="append")
+    bld.add_argument("--force", action="store_true")
+    bld.set_defaults(func=cmd_build)
+
+    demo = sub.add_parser("demo", help="start the embedded server and run the demonstration")
+    demo.add_argument("--pgdata", default=str(DEFAULT_PGDATA))
+    demo.add_argument("--pg", type=int, choices=(16, 18))
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a CLI reports, it does not dump a traceback at users
+        from .server import ServerError
+
+        if isinstance(exc, (ServerError, ValueError)):
+            print(f"ruvector-dag: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""The one definition of every ``ruvector.*`` GUC.
+
+The C shim registers these settings in ``_PG_init``; its table
+(``pgext/src/guc_defs.h``) is *generated* from this module by
+``python build.py --generate`` and checked by a unit test, so a default, a
+range or a context is written down exactly once.  The engine reads the same
+table when it merges a table's ``config`` jsonb over the server's settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Union
+
+#: Attention mechanisms the engine implements, in the order the GUC lists them.
+ATTENTION_MECHANISMS: tuple[str, ...] = (
+    "topological",
+    "causal_cone",
+    "critical_path",
+    "mincut_gated",
+    "hierarchical_lorentz",
+    "parallel_branch",
+    "temporal_btsp",
+)
+#: Values accepted by ``ruvector.dag_attention_type`` ("auto" lets the engine choose).
+ATTENTION_TYPE_CHOICES: tuple[str, ...] = ("auto", *ATTENTION_MECHANISMS)
+
+# PostgreSQL GucContext names, as written in C.
+Context = Literal["PGC_POSTMASTER", "PGC_SIGHUP", "PGC_SUSET", "PGC_USERSET"]
+
+
+@dataclass(frozen=True)
+class BoolSetting:
+    name: str
+    default: bool
+    context: Context
+    short_desc: str
+    long_desc: str
+
+
+@dataclass(frozen=True)
+class IntSetting:
+    name: str
+    default: int
+    min: int
+    max: int
+    context: Context
+    short_desc: str
+    long_desc: str
+    unit: str = ""  # "" or "ms"
+
+
+@dataclass(frozen=True)
+class RealSetting:
+    name: str
+    default: float
+    min: float
+    max: float
+    context: Context
+    short_desc: str
+    long_desc: str
+
+
+@dataclass(frozen=True)
+class StringSetting:
+    name: str
+    default: str
+    context: Context
+    short_desc: str
+    long_desc: str
+
+
+@dataclass(frozen=True)
+class EnumSetting:
+    name: str
+    default: str
+    choices: tuple[str, ...]
+    context: Context
+    short_desc: str
+    long_desc: str
+
+
+Setting = Union[BoolSetting, IntSetting, RealSetting, StringSetting, EnumSetting]
+
+PREFIX = "ruvector"
+
+SETTINGS: tuple[Setting, ...] = (
+    BoolSetting(
+        "neural_dag_enabled", True, "PGC_USERSET",
+        "Enable neural DAG learning and plan steering.",
+        "When off, no query is captured and no learned decision is applied.",
+    ),
+    RealSetting(
+        "dag_learning_rate", 0.002, 0.0001, 1.0, "PGC_USERSET",
+        "Learning rate of the engine's adapters.",
+        "Controls how fast the system adapts to new patterns.",
+    ),
+    IntSetting(
+        "dag_pattern_clusters", 100, 10, 1000, "PGC_USERSET",
+        "Number of k-means clusters used for pattern extraction.",
+        "The k of the background cycle's k-means++ over plan embeddings.",
+    ),
+    RealSetting(
+        "dag_quality_threshold", 0.3, 0.0, 1.0, "PGC_USERSET",
+        "Minimum trajectory quality for learning.",
+        "Trajectories whose quality is below this value are not learned.",
+    ),
+    IntSetting(
+        "dag_max_trajectories", 10000, 64, 1000000, "PGC_POSTMASTER",
+        "Capacity of the shared-memory trajectory ring.",
+        "Sizes shared memory at server start, so it can only be set in postgresql.conf.",
+    ),
+    EnumSetting(
+        "dag_attention_type", "auto", ATTENTION_TYPE_CHOICES, "PGC_USERSET",
+        "Attention mechanism used to pool plan embeddings.",
+        "auto lets the engine's bandit choose; any other value forces that mechanism.",
+    ),
+    RealSetting(
+        "dag_attention_exploration", 0.1, 0.0, 1.0, "PGC_USERSET",
+        "Exploration rate of the attention-type selector.",
+        "Probability mass the selector spends on mechanisms other than the best known one.",
+    ),
+    RealSetting(
+        "dag_ewc_lambda", 2000.0, 100.0, 50000.0, "PGC_USERSET",
+        "EWC regularisation strength.",
+        "Higher values prevent forgetting more aggressively.",
+    ),
+    RealSetting(
+        "dag_ewc_max_lambda", 15000.0, 100.0, 50000.0, "PGC_USERSET",
+        "Upper bound of the adaptive EWC regularisation strength.",
+        "EWC++ raises lambda at task boundaries up to this value.",
+    ),
+    BoolSetting(
+        "dag_mincut_enabled", True, "PGC_USERSET",
+        "Enable MinCut bottleneck analysis.",
+        "When enabled, bottleneck operators are identified.",
+    ),
+    RealSetting(
+        "dag_mincut_threshold", 0.5, 0.0, 1.0, "PGC_USERSET",
+        "Criticality above which an operator is reported as a bottleneck.",
+        "Compared with the per-operator criticality in [0, 1].",
+    ),
+    IntSetting(
+        "dag_background_interval_ms", 3600000, 60000, 86400000, "PGC_SIGHUP",
+        "Interval of the background learning cycle.",
+        "How often the background worker runs the heavier learning cycle.",
+        unit="ms",
+    ),
+    StringSetting(
+        "dag_worker_database", "postgres", "PGC_POSTMASTER",
+        "Database the background worker connects to.",
+        "The ruvector_dag extension must be created in this database.",
+    ),
+    StringSetting(
+        "python_path", "", "PGC_SUSET",
+        "Extra directories prepended to the embedded interpreter's sys.path.",
+        "Colon-separated. Read once, when a process first starts its interpreter.",
+    ),
+    StringSetting(
+        "numba_cache_dir", "", "PGC_SUSET",
+        "Directory of the on-disk Numba kernel cache.",
+        "Empty means ruvector_dag_cache inside the data directory. Must be writable by the server user.",
+    ),
+)
+
+
+def by_name() -> dict[str, Setting]:
+    """Settings keyed by their name without the ``ruvector.`` prefix."""
+    return {s.name: s for s in SETTINGS}
