@@ -141,6 +141,88 @@ SELECT pg_catalog.pg_extension_config_dump('ruvector_dag.patterns_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('ruvector_dag.trajectory_history', '');
 SELECT pg_catalog.pg_extension_config_dump('ruvector_dag.trajectory_history_id_seq', '');
 
+-- ---------------------------------------------------------------------------
+-- Enrollment (pgext/src/enroll.c).  The table is the durable record; the
+-- shared registry the hooks consult is updated when the transaction commits
+-- and reloaded from this table by the background worker after a restart.
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE ruvector_dag.enrolled_tables (
+    relid OID PRIMARY KEY,
+    table_name TEXT NOT NULL,
+    config JSONB NOT NULL,
+    enabled_by OID NOT NULL,
+    enabled_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+SELECT pg_catalog.pg_extension_config_dump('ruvector_dag.enrolled_tables', '');
+GRANT USAGE ON SCHEMA ruvector_dag TO PUBLIC;
+GRANT SELECT ON ruvector_dag.enrolled_tables, ruvector_dag.patterns TO PUBLIC;
+
+CREATE FUNCTION ruvector_enable_neural_dag(table_name text, config jsonb DEFAULT NULL)
+RETURNS boolean AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION ruvector_disable_neural_dag(table_name text)
+RETURNS boolean AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION ruvector_neural_dag_enabled(table_name text)
+RETURNS boolean AS 'MODULE_PATHNAME' LANGUAGE C STABLE;
+
+-- A dropped table loses its enrollment.
+CREATE FUNCTION ruvector_dag._forget_relation(relid oid)
+RETURNS void AS 'MODULE_PATHNAME', 'rvd_forget_relation' LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION ruvector_dag._on_sql_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ruvector_dag._forget_relation(d.objid)
+       FROM pg_event_trigger_dropped_objects() d
+       JOIN ruvector_dag.enrolled_tables e ON e.relid = d.objid
+      WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0;
+END;
+$$;
+
+CREATE EVENT TRIGGER ruvector_dag_sql_drop ON sql_drop
+    EXECUTE FUNCTION ruvector_dag._on_sql_drop();
+
+-- ---------------------------------------------------------------------------
+-- Capture: counters and the buffered trajectories (pgext/src/sql_state.c).
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION ruvector_dag_capture_stats(
+    OUT relid oid, OUT table_name text, OUT seen bigint, OUT stored bigint, OUT dropped bigint)
+RETURNS SETOF record AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION ruvector_dag_ring_stats(
+    OUT capacity integer, OUT buffered bigint, OUT written bigint, OUT consumed bigint,
+    OUT registry_loaded boolean)
+RETURNS record AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION ruvector_dag_buffered_trajectories(
+    max_records integer DEFAULT 1000,
+    OUT seq bigint, OUT relid oid, OUT query_id bigint, OUT nesting_level integer,
+    OUT captured_at timestamptz, OUT planning_us double precision, OUT execution_us double precision,
+    OUT rows_processed bigint, OUT memory_bytes bigint, OUT cache_hit_rate double precision,
+    OUT cmd_type text, OUT n_nodes integer, OUT total_nodes integer, OUT truncated boolean,
+    OUT nodes jsonb, OUT userid oid)
+RETURNS SETOF record AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION ruvector_dag_capture_reset()
+RETURNS void AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION ruvector_dag_capture_reset() FROM PUBLIC;
+
+CREATE FUNCTION ruvector_dag_record_layout()
+RETURNS jsonb AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE;
+
+CREATE VIEW ruvector_dag.capture AS
+    SELECT s.relid::regclass AS table_name, s.seen, s.stored, s.dropped,
+           (SELECT count(*) FROM ruvector_dag_buffered_trajectories(r.capacity) b
+             WHERE b.relid = s.relid) AS buffered
+      FROM ruvector_dag_capture_stats() s, ruvector_dag_ring_stats() r;
+
 -- Delete trajectory history older than retention_days; returns rows deleted.
 CREATE FUNCTION ruvector_dag.cleanup_old_trajectories(retention_days integer DEFAULT 7)
 RETURNS integer

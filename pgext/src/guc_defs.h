@@ -19,6 +19,7 @@ RVD_GUC_REAL(dag_ewc_max_lambda, 15000.0, 100.0, 50000.0, PGC_USERSET, "Upper bo
 RVD_GUC_BOOL(dag_mincut_enabled, true, PGC_USERSET, "Enable MinCut bottleneck analysis.", "When enabled, bottleneck operators are identified.")
 RVD_GUC_REAL(dag_mincut_threshold, 0.5, 0.0, 1.0, PGC_USERSET, "Criticality above which an operator is reported as a bottleneck.", "Compared with the per-operator criticality in [0, 1].")
 RVD_GUC_INT(dag_background_interval_ms, 3600000, 60000, 86400000, PGC_SIGHUP, GUC_UNIT_MS, "Interval of the background learning cycle.", "How often the background worker runs the heavier learning cycle.")
+RVD_GUC_BOOL(dag_capture_timing, false, PGC_SUSET, "Measure per-operator time of captured statements.", "Off: captured statements get row counts only (cheap). On: also per-node timing, as EXPLAIN ANALYZE.")
 RVD_GUC_STRING(dag_worker_database, "postgres", PGC_POSTMASTER, "Database the background worker connects to.", "The ruvector_dag extension must be created in this database.")
 RVD_GUC_STRING(python_path, "", PGC_SUSET, "Extra directories prepended to the embedded interpreter's sys.path.", "Colon-separated. Read once, when a process first starts its interpreter.")
 RVD_GUC_STRING(numba_cache_dir, "", PGC_SUSET, "Directory of the on-disk Numba kernel cache.", "Empty means ruvector_dag_cache inside the data directory. Must be writable by the server user.")

@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "nodes/queryjumble.h"
 
 #include "ruvector_dag.h"
 
@@ -31,4 +32,15 @@ _PG_init(void)
 				 errhint("Add ruvector_dag to shared_preload_libraries in postgresql.conf and restart the server.")));
 
 	rvd_define_gucs();
+
+	/*
+	 * Query ids key trajectories, planning times and learned decisions, so
+	 * have the core compute them (compute_query_id = auto), as
+	 * pg_stat_statements does.
+	 */
+	EnableQueryId();
+	rvd_shmem_init_hooks();
+	rvd_install_capture_hooks();
+	rvd_enroll_init();
+	rvd_register_worker();
 }

@@ -10,6 +10,11 @@
  *	pybridge.c		the embedded CPython interpreter and error translation
  *	sql_engine.c	SQL entry points whose work is done by the Python engine
  *	vector_type.c	the ruvector data type ('[1,2,3]', pgvector's text form)
+ *	shmem.c			shared memory: enrolled-table registry, trajectory ring
+ *	capture.c		planner/executor hooks that capture trajectories
+ *	enroll.c		enrollment SQL functions, applied at commit
+ *	sql_state.c		SQL views of the shared state
+ *	worker.c		the background worker
  *
  *-------------------------------------------------------------------------
  */
@@ -46,3 +51,67 @@ extern void rvd_define_gucs(void);
 extern Datum rvd_py_call_sql_function(FunctionCallInfo fcinfo);
 
 #endif							/* RUVECTOR_DAG_H */
+
+/* --- shmem.c: registry of enrolled tables and the trajectory ring ------- */
+
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "trajectory_defs.h"
+
+/* Enrolled tables across the whole cluster (one database in practice). */
+#define RVD_MAX_ENROLLED 256
+
+typedef struct RvdTableEntry
+{
+	Oid			dbid;
+	Oid			relid;			/* InvalidOid: free slot */
+	pg_atomic_uint64 seen;		/* statements captured for this table */
+	pg_atomic_uint64 stored;	/* ... that reached the ring */
+	pg_atomic_uint64 dropped;	/* ... that found the ring full */
+} RvdTableEntry;
+
+/*
+ * Shared state.  Locks (tranche "ruvector_dag"):
+ *	registry_lock	shared to read the table registry, exclusive to change
+ *					it; changes also bump `generation` so that backends
+ *					refresh their private copy without taking the lock on
+ *					every query.
+ *	ring_lock		exclusive to append to or consume from the ring, shared
+ *					to peek.  Held for one record copy (append) or a bounded
+ *					batch (consume); a full ring drops, it never waits.
+ * Per-table counters are atomics, updated without any lock.
+ */
+typedef struct RvdShared
+{
+	LWLock	   *registry_lock;
+	LWLock	   *ring_lock;
+	pg_atomic_uint32 generation;
+	bool		registry_loaded;	/* the worker reloaded enrollments */
+	int			capacity;		/* ring slots (ruvector.dag_max_trajectories) */
+	uint64		head;			/* seq of the last record written */
+	uint64		tail;			/* seq of the last record consumed */
+	RvdTableEntry tables[RVD_MAX_ENROLLED];
+	RvdTrajectory ring[FLEXIBLE_ARRAY_MEMBER];
+} RvdShared;
+
+extern RvdShared *rvd_shared;
+
+extern void rvd_shmem_init_hooks(void);
+extern bool rvd_registry_lookup(Oid dbid, Oid relid, int *slot);
+extern bool rvd_registry_add(Oid dbid, Oid relid);
+extern void rvd_registry_remove(Oid dbid, Oid relid);
+extern void rvd_ring_push(const RvdTrajectory *rec, int slot);
+extern int	rvd_ring_pop(RvdTrajectory *out, int max);
+
+/* --- capture.c: executor hooks ----------------------------------------- */
+
+extern void rvd_install_capture_hooks(void);
+extern const char *rvd_operator_name(int code);
+
+/* --- enroll.c: enrollment SQL and transactional registry updates ------- */
+
+extern void rvd_enroll_init(void);
+
+/* --- worker.c ------------------------------------------------------------ */
+
+extern void rvd_register_worker(void);

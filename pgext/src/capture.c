@@ -1,0 +1,417 @@
+/*-------------------------------------------------------------------------
+ *
+ * capture.c
+ *		Planner and executor hooks that capture trajectories.
+ *
+ * For every statement, top level or nested, whose plan reads an enrolled
+ * table, ExecutorEnd copies the executed plan tree (the operator DAG, with
+ * estimates and actual row counts) and the statement's metrics into one
+ * fixed-size record and appends it to the shared ring.  The decision is
+ * taken from the PlannedStmt in the QueryDesc, so prepared statements and
+ * cached plans, which skip the planner, are captured too.
+ *
+ * Cost on the query path: statements that read no enrolled table pay one
+ * atomic read (the registry generation) and, if anything is enrolled in
+ * this database, a scan of the range table against a private array.
+ * Captured statements get row instrumentation only (per-node timing behind
+ * ruvector.dag_capture_timing).  Nothing here calls Python, allocates, or
+ * can raise an error once the statement has run: a capture problem can
+ * never fail a user's query.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "executor/executor.h"
+#include "executor/instrument.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/planner.h"
+#include "parser/parsetree.h"
+#include "portability/instr_time.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "ruvector_dag.h"
+
+static planner_hook_type prev_planner_hook = NULL;
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
+
+/* Executor nesting depth of this backend (0 = top-level statement). */
+static int	nesting_level = 0;
+
+/*
+ * Planning time of the statement this backend planned last, keyed by query
+ * id: plan caches copy the PlannedStmt, so its address cannot be the key.
+ */
+static uint64 last_planned_query_id = 0;
+static double last_planning_us = 0;
+
+/* Private copy of the enrollments of this database, see refresh_cache(). */
+static uint32 cache_generation = 0;
+static int	cache_count = 0;
+static Oid	cache_relids[RVD_MAX_ENROLLED];
+static int	cache_slots[RVD_MAX_ENROLLED];
+
+/* Operator table generated from ruvector_dag/layout.py. */
+static const NodeTag rvd_op_tags[] = {
+#define RVD_OP(tag, name) tag,
+	RVD_OPERATOR_LIST
+#undef RVD_OP
+};
+static const char *const rvd_op_names[] = {
+#define RVD_OP(tag, name) name,
+	RVD_OPERATOR_LIST
+#undef RVD_OP
+};
+
+const char *
+rvd_operator_name(int code)
+{
+	if (code >= 1 && code <= (int) lengthof(rvd_op_names))
+		return rvd_op_names[code - 1];
+	return "Other";
+}
+
+static uint16
+rvd_op_code(NodeTag tag)
+{
+	int			i;
+
+	for (i = 0; i < (int) lengthof(rvd_op_tags); i++)
+		if (rvd_op_tags[i] == tag)
+			return (uint16) (i + 1);
+	return 0;
+}
+
+/* Re-read the registry only when its generation moved. */
+static void
+refresh_cache(void)
+{
+	uint32		gen = pg_atomic_read_u32(&rvd_shared->generation);
+	int			i;
+
+	if (gen == cache_generation)
+		return;
+	LWLockAcquire(rvd_shared->registry_lock, LW_SHARED);
+	gen = pg_atomic_read_u32(&rvd_shared->generation);
+	cache_count = 0;
+	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	{
+		RvdTableEntry *e = &rvd_shared->tables[i];
+
+		if (e->relid != InvalidOid && e->dbid == MyDatabaseId)
+		{
+			cache_relids[cache_count] = e->relid;
+			cache_slots[cache_count] = i;
+			cache_count++;
+		}
+	}
+	cache_generation = gen;
+	LWLockRelease(rvd_shared->registry_lock);
+}
+
+/* Whether anything is enrolled in this database (and capture is on). */
+static bool
+rvd_capture_active(void)
+{
+	if (!rvd_neural_dag_enabled || rvd_shared == NULL || IsParallelWorker())
+		return false;
+	refresh_cache();
+	return cache_count > 0;
+}
+
+/* Registry slot of the first enrolled relation the plan reads, or -1. */
+static int
+rvd_enrolled_slot(PlannedStmt *stmt)
+{
+	ListCell   *lc;
+
+	if (stmt == NULL || !rvd_capture_active())
+		return -1;
+	foreach(lc, stmt->rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+		int			i;
+
+		if (rte->rtekind != RTE_RELATION)
+			continue;
+		for (i = 0; i < cache_count; i++)
+			if (cache_relids[i] == rte->relid)
+				return cache_slots[i];
+	}
+	return -1;
+}
+
+/* ------------------------------------------------------------------------
+ * Building the record
+ * ------------------------------------------------------------------------
+ */
+typedef struct RvdWalkContext
+{
+	RvdTrajectory *rec;
+	EState	   *estate;
+	int			parent;			/* index of the node being expanded */
+	bool		timing;
+} RvdWalkContext;
+
+static Oid
+rvd_plan_relid(Plan *plan, EState *estate)
+{
+	Index		rti;
+	RangeTblEntry *rte;
+
+	switch (nodeTag(plan))
+	{
+		case T_SeqScan:
+		case T_SampleScan:
+		case T_IndexScan:
+		case T_IndexOnlyScan:
+		case T_BitmapIndexScan:
+		case T_BitmapHeapScan:
+		case T_TidScan:
+		case T_TidRangeScan:
+		case T_ForeignScan:
+		case T_CustomScan:
+			rti = ((Scan *) plan)->scanrelid;
+			break;
+		case T_ModifyTable:
+			rti = ((ModifyTable *) plan)->nominalRelation;
+			break;
+		default:
+			return InvalidOid;
+	}
+	if (rti == 0 || rti > estate->es_range_table_size)
+		return InvalidOid;
+	rte = exec_rt_fetch(rti, estate);
+	return rte->rtekind == RTE_RELATION ? rte->relid : InvalidOid;
+}
+
+/* Pre-order walk in EXPLAIN's order: initplans, outer, inner, members, subplans. */
+static bool
+rvd_walk_node(PlanState *ps, void *arg)
+{
+	RvdWalkContext *ctx = (RvdWalkContext *) arg;
+	RvdTrajectory *rec = ctx->rec;
+	int			saved_parent = ctx->parent;
+	int			index = -1;
+
+	if (ps == NULL)
+		return false;
+	if (rec->total_nodes < PG_UINT16_MAX)
+		rec->total_nodes++;
+	if (rec->n_nodes < RVD_MAX_PLAN_NODES)
+	{
+		RvdPlanNode *n = &rec->nodes[rec->n_nodes];
+		Plan	   *plan = ps->plan;
+
+		index = rec->n_nodes++;
+		memset(n, 0, sizeof(*n));
+		n->op = rvd_op_code(nodeTag(plan));
+		n->parent = (int16) ctx->parent;
+		n->relid = rvd_plan_relid(plan, ctx->estate);
+		n->plan_rows = (float) plan->plan_rows;
+		n->startup_cost = (float) plan->startup_cost;
+		n->total_cost = (float) plan->total_cost;
+		n->plan_width = plan->plan_width;
+		n->actual_ms = -1;
+		if (ps->instrument)
+		{
+			InstrEndLoop(ps->instrument);
+			n->actual_rows = (float) ps->instrument->ntuples;
+			n->loops = (float) ps->instrument->nloops;
+			if (ctx->timing)
+				n->actual_ms = (float) (ps->instrument->total * 1000.0);
+		}
+		else
+			n->actual_rows = -1;
+	}
+	else
+		rec->flags |= RVD_FLAG_TRUNCATED;
+
+	ctx->parent = index;
+	planstate_tree_walker(ps, rvd_walk_node, ctx);
+	ctx->parent = saved_parent;
+	return false;
+}
+
+static void
+rvd_capture(QueryDesc *qd, int slot)
+{
+	/* One record per backend at a time: capture is not re-entrant. */
+	static RvdTrajectory rec;
+	RvdWalkContext ctx;
+	Instrumentation *total = qd->totaltime;
+	EState	   *estate = qd->estate;
+
+	memset(&rec, 0, offsetof(RvdTrajectory, nodes));
+	InstrEndLoop(total);
+	rec.query_id = qd->plannedstmt->queryId;
+	rec.captured_at = GetCurrentTimestamp();
+	rec.dbid = MyDatabaseId;
+	rec.relid = rvd_shared->tables[slot].relid;
+	rec.userid = GetUserId();
+	rec.nesting_level = nesting_level;
+	if (rec.query_id != 0 && rec.query_id == last_planned_query_id)
+	{
+		rec.planning_us = last_planning_us;
+		last_planned_query_id = 0;	/* a cached plan executed again was not planned */
+	}
+	rec.execution_us = total->total * 1000000.0;
+	rec.rows_processed = estate->es_processed;
+	rec.memory_bytes = MemoryContextMemAllocated(estate->es_query_cxt, true);
+	rec.shared_blks_hit = total->bufusage.shared_blks_hit;
+	rec.shared_blks_read = total->bufusage.shared_blks_read;
+	rec.cmd_type = (uint8) qd->operation;
+	rec.version = RVD_RECORD_VERSION;
+	ctx.timing = (qd->instrument_options & INSTRUMENT_TIMER) != 0;
+	if (ctx.timing)
+		rec.flags |= RVD_FLAG_TIMING;
+
+	ctx.rec = &rec;
+	ctx.estate = estate;
+	ctx.parent = -1;
+	rvd_walk_node(qd->planstate, &ctx);
+
+	pg_atomic_fetch_add_u64(&rvd_shared->tables[slot].seen, 1);
+	rvd_ring_push(&rec, slot);
+}
+
+/* ------------------------------------------------------------------------
+ * Hooks
+ * ------------------------------------------------------------------------
+ */
+static PlannedStmt *
+rvd_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
+{
+	PlannedStmt *result;
+	bool		timed = rvd_capture_active();
+	instr_time	start;
+	instr_time	duration;
+
+	if (timed)
+		INSTR_TIME_SET_CURRENT(start);
+	if (prev_planner_hook)
+		result = prev_planner_hook(parse, query_string, cursorOptions, boundParams);
+	else
+		result = standard_planner(parse, query_string, cursorOptions, boundParams);
+	if (timed)
+	{
+		INSTR_TIME_SET_CURRENT(duration);
+		INSTR_TIME_SUBTRACT(duration, start);
+		last_planned_query_id = result->queryId;
+		last_planning_us = INSTR_TIME_GET_MICROSEC(duration);
+	}
+	return result;
+}
+
+static void
+rvd_ExecutorStart(QueryDesc *qd, int eflags)
+{
+	bool		capture = (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
+		rvd_enrolled_slot(qd->plannedstmt) >= 0;
+
+	if (capture)
+	{
+		qd->instrument_options |= INSTRUMENT_ROWS;
+		if (rvd_dag_capture_timing)
+			qd->instrument_options |= INSTRUMENT_TIMER;
+	}
+
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(qd, eflags);
+	else
+		standard_ExecutorStart(qd, eflags);
+
+	/* Whole-statement time and buffers, as pg_stat_statements measures them. */
+	if (capture && qd->totaltime == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(qd->estate->es_query_cxt);
+
+		qd->totaltime = InstrAlloc(1, INSTRUMENT_TIMER | INSTRUMENT_BUFFERS, false);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+static void
+#if PG_VERSION_NUM >= 180000
+rvd_ExecutorRun(QueryDesc *qd, ScanDirection direction, uint64 count)
+#else
+rvd_ExecutorRun(QueryDesc *qd, ScanDirection direction, uint64 count, bool execute_once)
+#endif
+{
+	nesting_level++;
+	PG_TRY();
+	{
+#if PG_VERSION_NUM >= 180000
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(qd, direction, count);
+		else
+			standard_ExecutorRun(qd, direction, count);
+#else
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(qd, direction, count, execute_once);
+		else
+			standard_ExecutorRun(qd, direction, count, execute_once);
+#endif
+	}
+	PG_FINALLY();
+	{
+		nesting_level--;
+	}
+	PG_END_TRY();
+}
+
+static void
+rvd_ExecutorFinish(QueryDesc *qd)
+{
+	nesting_level++;
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(qd);
+		else
+			standard_ExecutorFinish(qd);
+	}
+	PG_FINALLY();
+	{
+		nesting_level--;
+	}
+	PG_END_TRY();
+}
+
+static void
+rvd_ExecutorEnd(QueryDesc *qd)
+{
+	int			slot;
+
+	if (qd->totaltime != NULL && qd->estate != NULL && qd->planstate != NULL &&
+		(qd->estate->es_top_eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
+		(qd->instrument_options & INSTRUMENT_ROWS) != 0 &&
+		(slot = rvd_enrolled_slot(qd->plannedstmt)) >= 0)
+		rvd_capture(qd, slot);
+
+	if (prev_ExecutorEnd)
+		prev_ExecutorEnd(qd);
+	else
+		standard_ExecutorEnd(qd);
+}
+
+void
+rvd_install_capture_hooks(void)
+{
+	prev_planner_hook = planner_hook;
+	planner_hook = rvd_planner;
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = rvd_ExecutorStart;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = rvd_ExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = rvd_ExecutorFinish;
+	prev_ExecutorEnd = ExecutorEnd_hook;
+	ExecutorEnd_hook = rvd_ExecutorEnd;
+}

@@ -1,0 +1,249 @@
+/*-------------------------------------------------------------------------
+ *
+ * sql_state.c
+ *		SQL functions that show the shared state: capture counters, the
+ *		buffered trajectories, and the record layout.
+ *
+ * All of them read shared memory only (no Python), so they are cheap and
+ * work from any session.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/nodes.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "ruvector_dag.h"
+
+static void
+rvd_require_shared(void)
+{
+	if (rvd_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("ruvector_dag shared memory is not initialised")));
+}
+
+/* Per enrolled table of this database: seen / stored / dropped. */
+PG_FUNCTION_INFO_V1(ruvector_dag_capture_stats);
+Datum
+ruvector_dag_capture_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	rvd_require_shared();
+	InitMaterializedSRF(fcinfo, 0);
+	LWLockAcquire(rvd_shared->registry_lock, LW_SHARED);
+	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	{
+		RvdTableEntry *e = &rvd_shared->tables[i];
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+		char	   *name;
+
+		if (e->relid == InvalidOid || e->dbid != MyDatabaseId)
+			continue;
+		name = get_rel_name(e->relid);
+		values[0] = ObjectIdGetDatum(e->relid);
+		if (name)
+			values[1] = CStringGetTextDatum(name);
+		else
+			nulls[1] = true;
+		values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&e->seen));
+		values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&e->stored));
+		values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&e->dropped));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(rvd_shared->registry_lock);
+	return (Datum) 0;
+}
+
+/* One row: ring capacity, records buffered, written and consumed so far. */
+PG_FUNCTION_INFO_V1(ruvector_dag_ring_stats);
+Datum
+ruvector_dag_ring_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+
+	rvd_require_shared();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	LWLockAcquire(rvd_shared->ring_lock, LW_SHARED);
+	values[0] = Int32GetDatum(rvd_shared->capacity);
+	values[1] = Int64GetDatum((int64) (rvd_shared->head - rvd_shared->tail));
+	values[2] = Int64GetDatum((int64) rvd_shared->head);
+	values[3] = Int64GetDatum((int64) rvd_shared->tail);
+	LWLockRelease(rvd_shared->ring_lock);
+	values[4] = BoolGetDatum(rvd_shared->registry_loaded);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+static const char *
+rvd_cmd_name(int cmd)
+{
+	switch (cmd)
+	{
+		case CMD_SELECT:
+			return "select";
+		case CMD_UPDATE:
+			return "update";
+		case CMD_INSERT:
+			return "insert";
+		case CMD_DELETE:
+			return "delete";
+		case CMD_MERGE:
+			return "merge";
+		default:
+			return "other";
+	}
+}
+
+static Datum
+rvd_nodes_jsonb(const RvdTrajectory *rec)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	for (i = 0; i < rec->n_nodes; i++)
+	{
+		const RvdPlanNode *n = &rec->nodes[i];
+
+		appendStringInfo(&buf,
+						 "%s{\"op\": \"%s\", \"parent\": %d, \"relid\": %u, \"plan_rows\": %.9g, "
+						 "\"startup_cost\": %.9g, \"total_cost\": %.9g, \"plan_width\": %d, "
+						 "\"actual_rows\": %.9g, \"loops\": %.9g, \"actual_ms\": %.9g}",
+						 i ? ", " : "", rvd_operator_name(n->op), n->parent, n->relid,
+						 n->plan_rows, n->startup_cost, n->total_cost, n->plan_width,
+						 n->actual_rows, n->loops, n->actual_ms);
+	}
+	appendStringInfoChar(&buf, ']');
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+}
+
+/*
+ * The buffered (not yet consumed) trajectories of this database, oldest
+ * first, without consuming them.
+ */
+PG_FUNCTION_INFO_V1(ruvector_dag_buffered_trajectories);
+Datum
+ruvector_dag_buffered_trajectories(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			max = PG_ARGISNULL(0) ? 1000 : PG_GETARG_INT32(0);
+	RvdTrajectory *copy;
+	int			n = 0;
+	int			i;
+	uint64		seq;
+
+	rvd_require_shared();
+	if (max < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_records must be >= 0, got %d", max)));
+	max = Min(max, rvd_shared->capacity);
+	InitMaterializedSRF(fcinfo, 0);
+	copy = palloc(sizeof(RvdTrajectory) * Max(max, 1));
+
+	LWLockAcquire(rvd_shared->ring_lock, LW_SHARED);
+	for (seq = rvd_shared->tail + 1; seq <= rvd_shared->head && n < max; seq++)
+	{
+		const RvdTrajectory *src = &rvd_shared->ring[(seq - 1) % rvd_shared->capacity];
+
+		if (src->dbid != MyDatabaseId)
+			continue;
+		memcpy(&copy[n++], src, offsetof(RvdTrajectory, nodes) + sizeof(RvdPlanNode) * src->n_nodes);
+	}
+	LWLockRelease(rvd_shared->ring_lock);
+
+	for (i = 0; i < n; i++)
+	{
+		const RvdTrajectory *r = &copy[i];
+		Datum		values[16];
+		bool		nulls[16];
+		double		total_blocks = (double) r->shared_blks_hit + (double) r->shared_blks_read;
+
+		memset(nulls, 0, sizeof(nulls));
+		values[0] = Int64GetDatum((int64) r->seq);
+		values[1] = ObjectIdGetDatum(r->relid);
+		values[2] = Int64GetDatum((int64) r->query_id);
+		values[3] = Int32GetDatum(r->nesting_level);
+		values[4] = TimestampTzGetDatum(r->captured_at);
+		values[5] = Float8GetDatum(r->planning_us);
+		values[6] = Float8GetDatum(r->execution_us);
+		values[7] = Int64GetDatum((int64) r->rows_processed);
+		values[8] = Int64GetDatum((int64) r->memory_bytes);
+		if (total_blocks > 0)
+			values[9] = Float8GetDatum(r->shared_blks_hit / total_blocks);
+		else
+			nulls[9] = true;
+		values[10] = CStringGetTextDatum(rvd_cmd_name(r->cmd_type));
+		values[11] = Int32GetDatum(r->n_nodes);
+		values[12] = Int32GetDatum(r->total_nodes);
+		values[13] = BoolGetDatum((r->flags & RVD_FLAG_TRUNCATED) != 0);
+		values[14] = rvd_nodes_jsonb(r);
+		values[15] = ObjectIdGetDatum(r->userid);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* Empty the ring and zero every counter (superuser; see the install script). */
+PG_FUNCTION_INFO_V1(ruvector_dag_capture_reset);
+Datum
+ruvector_dag_capture_reset(PG_FUNCTION_ARGS)
+{
+	int			i;
+
+	rvd_require_shared();
+	LWLockAcquire(rvd_shared->ring_lock, LW_EXCLUSIVE);
+	rvd_shared->tail = rvd_shared->head;
+	LWLockRelease(rvd_shared->ring_lock);
+	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	{
+		pg_atomic_write_u64(&rvd_shared->tables[i].seen, 0);
+		pg_atomic_write_u64(&rvd_shared->tables[i].stored, 0);
+		pg_atomic_write_u64(&rvd_shared->tables[i].dropped, 0);
+	}
+	PG_RETURN_VOID();
+}
+
+/* sizeof/offsetof of the record as this compiler laid it out. */
+PG_FUNCTION_INFO_V1(ruvector_dag_record_layout);
+Datum
+ruvector_dag_record_layout(PG_FUNCTION_ARGS)
+{
+	StringInfoData buf;
+	bool		first = true;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"version\": %d, \"max_plan_nodes\": %d, \"RvdTrajectory\": {\"sizeof\": %zu",
+					 RVD_RECORD_VERSION, RVD_MAX_PLAN_NODES, sizeof(RvdTrajectory));
+#define X(f) appendStringInfo(&buf, ", \"%s\": %zu", #f, offsetof(RvdTrajectory, f));
+	RVD_TRAJECTORY_FIELDS(X)
+#undef X
+	appendStringInfo(&buf, "}, \"RvdPlanNode\": {\"sizeof\": %zu", sizeof(RvdPlanNode));
+#define X(f) appendStringInfo(&buf, ", \"%s\": %zu", #f, offsetof(RvdPlanNode, f));
+	RVD_PLAN_NODE_FIELDS(X)
+#undef X
+	appendStringInfoString(&buf, "}, \"operators\": [");
+	for (int code = 1; strcmp(rvd_operator_name(code), "Other") != 0; code++)
+	{
+		appendStringInfo(&buf, "%s\"%s\"", first ? "" : ", ", rvd_operator_name(code));
+		first = false;
+	}
+	appendStringInfoString(&buf, "]}");
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
