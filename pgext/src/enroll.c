@@ -23,6 +23,9 @@
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -49,9 +52,11 @@
 typedef struct RvdPendingOp
 {
 	bool		add;
-	Oid			relid;
+	Oid			relid;			/* InvalidOid with !add: every table of the database */
 	SubTransactionId subid;
 } RvdPendingOp;
+
+static object_access_hook_type prev_object_access_hook = NULL;
 
 /* List of RvdPendingOp *, allocated in TopTransactionContext. */
 static List *pending_ops = NIL;
@@ -75,7 +80,7 @@ rvd_xact_callback(XactEvent event, void *arg)
 				RvdPendingOp *op = (RvdPendingOp *) lfirst(lc);
 
 				if (!op->add)
-					rvd_registry_remove(MyDatabaseId, op->relid);
+					rvd_registry_remove(MyDatabaseId, op->relid);	/* InvalidOid: all */
 				else if (!rvd_registry_add(MyDatabaseId, op->relid))
 					elog(WARNING, "ruvector_dag: enrollment registry is full; relation %u not captured until restart",
 						 op->relid);
@@ -132,11 +137,28 @@ rvd_queue_op(bool add, Oid relid)
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * DROP EXTENSION ruvector_dag drops the enrollment table with it; forget the
+ * database's enrollments at commit too, so that nothing is captured for a
+ * database where the extension no longer exists.
+ */
+static void
+rvd_object_access(ObjectAccessType access, Oid classId, Oid objectId, int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+	if (access == OAT_DROP && classId == ExtensionRelationId &&
+		objectId == get_extension_oid("ruvector_dag", true))
+		rvd_queue_op(false, InvalidOid);
+}
+
 void
 rvd_enroll_init(void)
 {
 	RegisterXactCallback(rvd_xact_callback, NULL);
 	RegisterSubXactCallback(rvd_subxact_callback, NULL);
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = rvd_object_access;
 }
 
 /* ------------------------------------------------------------------------

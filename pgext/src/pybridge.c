@@ -35,13 +35,19 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_language.h"
 #include "catalog/pg_type.h"
+#include "commands/proclang.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 /*
  * Python.h redefines a few macros that PostgreSQL's headers (or the C
@@ -205,6 +211,42 @@ rvd_prepend_sys_path(const char *list)
 }
 
 /*
+ * If PL/Python is installed in this database, let it start the interpreter.
+ *
+ * PL/Python registers its "plpy" module with PyImport_AppendInittab before
+ * Py_Initialize; once we had started Python, its functions could no longer
+ * import plpy in this session.  Running an empty inline block through the
+ * language's inline handler makes PL/Python initialise first; we then reuse
+ * its interpreter.  The handler is called directly (not through DO), so this
+ * works for users who may not run untrusted languages themselves.
+ */
+static void
+rvd_let_plpython_start_first(void)
+{
+	Oid			langoid = get_language_oid("plpython3u", true);
+	HeapTuple	tup;
+	Oid			inline_handler = InvalidOid;
+	InlineCodeBlock *block;
+
+	if (!OidIsValid(langoid))
+		return;
+	tup = SearchSysCache1(LANGOID, ObjectIdGetDatum(langoid));
+	if (HeapTupleIsValid(tup))
+	{
+		inline_handler = ((Form_pg_language) GETSTRUCT(tup))->laninline;
+		ReleaseSysCache(tup);
+	}
+	if (!OidIsValid(inline_handler))
+		return;
+	block = makeNode(InlineCodeBlock);
+	block->source_text = pstrdup("pass");
+	block->langOid = langoid;
+	block->langIsTrusted = false;
+	block->atomic = true;
+	OidFunctionCall1(inline_handler, PointerGetDatum(block));
+}
+
+/*
  * Start the interpreter if needed and import the engine's SQL entry point.
  * On failure raises an ERROR and leaves the process able to try again.
  */
@@ -217,6 +259,9 @@ rvd_py_ensure(void)
 
 	if (rvd_sql_dispatch != NULL)
 		return;
+
+	if (!Py_IsInitialized() && IsTransactionState())
+		rvd_let_plpython_start_first();
 
 	if (!Py_IsInitialized())
 	{

@@ -61,37 +61,70 @@ extern Datum rvd_py_call_sql_function(FunctionCallInfo fcinfo);
 /* Enrolled tables across the whole cluster (one database in practice). */
 #define RVD_MAX_ENROLLED 256
 
-typedef struct RvdTableEntry
+/*
+ * One enrolled table.  Padded to a cache line: the counters of different
+ * tables are bumped by different backends.  seen = stored + dropped, so
+ * only two counters are kept.
+ */
+typedef union RvdTableEntry
 {
-	Oid			dbid;
-	Oid			relid;			/* InvalidOid: free slot */
-	pg_atomic_uint64 seen;		/* statements captured for this table */
-	pg_atomic_uint64 stored;	/* ... that reached the ring */
-	pg_atomic_uint64 dropped;	/* ... that found the ring full */
+	struct
+	{
+		Oid			dbid;
+		Oid			relid;		/* InvalidOid: free slot */
+		pg_atomic_uint64 stored;	/* statements whose record reached the ring */
+		pg_atomic_uint64 dropped;	/* ... that found the ring full */
+	};
+	char		pad[PG_CACHE_LINE_SIZE];
 } RvdTableEntry;
 
 /*
- * Shared state.  Locks (tranche "ruvector_dag"):
+ * Shared state.
+ *
+ * The ring is a bounded multi-producer queue: a backend reserves a sequence
+ * number with a compare-and-swap on `head` (refusing, and counting a drop,
+ * when head - tail = capacity), copies its record into the slot, and then
+ * publishes it by writing the slot's sequence number.  Producers take no
+ * lock and never wait.  Readers check the slot's sequence number before and
+ * after copying (a seqlock), so they never accept a half-written record.
+ *
+ * Locks (tranche "ruvector_dag"):
  *	registry_lock	shared to read the table registry, exclusive to change
  *					it; changes also bump `generation` so that backends
  *					refresh their private copy without taking the lock on
  *					every query.
- *	ring_lock		exclusive to append to or consume from the ring, shared
- *					to peek.  Held for one record copy (append) or a bounded
- *					batch (consume); a full ring drops, it never waits.
- * Per-table counters are atomics, updated without any lock.
+ *	consumer_lock	exclusive to advance `tail` (consume, reset), shared to
+ *					peek: while it is held, tail cannot move, so no producer
+ *					can reuse a slot a peeker is reading.
  */
 typedef struct RvdShared
 {
 	LWLock	   *registry_lock;
-	LWLock	   *ring_lock;
-	pg_atomic_uint32 generation;
+	LWLock	   *consumer_lock;
 	bool		registry_loaded;	/* the worker reloaded enrollments */
 	int			capacity;		/* ring slots (ruvector.dag_max_trajectories) */
-	uint64		head;			/* seq of the last record written */
-	uint64		tail;			/* seq of the last record consumed */
+	/*
+	 * Each counter alone on a cache line: every statement reads
+	 * `generation`, every captured one writes `head`.
+	 */
+	union
+	{
+		pg_atomic_uint32 generation;
+		char		pad_generation[PG_CACHE_LINE_SIZE];
+	};
+	union
+	{
+		pg_atomic_uint64 head;	/* last sequence number reserved */
+		char		pad_head[PG_CACHE_LINE_SIZE];
+	};
+	union
+	{
+		pg_atomic_uint64 tail;	/* last sequence number consumed */
+		char		pad_tail[PG_CACHE_LINE_SIZE];
+	};
 	RvdTableEntry tables[RVD_MAX_ENROLLED];
-	RvdTrajectory ring[FLEXIBLE_ARRAY_MEMBER];
+	pg_atomic_uint64 *slot_seq; /* per slot: seq of the record it holds, 0 while written */
+	RvdTrajectory *ring;
 } RvdShared;
 
 extern RvdShared *rvd_shared;
@@ -101,7 +134,8 @@ extern bool rvd_registry_lookup(Oid dbid, Oid relid, int *slot);
 extern bool rvd_registry_add(Oid dbid, Oid relid);
 extern void rvd_registry_remove(Oid dbid, Oid relid);
 extern void rvd_ring_push(const RvdTrajectory *rec, int slot);
-extern int	rvd_ring_pop(RvdTrajectory *out, int max);
+extern int	rvd_ring_read(RvdTrajectory *out, int max, bool consume, Oid dbid);
+extern void rvd_ring_reset(void);
 
 /* --- capture.c: executor hooks ----------------------------------------- */
 

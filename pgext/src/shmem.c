@@ -6,7 +6,8 @@
  * Both are requested at preload (shmem_request_hook, PostgreSQL 15+) and
  * initialised once by the postmaster, so every backend and the background
  * worker see the same enrollments and the same captured trajectories.  The
- * lock discipline is documented at RvdShared in ruvector_dag.h.
+ * ring protocol and the lock discipline are documented at RvdShared in
+ * ruvector_dag.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -24,9 +25,21 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 static Size
+rvd_header_size(void)
+{
+	return MAXALIGN(sizeof(RvdShared));
+}
+
+static Size
+rvd_seq_size(void)
+{
+	return MAXALIGN(mul_size(sizeof(pg_atomic_uint64), rvd_dag_max_trajectories));
+}
+
+static Size
 rvd_shmem_size(void)
 {
-	return add_size(offsetof(RvdShared, ring),
+	return add_size(add_size(rvd_header_size(), rvd_seq_size()),
 					mul_size(sizeof(RvdTrajectory), rvd_dag_max_trajectories));
 }
 
@@ -43,29 +56,40 @@ static void
 rvd_shmem_startup(void)
 {
 	bool		found;
+	char	   *base;
 
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	rvd_shared = ShmemInitStruct("ruvector_dag", rvd_shmem_size(), &found);
+	base = ShmemInitStruct("ruvector_dag", rvd_shmem_size(), &found);
+	rvd_shared = (RvdShared *) base;
 	if (!found)
 	{
 		LWLockPadded *locks = GetNamedLWLockTranche("ruvector_dag");
 		int			i;
 
-		/* Only the header is initialised; ring slots are written before read. */
-		memset(rvd_shared, 0, offsetof(RvdShared, ring));
+		/*
+		 * Zero the whole segment, ring included: it is touched here, once,
+		 * by the postmaster, instead of page-faulting inside the first
+		 * queries that reach each slot.
+		 */
+		memset(base, 0, rvd_shmem_size());
 		rvd_shared->registry_lock = &locks[0].lock;
-		rvd_shared->ring_lock = &locks[1].lock;
-		pg_atomic_init_u32(&rvd_shared->generation, 1);
+		rvd_shared->consumer_lock = &locks[1].lock;
 		rvd_shared->capacity = rvd_dag_max_trajectories;
+		rvd_shared->slot_seq = (pg_atomic_uint64 *) (base + rvd_header_size());
+		rvd_shared->ring = (RvdTrajectory *) (base + rvd_header_size() + rvd_seq_size());
+		pg_atomic_init_u32(&rvd_shared->generation, 1);
+		pg_atomic_init_u64(&rvd_shared->head, 0);
+		pg_atomic_init_u64(&rvd_shared->tail, 0);
 		for (i = 0; i < RVD_MAX_ENROLLED; i++)
 		{
-			pg_atomic_init_u64(&rvd_shared->tables[i].seen, 0);
 			pg_atomic_init_u64(&rvd_shared->tables[i].stored, 0);
 			pg_atomic_init_u64(&rvd_shared->tables[i].dropped, 0);
 		}
+		for (i = 0; i < rvd_shared->capacity; i++)
+			pg_atomic_init_u64(&rvd_shared->slot_seq[i], 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -128,7 +152,6 @@ rvd_registry_add(Oid dbid, Oid relid)
 	{
 		RvdTableEntry *e = &rvd_shared->tables[free_slot];
 
-		pg_atomic_write_u64(&e->seen, 0);
 		pg_atomic_write_u64(&e->stored, 0);
 		pg_atomic_write_u64(&e->dropped, 0);
 		e->dbid = dbid;
@@ -139,6 +162,7 @@ rvd_registry_add(Oid dbid, Oid relid)
 	return free_slot >= 0;
 }
 
+/* Forget (dbid, relid), or every table of dbid when relid is InvalidOid. */
 void
 rvd_registry_remove(Oid dbid, Oid relid)
 {
@@ -149,7 +173,7 @@ rvd_registry_remove(Oid dbid, Oid relid)
 	{
 		RvdTableEntry *e = &rvd_shared->tables[i];
 
-		if (e->relid == relid && e->dbid == dbid)
+		if (e->dbid == dbid && e->relid != InvalidOid && (relid == InvalidOid || e->relid == relid))
 		{
 			e->relid = InvalidOid;
 			e->dbid = InvalidOid;
@@ -159,51 +183,116 @@ rvd_registry_remove(Oid dbid, Oid relid)
 	LWLockRelease(rvd_shared->registry_lock);
 }
 
+static Size
+rvd_record_bytes(const RvdTrajectory *rec)
+{
+	return offsetof(RvdTrajectory, nodes) + sizeof(RvdPlanNode) * Min(rec->n_nodes, RVD_MAX_PLAN_NODES);
+}
+
 /*
  * Append a record, or count it as dropped when the ring is full.  `slot` is
- * the registry index of the table the record belongs to.  Never waits for
- * the consumer.
+ * the registry index of the table the record belongs to.  Lock-free: never
+ * waits for the consumer or for other producers.
  */
 void
 rvd_ring_push(const RvdTrajectory *rec, int slot)
 {
 	RvdTableEntry *e = &rvd_shared->tables[slot];
-	bool		stored = false;
+	uint64		head = pg_atomic_read_u64(&rvd_shared->head);
+	uint64		seq;
+	int			index;
+	RvdTrajectory *dst;
 
-	LWLockAcquire(rvd_shared->ring_lock, LW_EXCLUSIVE);
-	if (rvd_shared->head - rvd_shared->tail < (uint64) rvd_shared->capacity)
+	for (;;)
 	{
-		uint64		seq = ++rvd_shared->head;
-		RvdTrajectory *dst = &rvd_shared->ring[(seq - 1) % rvd_shared->capacity];
-
-		/* Only the used part of the node array is copied. */
-		memcpy(dst, rec, offsetof(RvdTrajectory, nodes) + sizeof(RvdPlanNode) * rec->n_nodes);
-		dst->seq = seq;
-		stored = true;
+		/* A stale tail only makes us drop early, never overwrite. */
+		if (head - pg_atomic_read_u64(&rvd_shared->tail) >= (uint64) rvd_shared->capacity)
+		{
+			pg_atomic_fetch_add_u64(&e->dropped, 1);
+			return;
+		}
+		if (pg_atomic_compare_exchange_u64(&rvd_shared->head, &head, head + 1))
+			break;
+		/* head now holds the current value; retry */
 	}
-	LWLockRelease(rvd_shared->ring_lock);
+	seq = head + 1;
+	index = (int) ((seq - 1) % (uint64) rvd_shared->capacity);
+	dst = &rvd_shared->ring[index];
 
-	if (stored)
-		pg_atomic_fetch_add_u64(&e->stored, 1);
-	else
-		pg_atomic_fetch_add_u64(&e->dropped, 1);
+	pg_atomic_write_u64(&rvd_shared->slot_seq[index], 0);	/* being written */
+	pg_write_barrier();
+	memcpy(dst, rec, rvd_record_bytes(rec));
+	dst->seq = seq;
+	pg_write_barrier();
+	pg_atomic_write_u64(&rvd_shared->slot_seq[index], seq);	/* published */
+	pg_atomic_fetch_add_u64(&e->stored, 1);
 }
 
-/* Consume up to max records, oldest first; returns how many. */
+/*
+ * Copy up to max published records of database dbid (InvalidOid: any),
+ * oldest first.  consume = true advances the tail past what was read (and
+ * past other databases' records); otherwise the ring is left as it is.
+ * Stops at a record still being written.
+ */
 int
-rvd_ring_pop(RvdTrajectory *out, int max)
+rvd_ring_read(RvdTrajectory *out, int max, bool consume, Oid dbid)
 {
+	uint64		tail;
+	uint64		head;
+	uint64		seq;
 	int			n = 0;
 
-	LWLockAcquire(rvd_shared->ring_lock, LW_EXCLUSIVE);
-	while (n < max && rvd_shared->tail < rvd_shared->head)
+	LWLockAcquire(rvd_shared->consumer_lock, consume ? LW_EXCLUSIVE : LW_SHARED);
+	tail = pg_atomic_read_u64(&rvd_shared->tail);
+	head = pg_atomic_read_u64(&rvd_shared->head);
+	for (seq = tail + 1; seq <= head && n < max; seq++)
 	{
-		uint64		seq = ++rvd_shared->tail;
-		const RvdTrajectory *src = &rvd_shared->ring[(seq - 1) % rvd_shared->capacity];
+		int			index = (int) ((seq - 1) % (uint64) rvd_shared->capacity);
+		const RvdTrajectory *src = &rvd_shared->ring[index];
 
-		memcpy(&out[n], src, offsetof(RvdTrajectory, nodes) + sizeof(RvdPlanNode) * src->n_nodes);
-		n++;
+		if (pg_atomic_read_u64(&rvd_shared->slot_seq[index]) != seq)
+			break;				/* not published yet */
+		pg_read_barrier();
+		if (dbid == InvalidOid || src->dbid == dbid)
+		{
+			memcpy(&out[n], src, rvd_record_bytes(src));
+			pg_read_barrier();
+			if (pg_atomic_read_u64(&rvd_shared->slot_seq[index]) != seq)
+				break;			/* overwritten while copying: not ours */
+			n++;
+		}
+		if (consume)
+			tail = seq;
 	}
-	LWLockRelease(rvd_shared->ring_lock);
+	if (consume)
+		pg_atomic_write_u64(&rvd_shared->tail, tail);
+	LWLockRelease(rvd_shared->consumer_lock);
 	return n;
+}
+
+/*
+ * Drop everything buffered and zero the counters.  Like a consumer, the
+ * tail stops before a record still being written, so a slot is never
+ * handed to a new producer while an old one is still copying into it.
+ */
+void
+rvd_ring_reset(void)
+{
+	int			i;
+	uint64		tail;
+	uint64		head;
+
+	LWLockAcquire(rvd_shared->consumer_lock, LW_EXCLUSIVE);
+	tail = pg_atomic_read_u64(&rvd_shared->tail);
+	head = pg_atomic_read_u64(&rvd_shared->head);
+	while (tail < head &&
+		   pg_atomic_read_u64(&rvd_shared->slot_seq[tail % (uint64) rvd_shared->capacity]) == tail + 1)
+		tail++;
+	pg_atomic_write_u64(&rvd_shared->tail, tail);
+	LWLockRelease(rvd_shared->consumer_lock);
+	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	{
+		pg_atomic_write_u64(&rvd_shared->tables[i].stored, 0);
+		pg_atomic_write_u64(&rvd_shared->tables[i].dropped, 0);
+	}
 }

@@ -58,9 +58,9 @@ ruvector_dag_capture_stats(PG_FUNCTION_ARGS)
 			values[1] = CStringGetTextDatum(name);
 		else
 			nulls[1] = true;
-		values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&e->seen));
 		values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&e->stored));
 		values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&e->dropped));
+		values[2] = Int64GetDatum(DatumGetInt64(values[3]) + DatumGetInt64(values[4]));	/* seen */
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	LWLockRelease(rvd_shared->registry_lock);
@@ -75,16 +75,20 @@ ruvector_dag_ring_stats(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Datum		values[5];
 	bool		nulls[5] = {false, false, false, false, false};
+	uint64		head;
+	uint64		tail;
 
 	rvd_require_shared();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	LWLockAcquire(rvd_shared->ring_lock, LW_SHARED);
+	LWLockAcquire(rvd_shared->consumer_lock, LW_SHARED);
+	head = pg_atomic_read_u64(&rvd_shared->head);
+	tail = pg_atomic_read_u64(&rvd_shared->tail);
+	LWLockRelease(rvd_shared->consumer_lock);
 	values[0] = Int32GetDatum(rvd_shared->capacity);
-	values[1] = Int64GetDatum((int64) (rvd_shared->head - rvd_shared->tail));
-	values[2] = Int64GetDatum((int64) rvd_shared->head);
-	values[3] = Int64GetDatum((int64) rvd_shared->tail);
-	LWLockRelease(rvd_shared->ring_lock);
+	values[1] = Int64GetDatum((int64) (head - tail));
+	values[2] = Int64GetDatum((int64) head);
+	values[3] = Int64GetDatum((int64) tail);
 	values[4] = BoolGetDatum(rvd_shared->registry_loaded);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -144,9 +148,8 @@ ruvector_dag_buffered_trajectories(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			max = PG_ARGISNULL(0) ? 1000 : PG_GETARG_INT32(0);
 	RvdTrajectory *copy;
-	int			n = 0;
+	int			n;
 	int			i;
-	uint64		seq;
 
 	rvd_require_shared();
 	if (max < 0)
@@ -157,16 +160,7 @@ ruvector_dag_buffered_trajectories(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	copy = palloc(sizeof(RvdTrajectory) * Max(max, 1));
 
-	LWLockAcquire(rvd_shared->ring_lock, LW_SHARED);
-	for (seq = rvd_shared->tail + 1; seq <= rvd_shared->head && n < max; seq++)
-	{
-		const RvdTrajectory *src = &rvd_shared->ring[(seq - 1) % rvd_shared->capacity];
-
-		if (src->dbid != MyDatabaseId)
-			continue;
-		memcpy(&copy[n++], src, offsetof(RvdTrajectory, nodes) + sizeof(RvdPlanNode) * src->n_nodes);
-	}
-	LWLockRelease(rvd_shared->ring_lock);
+	n = rvd_ring_read(copy, max, false, MyDatabaseId);
 
 	for (i = 0; i < n; i++)
 	{
@@ -205,18 +199,8 @@ PG_FUNCTION_INFO_V1(ruvector_dag_capture_reset);
 Datum
 ruvector_dag_capture_reset(PG_FUNCTION_ARGS)
 {
-	int			i;
-
 	rvd_require_shared();
-	LWLockAcquire(rvd_shared->ring_lock, LW_EXCLUSIVE);
-	rvd_shared->tail = rvd_shared->head;
-	LWLockRelease(rvd_shared->ring_lock);
-	for (i = 0; i < RVD_MAX_ENROLLED; i++)
-	{
-		pg_atomic_write_u64(&rvd_shared->tables[i].seen, 0);
-		pg_atomic_write_u64(&rvd_shared->tables[i].stored, 0);
-		pg_atomic_write_u64(&rvd_shared->tables[i].dropped, 0);
-	}
+	rvd_ring_reset();
 	PG_RETURN_VOID();
 }
 

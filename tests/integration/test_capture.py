@@ -340,3 +340,20 @@ def test_record_layout_agrees_with_cffi(conn: Any) -> None:
     assert c_layout["version"] == layout.RECORD_VERSION
     assert c_layout["operators"] == [name for _, name in layout.OPERATORS]
     assert json.dumps(c_layout)
+
+
+def test_drop_extension_leaves_no_capture_behind(tmp_path: Path, server: Server) -> None:
+    srv = Server(tmp_path / "dropext", pg_version=server.pg_version, build=False)
+    with srv, srv.connect() as c:
+        c.execute("CREATE TABLE t (a int)")
+        c.execute("SELECT ruvector_enable_neural_dag('t')")
+        c.execute("SELECT count(*) FROM t").fetchall()
+        written = c.execute("SELECT written FROM ruvector_dag_ring_stats()").fetchone()[0]
+        assert written == 1
+        c.execute("DROP EXTENSION ruvector_dag")
+        for _ in range(10):
+            c.execute("SELECT count(*) FROM t").fetchall()
+        c.execute("CREATE EXTENSION ruvector_dag")
+        assert c.execute("SELECT count(*) FROM ruvector_dag_capture_stats()").fetchone()[0] == 0
+        assert c.execute("SELECT written FROM ruvector_dag_ring_stats()").fetchone()[0] == written
+        assert c.execute("SELECT ruvector_neural_dag_enabled('t')").fetchone()[0] is False

