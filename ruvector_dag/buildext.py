@@ -217,7 +217,8 @@ def _make(build_dir: Path, pg_config: Path, link: PythonLink, target: str, quiet
     if result.stderr.strip():
         sys.stderr.write(result.stderr)
     if not quiet:
-        sys.stdout.write("".join(line + "\n" for line in result.stdout.splitlines() if line.startswith("/usr/bin/install")))
+        installed = [line for line in result.stdout.splitlines() if line.startswith("/usr/bin/install")]
+        sys.stdout.write("".join(line + "\n" for line in installed))
 
 
 def _make_readable(pg_config: Path) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 #: Thread pools a database server must not grow: every backend is a process,
 #: and a pool per process multiplies by max_connections.

@@ -10,7 +10,7 @@ table when it merges a table's ``config`` jsonb over the server's settings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 #: Attention mechanisms the engine implements, in the order the GUC lists them.
 ATTENTION_MECHANISMS: tuple[str, ...] = (
@@ -80,7 +80,7 @@ class EnumSetting:
     long_desc: str
 
 
-Setting = Union[BoolSetting, IntSetting, RealSetting, StringSetting, EnumSetting]
+Setting = BoolSetting | IntSetting | RealSetting | StringSetting | EnumSetting
 
 PREFIX = "ruvector"
 

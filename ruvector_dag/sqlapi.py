@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,7 @@ def array_arg(value: Any, argname: str, *, optional: bool = False) -> np.ndarray
         if any(item is None for item in payload):
             raise NullValueNotAllowed(f"{argname} must not contain NULL elements")
         return np.array(payload, dtype=object).reshape(shape if shape else (0,))
-    arr = np.frombuffer(payload, dtype=_DTYPES[code])
+    arr: np.ndarray = np.frombuffer(payload, dtype=_DTYPES[code])
     return arr.reshape(shape if shape else (0,))
 
 

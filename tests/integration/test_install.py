@@ -37,7 +37,7 @@ def test_every_setting_is_registered_with_its_default(conn: Any) -> None:
     contexts = {"PGC_USERSET": "user", "PGC_SUSET": "superuser", "PGC_SIGHUP": "sighup",
                 "PGC_POSTMASTER": "postmaster"}
     for s in settings.SETTINGS:
-        _, value, context, lo, hi, enumvals = found[s.name]
+        _, _value, context, lo, hi, enumvals = found[s.name]
         assert _show(conn, s.name) == _expected_text(s), s.name
         assert context == contexts[s.context], s.name
         if isinstance(s, (settings.IntSetting, settings.RealSetting)):
