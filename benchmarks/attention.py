@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import statistics
 import sys
 import time
@@ -205,15 +206,36 @@ def sql_calls_per_second(dsn: str, sizes: Sequence[int] = SIZES, dim: int = DIM,
                     conn.execute(sql, params, prepare=True).fetchone()
                     calls += 1
                 rows.append({"mechanism": name, "ancestors": n, "dim": dim, "calls": calls,
-                             "calls_per_second": calls / elapsed})
+                             "calls_per_second": calls / elapsed,
+                             "server_calls_per_second": server_calls_per_second(conn, sql, params, seconds)})
     return rows
 
 
+def server_calls_per_second(conn: Any, sql: str, params: tuple[Any, ...], seconds: float) -> float:
+    """Calls per second inside the server: the arguments sit in a table, one statement calls the
+    function many times, so client-side adaptation and parsing of the arrays are not counted."""
+    types = re.findall(r"%s::([\w\[\]]+)", sql)
+    columns = ", ".join(f"%s::{t} AS p{i}" for i, t in enumerate(types))
+    conn.execute("DROP TABLE IF EXISTS pg_temp.bench_args")
+    conn.execute(f"CREATE TEMP TABLE bench_args AS SELECT {columns}", params)
+    call = sql.removeprefix("SELECT ")
+    for i in range(len(types)):
+        call = call.replace("%s", f"a.p{i}", 1)
+    batch, total, calls = 1, 0.0, 0
+    while total < seconds:
+        start = time.perf_counter()
+        conn.execute(f"SELECT count({call}) FROM bench_args a, generate_series(1, {batch})").fetchone()
+        total += time.perf_counter() - start
+        calls += batch
+        batch = min(batch * 2, 4096)
+    return calls / total
+
+
 def print_sql_table(rows: list[dict[str, Any]]) -> None:
-    print(f"\n{'mechanism':22s} {'n x d':>10s} {'SQL calls/s':>12s}")
+    print(f"\n{'mechanism':22s} {'n x d':>10s} {'client calls/s':>15s} {'server calls/s':>15s}")
     for r in rows:
         size = f"{r['ancestors']}x{r['dim']}"
-        print(f"{r['mechanism']:22s} {size:>10s} {r['calls_per_second']:12.0f}")
+        print(f"{r['mechanism']:22s} {size:>10s} {r['calls_per_second']:15.0f} {r['server_calls_per_second']:15.0f}")
 
 
 # --------------------------------------------------------------------------

@@ -24,7 +24,8 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     python3 python3-venv python3-dev gcc make "postgresql-server-dev-${PG_MAJOR}" >/dev/null
 
-python3 -m venv "$VENV"
+# The distribution's interpreter, whatever else is first on PATH (pyenv, conda).
+/usr/bin/python3 -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
 "$VENV/bin/pip" install --quiet --disable-pip-version-check --editable "$SRC"
 "$VENV/bin/python" "$SRC/build.py" --pg-config "$PG_CONFIG"

@@ -14,7 +14,11 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#if PG_VERSION_NUM >= 160000
 #include "nodes/queryjumble.h"
+#else
+#include "utils/queryjumble.h"
+#endif
 
 #include "ruvector_dag.h"
 
