@@ -70,13 +70,9 @@ def required(value: Any, argname: str) -> Any:
     return value
 
 
-def array_arg(value: Any, argname: str, *, optional: bool = False) -> np.ndarray | None:
+def array_arg(value: Any, argname: str) -> np.ndarray:
     """A wire-format array as a NumPy array of its SQL shape (copy-free view)."""
-    if value is None:
-        if optional:
-            return None
-        raise NullValueNotAllowed(f"{argname} must not be NULL")
-    code, shape, payload = value
+    code, shape, payload = required(value, argname)
     if payload is None:
         raise NullValueNotAllowed(f"{argname} must not contain NULL elements")
     if code == "U":
@@ -87,6 +83,10 @@ def array_arg(value: Any, argname: str, *, optional: bool = False) -> np.ndarray
     return arr.reshape(shape if shape else (0,))
 
 
+def optional_array_arg(value: Any, argname: str) -> np.ndarray | None:
+    return None if value is None else array_arg(value, argname)
+
+
 def scalar_arg(value: Any, argname: str) -> float:
     return float(required(value, argname))
 
@@ -95,7 +95,7 @@ def int_arg(value: Any, argname: str) -> int:
     return int(required(value, argname))
 
 
-def json_arg(value: str | None, argname: str) -> Any:
+def json_arg(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
 
@@ -133,8 +133,7 @@ def _rows(ancestors: np.ndarray) -> int:
 def _topological(query: Any, ancestors: Any, config: Any) -> Result:
     q = array_arg(query, "query")
     k = array_arg(ancestors, "ancestors")
-    params = attention.topological_config(json_arg(config, "config"))
-    assert q is not None and k is not None
+    params = attention.topological_config(json_arg(config))
     return _attention_result(lambda: attention.topological(q, k, **params), _rows(k), "topological")
 
 
@@ -143,7 +142,6 @@ def _causal_cone(query: Any, ancestors: Any, depths: Any, decay_rate: Any, max_d
     q, k = array_arg(query, "query"), array_arg(ancestors, "ancestors")
     d = array_arg(depths, "depths")
     rate, limit = scalar_arg(decay_rate, "decay_rate"), int_arg(max_depth, "max_depth")
-    assert q is not None and k is not None
     return _attention_result(lambda: attention.causal_cone(q, k, d, rate, limit), _rows(k), "causal_cone")
 
 
@@ -152,7 +150,6 @@ def _critical_path(query: Any, ancestors: Any, is_critical: Any, boost: Any) -> 
     q, k = array_arg(query, "query"), array_arg(ancestors, "ancestors")
     crit = array_arg(is_critical, "is_critical")
     b = scalar_arg(boost, "boost")
-    assert q is not None and k is not None
     return _attention_result(lambda: attention.critical_path(q, k, crit, b), _rows(k), "critical_path")
 
 
@@ -161,7 +158,6 @@ def _mincut_gated(query: Any, ancestors: Any, criticalities: Any, threshold: Any
     q, k = array_arg(query, "query"), array_arg(ancestors, "ancestors")
     crit = array_arg(criticalities, "criticalities")
     t = scalar_arg(threshold, "threshold")
-    assert q is not None and k is not None
     return _attention_result(lambda: attention.mincut_gated(q, k, crit, t), _rows(k), "mincut_gated")
 
 
@@ -170,7 +166,6 @@ def _hierarchical_lorentz(query: Any, ancestors: Any, depths: Any, curvature: An
     q, k = array_arg(query, "query"), array_arg(ancestors, "ancestors")
     d = array_arg(depths, "depths")
     c, temp = scalar_arg(curvature, "curvature"), scalar_arg(temperature, "temperature")
-    assert q is not None and k is not None
     return _attention_result(
         lambda: attention.hierarchical_lorentz(q, k, d, c, temp), _rows(k), "hierarchical_lorentz"
     )
@@ -183,8 +178,7 @@ def _parallel_branch(query: Any, ancestors: Any, parallel_nodes: Any, common_anc
     p = array_arg(parallel_nodes, "parallel_nodes")
     mask = array_arg(common_ancestor_mask, "common_ancestor_mask")
     cw, cb = scalar_arg(cross_weight, "cross_weight"), scalar_arg(common_boost, "common_boost")
-    assert q is not None and k is not None and p is not None
-    total = _rows(k) + (_rows(p) if p.size else 0)
+    total = _rows(k) + (_rows(p) if p.size else 0)  # n + m weights
     return _attention_result(
         lambda: attention.parallel_branch(q, k, p, mask, cw, cb), total, "parallel_branch"
     )
@@ -195,7 +189,6 @@ def _temporal_btsp(query: Any, ancestors: Any, timestamps: Any, window_ms: Any, 
     q, k = array_arg(query, "query"), array_arg(ancestors, "ancestors")
     ts = array_arg(timestamps, "timestamps")
     w, b = scalar_arg(window_ms, "window_ms"), scalar_arg(boost, "boost")
-    assert q is not None and k is not None
     return _attention_result(lambda: attention.temporal_btsp(q, k, ts, w, b), _rows(k), "temporal_btsp")
 
 
@@ -203,8 +196,7 @@ def _temporal_btsp(query: Any, ancestors: Any, timestamps: Any, window_ms: Any, 
 def _ensemble(query: Any, ancestors: Any, attention_types: Any, weights: Any) -> Result:
     q, k = array_arg(query, "query"), array_arg(ancestors, "ancestors")
     types = array_arg(attention_types, "attention_types")
-    w = array_arg(weights, "weights", optional=True)
-    assert q is not None and k is not None and types is not None
+    w = optional_array_arg(weights, "weights")
     if types.ndim > 1:
         raise InvalidParameter("attention_types must be a one-dimensional array")
     names = [str(t) for t in types.ravel()]
