@@ -210,6 +210,10 @@ CREATE FUNCTION ruvector_dag_buffered_trajectories(
     OUT nodes jsonb, OUT userid oid)
 RETURNS SETOF record AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE;
 
+-- The same records as raw RvdTrajectory structs (the engine's cffi input).
+CREATE FUNCTION ruvector_dag_buffered_records(max_records integer DEFAULT 1000)
+RETURNS bytea AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE;
+
 CREATE FUNCTION ruvector_dag_capture_reset()
 RETURNS void AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION ruvector_dag_capture_reset() FROM PUBLIC;

@@ -194,6 +194,34 @@ ruvector_dag_buffered_trajectories(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/*
+ * The same buffered records as raw bytes: n consecutive RvdTrajectory
+ * structs, unused node slots zeroed.  This is what the engine decodes with
+ * cffi (ruvector_dag/trajectory.py); the test suite compares it with the
+ * JSON view above.
+ */
+PG_FUNCTION_INFO_V1(ruvector_dag_buffered_records);
+Datum
+ruvector_dag_buffered_records(PG_FUNCTION_ARGS)
+{
+	int			max = PG_ARGISNULL(0) ? 1000 : PG_GETARG_INT32(0);
+	bytea	   *out;
+	int			n;
+
+	rvd_require_shared();
+	if (max < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_records must be >= 0, got %d", max)));
+	max = Min(max, rvd_shared->capacity);
+	if ((Size) max * sizeof(RvdTrajectory) > MaxAllocSize - VARHDRSZ)
+		max = (MaxAllocSize - VARHDRSZ) / sizeof(RvdTrajectory);
+	out = palloc0(VARHDRSZ + (Size) Max(max, 1) * sizeof(RvdTrajectory));
+	n = rvd_ring_read((RvdTrajectory *) VARDATA(out), max, false, MyDatabaseId);
+	SET_VARSIZE(out, VARHDRSZ + (Size) n * sizeof(RvdTrajectory));
+	PG_RETURN_BYTEA_P(out);
+}
+
 /* Empty the ring and zero every counter (superuser; see the install script). */
 PG_FUNCTION_INFO_V1(ruvector_dag_capture_reset);
 Datum

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
 
@@ -358,3 +359,23 @@ def test_drop_extension_leaves_no_capture_behind(tmp_path: Path, server: Server)
         assert c.execute("SELECT count(*) FROM ruvector_dag_capture_stats()").fetchone()[0] == 0
         assert c.execute("SELECT written FROM ruvector_dag_ring_stats()").fetchone()[0] == written
         assert c.execute("SELECT ruvector_neural_dag_enabled('t')").fetchone()[0] is False
+
+
+def test_raw_records_decode_like_the_sql_view(shop: Any) -> None:
+    from ruvector_dag import trajectory
+
+    for sql in QUERIES[:6]:
+        shop.execute(sql).fetchall()
+    raw = shop.execute("SELECT ruvector_dag_buffered_records(1000)").fetchone()[0]
+    decoded = trajectory.decode(raw)
+    view = buffered(shop)
+    assert len(decoded) == len(view) == 6
+    for t, row in zip(decoded, view):
+        assert t.seq == row["seq"]
+        assert t.query_id == row["query_id"] % 2**64  # uint64 in C, bigint in SQL
+        assert t.nesting_level == row["nesting_level"] and t.rows_processed == row["rows_processed"]
+        assert t.execution_us == pytest.approx(row["execution_us"])
+        assert t.operators == [n["op"] for n in row["nodes"]]
+        assert t.nodes["parent"].tolist() == [n["parent"] for n in row["nodes"]]
+        np.testing.assert_allclose(t.nodes["actual_rows"], [n["actual_rows"] for n in row["nodes"]], rtol=1e-6)
+        np.testing.assert_allclose(t.nodes["plan_rows"], [n["plan_rows"] for n in row["nodes"]], rtol=1e-6)
