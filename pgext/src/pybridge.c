@@ -316,6 +316,40 @@ rvd_py_ensure(void)
 	rvd_sql_dispatch = dispatch;
 }
 
+/*
+ * Start the engine in the background worker: interpreter, imports, kernel
+ * warm-up.  Returns the line to log, or NULL after logging why it failed at
+ * WARNING: the worker keeps doing its C duties without the engine.
+ */
+char *
+rvd_py_worker_start(void)
+{
+	PyObject   *module;
+	PyObject   *line = NULL;
+	char	   *result = NULL;
+
+	rvd_py_ensure();
+	module = PyImport_ImportModule("ruvector_dag.worker");
+	if (module != NULL)
+	{
+		line = PyObject_CallMethod(module, "start", NULL);
+		Py_DECREF(module);
+	}
+	if (line != NULL)
+	{
+		const char *s = PyUnicode_Check(line) ? PyUnicode_AsUTF8(line) : NULL;
+
+		result = pstrdup(s ? s : "engine ready");
+		Py_DECREF(line);
+	}
+	if (PyErr_Occurred())
+	{
+		rvd_py_report(WARNING, "ruvector_dag worker could not start the engine");
+		return NULL;
+	}
+	return result;
+}
+
 /* Packed element payload of an array, or Py_None when it has NULL elements. */
 static PyObject *
 rvd_array_to_py(ArrayType *arr)

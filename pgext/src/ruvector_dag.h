@@ -49,6 +49,7 @@ extern void rvd_define_gucs(void);
  * the exception carries; engine warnings become WARNINGs.
  */
 extern Datum rvd_py_call_sql_function(FunctionCallInfo fcinfo);
+extern char *rvd_py_worker_start(void);
 
 #endif							/* RUVECTOR_DAG_H */
 

@@ -11,6 +11,11 @@
  * not.  Until then capture is off for tables enrolled before the restart;
  * the reload takes milliseconds after the server accepts connections.
  *
+ * Then it starts the Python engine (ruvector_dag/worker.py), which compiles
+ * or loads every Numba kernel into the on-disk cache, so that sessions find
+ * them compiled.  A failure there is logged as a WARNING and the worker goes
+ * on with its C duties: the engine never takes capture down with it.
+ *
  * SIGHUP reloads the configuration; SIGTERM ends the worker cleanly.
  *
  *-------------------------------------------------------------------------
@@ -85,6 +90,30 @@ rvd_reload_registry(void)
 	return loaded;
 }
 
+/* Start the engine; any ERROR on the way is logged and survived. */
+static void
+rvd_worker_start_engine(void)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		char	   *line = rvd_py_worker_start();
+
+		if (line != NULL)
+			elog(LOG, "ruvector_dag worker: %s", line);
+	}
+	PG_CATCH();
+	{
+		/* Not in a transaction and holding nothing: reporting is enough. */
+		MemoryContextSwitchTo(oldcontext);
+		EmitErrorReport();
+		FlushErrorState();
+		elog(WARNING, "ruvector_dag worker continues without the Python engine");
+	}
+	PG_END_TRY();
+}
+
 void
 rvd_worker_main(Datum main_arg)
 {
@@ -102,6 +131,8 @@ rvd_worker_main(Datum main_arg)
 		elog(LOG, "ruvector_dag worker started in database \"%s\": %d enrolled table(s) reloaded",
 			 rvd_dag_worker_database, n);
 	}
+
+	rvd_worker_start_engine();
 
 	for (;;)
 	{

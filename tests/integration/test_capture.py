@@ -379,3 +379,26 @@ def test_raw_records_decode_like_the_sql_view(shop: Any) -> None:
         assert t.nodes["parent"].tolist() == [n["parent"] for n in row["nodes"]]
         np.testing.assert_allclose(t.nodes["actual_rows"], [n["actual_rows"] for n in row["nodes"]], rtol=1e-6)
         np.testing.assert_allclose(t.nodes["plan_rows"], [n["plan_rows"] for n in row["nodes"]], rtol=1e-6)
+
+
+def test_killed_worker_comes_back_and_nothing_committed_is_lost(tmp_path: Path, server: Server) -> None:
+    srv = Server(tmp_path / "killworker", pg_version=server.pg_version, build=False)
+    with srv:
+        srv.execute("CREATE TABLE t (a int)")
+        srv.execute("SELECT ruvector_enable_neural_dag('t')")
+        pid = srv.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'ruvector_dag worker'")[0][0]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        new_pid = None
+        while time.monotonic() < deadline:
+            try:
+                rows = srv.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'ruvector_dag worker'")
+                if rows and rows[0][0] != pid:
+                    new_pid = rows[0][0]
+                    break
+            except psycopg.OperationalError:
+                pass  # the postmaster is reinitialising after the crash
+            time.sleep(0.5)
+        assert new_pid is not None, srv.log_tail(50)
+        assert _wait_enrolled(srv, "t")
+        assert srv.execute("SELECT count(*) FROM ruvector_dag.enrolled_tables") == [(1,)]

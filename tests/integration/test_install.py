@@ -174,3 +174,16 @@ def test_extension_survives_restart(server: Server) -> None:
     server.restart()
     assert server.execute("SELECT extversion FROM pg_extension WHERE extname = 'ruvector_dag'") == [("0.1.0",)]
     assert server.execute("SHOW shared_preload_libraries") == [("ruvector_dag",)]
+
+
+def test_worker_starts_the_engine_and_warms_the_kernel_cache(server: Server) -> None:
+    import time
+
+    deadline = time.monotonic() + 120
+    while "ruvector_dag worker: engine ready" not in server.log_tail(400) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "ruvector_dag worker: engine ready" in server.log_tail(400)
+    cache = server.pgdata / "ruvector_dag_cache"
+    assert len(list(cache.rglob("*.nbi"))) >= 8  # one index per compiled kernel at least
+    assert server.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ruvector_dag worker'"
+                          ) == [(1,)]
