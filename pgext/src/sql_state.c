@@ -93,6 +93,23 @@ ruvector_dag_ring_stats(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
+/*
+ * The max_records argument of the peeking functions: NULL means 1000,
+ * negative is an error, more than the ring holds means all of it.
+ */
+static int
+rvd_max_records_arg(FunctionCallInfo fcinfo)
+{
+	int			max = PG_ARGISNULL(0) ? 1000 : PG_GETARG_INT32(0);
+
+	rvd_require_shared();
+	if (max < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_records must be >= 0, got %d", max)));
+	return Min(max, rvd_shared->capacity);
+}
+
 static const char *
 rvd_cmd_name(int cmd)
 {
@@ -146,19 +163,14 @@ Datum
 ruvector_dag_buffered_trajectories(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int			max = PG_ARGISNULL(0) ? 1000 : PG_GETARG_INT32(0);
+	int			max = rvd_max_records_arg(fcinfo);
 	RvdTrajectory *copy;
 	int			n;
 	int			i;
 
-	rvd_require_shared();
-	if (max < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_records must be >= 0, got %d", max)));
-	max = Min(max, rvd_shared->capacity);
 	InitMaterializedSRF(fcinfo, 0);
-	copy = palloc(sizeof(RvdTrajectory) * Max(max, 1));
+	/* A large ring (up to 1M records) exceeds palloc's 1 GB limit. */
+	copy = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(RvdTrajectory) * Max(max, 1));
 
 	n = rvd_ring_read(copy, max, false, MyDatabaseId);
 
@@ -204,16 +216,10 @@ PG_FUNCTION_INFO_V1(ruvector_dag_buffered_records);
 Datum
 ruvector_dag_buffered_records(PG_FUNCTION_ARGS)
 {
-	int			max = PG_ARGISNULL(0) ? 1000 : PG_GETARG_INT32(0);
+	int			max = rvd_max_records_arg(fcinfo);
 	bytea	   *out;
 	int			n;
 
-	rvd_require_shared();
-	if (max < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_records must be >= 0, got %d", max)));
-	max = Min(max, rvd_shared->capacity);
 	if ((Size) max * sizeof(RvdTrajectory) > MaxAllocSize - VARHDRSZ)
 		max = (MaxAllocSize - VARHDRSZ) / sizeof(RvdTrajectory);
 	out = palloc0(VARHDRSZ + (Size) Max(max, 1) * sizeof(RvdTrajectory));

@@ -402,3 +402,17 @@ def test_killed_worker_comes_back_and_nothing_committed_is_lost(tmp_path: Path, 
         assert new_pid is not None, srv.log_tail(50)
         assert _wait_enrolled(srv, "t")
         assert srv.execute("SELECT count(*) FROM ruvector_dag.enrolled_tables") == [(1,)]
+
+
+@pytest.mark.parametrize("function", ["ruvector_dag_buffered_trajectories", "ruvector_dag_buffered_records"])
+def test_peek_functions_validate_max_records(shop: Any, function: str) -> None:
+    shop.execute("SELECT count(*) FROM orders").fetchall()
+    with pytest.raises(psycopg.Error) as err:
+        shop.execute(f"SELECT {function}(-1)")
+    assert err.value.sqlstate == "22023" and "max_records" in str(err.value)
+    if function == "ruvector_dag_buffered_trajectories":
+        assert shop.execute(f"SELECT count(*) FROM {function}(NULL)").fetchone()[0] == 1  # NULL: default 1000
+        assert shop.execute(f"SELECT count(*) FROM {function}(0)").fetchone()[0] == 0
+    else:
+        assert len(shop.execute(f"SELECT {function}(NULL)").fetchone()[0]) == layout.ffi().sizeof("RvdTrajectory")
+        assert shop.execute(f"SELECT {function}(0)").fetchone()[0] == b""
