@@ -82,6 +82,8 @@ def render_guc_header() -> str:
         if isinstance(s, settings.EnumSetting):
             entries = ", ".join(f"{{{_c_string(c)}, {i}, false}}" for i, c in enumerate(s.choices))
             lines.append(f"#define RVD_ENUM_OPTIONS_{s.name} {{{entries}, {{NULL, 0, false}}}}")
+            for i, c in enumerate(s.choices):
+                lines.append(f"#define RVD_{s.name.upper()}_{c.upper()} {i}")
     return "\n".join(lines) + "\n"
 
 

@@ -2,8 +2,8 @@
 
 Starts the embedded PostgreSQL with ruvector_dag preloaded, creates a small
 sample schema, enrolls it, runs a mixed workload with a progress bar, and
-prints what the extension saw: capture counters, a captured operator DAG,
-and attention weights over that DAG computed by the engine in the server.
+prints what the extension learned: capture counters, the patterns the
+background worker extracted, learning statistics and the health report.
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ def _table(rows: list[tuple[Any, ...]], headers: list[str]) -> str:
     return f"{line}\n{sep}\n{body}"
 
 
+def _workload(conn: Any, rng: random.Random, statements: int, desc: str) -> None:
+    for _ in tqdm(range(statements), desc=desc, unit="stmt"):
+        _, sql, params = rng.choice(WORKLOAD)
+        conn.execute(sql, params(rng)).fetchall()
+
+
 def run(server: Any, statements: int = 600, seed: int = 7) -> int:
     print(f"starting PostgreSQL {server.pg_version} with ruvector_dag in {server.pgdata} ...")
     server.start()
@@ -52,47 +58,45 @@ def run(server: Any, statements: int = 600, seed: int = 7) -> int:
         conn.execute(SCHEMA)
         conn.execute("SELECT ruvector_enable_neural_dag('demo_orders')")
         conn.execute("SELECT ruvector_dag_capture_reset()")
-        for _ in tqdm(range(statements), desc="workload", unit="stmt"):
-            _, sql, params = rng.choice(WORKLOAD)
-            conn.execute(sql, params(rng)).fetchall()
+
+        # Two rounds: the first teaches the engine the workload's shapes, the
+        # second shows them recognised (the pattern hit rate rises).
+        for round_no in (1, 2):
+            _workload(conn, rng, statements // 2, f"workload, round {round_no}")
+            answer = conn.execute("SELECT ruvector_dag_learn('demo_orders')").fetchone()[0]
+            stats = conn.execute("SELECT ruvector_dag_learning_stats('demo_orders')").fetchone()[0]
+            print(f"learning cycle {round_no}: {answer.get('trajectories_processed', 0)} trajectories -> "
+                  f"{answer.get('patterns_extracted', 0)} patterns in {answer.get('duration_ms', 0):.1f} ms; "
+                  f"hit rate so far {stats['pattern_hit_rate']:.2f}")
 
         print("\nCapture (ruvector_dag.capture):")
         rows = conn.execute("SELECT table_name::text, seen, stored, dropped, buffered FROM ruvector_dag.capture"
                             ).fetchall()
         print(_table(rows, ["table", "seen", "stored", "dropped", "buffered"]))
 
-        print("\nCaptured statements by plan shape:")
-        shapes = conn.execute(
-            "SELECT string_agg(n->>'op', ' > ' ORDER BY ord) AS shape, count(*) OVER () AS _ "
-            "FROM ruvector_dag_buffered_trajectories(100000) t, "
-            "LATERAL jsonb_array_elements(t.nodes) WITH ORDINALITY AS e(n, ord) GROUP BY t.seq").fetchall()
-        counts: dict[str, int] = {}
-        for shape, _ in shapes:
-            counts[shape] = counts.get(shape, 0) + 1
-        print(_table(sorted(((s, c) for s, c in counts.items()), key=lambda x: -x[1]), ["operator DAG", "count"]))
+        print("\nLearned patterns (ruvector_dag_patterns):")
+        rows = conn.execute(
+            "SELECT pattern_id, attention_type, round(confidence::numeric, 3), sample_count, "
+            "round((avg_latency_us / 1000)::numeric, 3), round(avg_quality::numeric, 3) "
+            "FROM ruvector_dag_patterns('demo_orders') ORDER BY sample_count DESC LIMIT 12").fetchall()
+        print(_table(rows, ["pattern", "attention", "confidence", "samples", "avg ms", "quality"]))
 
-        rec = conn.execute(
-            "SELECT execution_us, planning_us, rows_processed, cache_hit_rate, nodes "
-            "FROM ruvector_dag_buffered_trajectories(100000) WHERE n_nodes >= 4 ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-        if rec is not None:
-            nodes = rec[4]
-            print(f"\nOne captured join ({rec[0]:.0f} us executing, {rec[1]:.0f} us planning, "
-                  f"{rec[2]} rows, cache hit rate {rec[3] or 0:.2f}):")
-            print(_table([(i, n["op"], n["parent"], f"{n['plan_rows']:.0f}", f"{n['actual_rows']:.0f}",
-                           f"{n['total_cost']:.1f}") for i, n in enumerate(nodes)],
-                         ["node", "operator", "parent", "est. rows", "actual rows", "cost"]))
-            # features of each node: log rows and log cost
-            def feat(n: dict[str, Any]) -> list[float]:
-                return [math.log1p(max(n["actual_rows"], 0)), math.log1p(n["total_cost"])]
+        stats = conn.execute("SELECT ruvector_dag_learning_stats('demo_orders')").fetchone()[0]
+        print("\nLearning statistics (ruvector_dag_learning_stats):")
+        print(_table([(k, f"{v:.4g}" if isinstance(v, float) else v) for k, v in stats.items()], ["field", "value"]))
 
-            feats = [feat(n) for n in nodes[1:]]
-            query = feat(nodes[0])
-            crit = ["t" if n["op"].endswith("Join") or n["op"] == "Hash" else "f" for n in nodes[1:]]
-            weights = conn.execute(
-                "SELECT ruvector_attention_critical_path(%s::real[], %s::real[], %s::boolean[], 1.0)",
-                (query, feats, "{" + ",".join(crit) + "}")).fetchone()[0]
-            print("\ncritical-path attention of the root over its ancestors (computed in the server):")
-            print(_table([(n["op"], f"{w:.3f}") for n, w in zip(nodes[1:], weights)], ["ancestor", "weight"]))
+        health = conn.execute("SELECT ruvector_dag_health_report('demo_orders')").fetchone()[0]
+        print("\nHealth (ruvector_dag_health_report):")
+        print(_table([("healthy", health["healthy"]), ("issues", "; ".join(health["issues"]) or "none"),
+                      ("buffer", f"{health['buffer']['size']} / {health['buffer']['capacity']}"),
+                      ("drop rate", f"{health['buffer']['drop_rate']:.3f}")], ["check", "value"]))
+
+        # Attention over one learned plan, computed by the engine in the server.
+        nodes = [[math.log1p(r), math.log1p(c)] for r, c in ((50000, 1200.0), (2000, 55.0), (800, 35.0))]
+        weights = conn.execute(
+            "SELECT ruvector_attention_critical_path(%s::real[], %s::real[], %s::boolean[], 1.0)",
+            (nodes[0], nodes[1:], "{t,f}")).fetchone()[0]
+        print("\ncritical-path attention of a join over its inputs (computed in the server): "
+              + ", ".join(f"{w:.3f}" for w in weights))
     print(f"\nThe server is still running: psql '{server.dsn}'  (stop: ruvector-dag server stop)")
     return 0

@@ -42,3 +42,9 @@ class NumericalFailure(RuvectorError, ArithmeticError):
     """
 
     sqlstate = "22003"  # numeric_value_out_of_range
+
+
+class NotEnrolled(RuvectorError, LookupError):
+    """The table is not enrolled (or its enrollment is not committed yet)."""
+
+    sqlstate = "55000"  # object_not_in_prerequisite_state

@@ -22,6 +22,8 @@ ATTENTION_MECHANISMS: tuple[str, ...] = (
     "parallel_branch",
     "temporal_btsp",
 )
+#: Values of ``ruvector.dag_learning_mode`` (AQO's modes: learn, frozen, off).
+LEARNING_MODES: tuple[str, ...] = ("learn", "frozen", "off")
 #: Values accepted by ``ruvector.dag_attention_type`` ("auto" lets the engine choose).
 ATTENTION_TYPE_CHOICES: tuple[str, ...] = ("auto", *ATTENTION_MECHANISMS)
 
@@ -145,6 +147,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Interval of the background learning cycle.",
         "How often the background worker runs the heavier learning cycle.",
         unit="ms",
+    ),
+    EnumSetting(
+        "dag_learning_mode", "learn", LEARNING_MODES, "PGC_SIGHUP",
+        "What the background worker does with captured trajectories.",
+        "learn: drain the ring and learn; frozen: learn nothing, leave the ring to fill, keep serving "
+        "what was learned; off: as frozen, and learned decisions are not applied.",
     ),
     BoolSetting(
         "dag_capture_timing", False, "PGC_SUSET",

@@ -1,24 +1,211 @@
 """The engine's side of the background worker.
 
-The worker process (``pgext/src/worker.c``) starts the embedded interpreter
-once, right after it reloads the enrollments, and calls :func:`start`.
-Compiling the Numba kernels there fills the on-disk cache
-(``$PGDATA/ruvector_dag_cache``) before any session needs them, so a
-session's first engine call loads compiled kernels instead of compiling them.
+``pgext/src/worker.c`` starts the embedded interpreter in the worker
+process and calls the functions below, each inside a transaction of its
+own (an exception rolls it back and is logged; the worker carries on):
+
+``start()``             warm every Numba kernel (so that sessions find them
+                        compiled in the on-disk cache) and reload what was
+                        learned (``ruvector_dag.engine_state``)
+``drain()``             consume the trajectory ring and run the instant loop
+                        (:class:`ruvector_dag.learner.TableLearner`)
+``background_cycle()``  every ``ruvector.dag_background_interval_ms``: the
+                        cycle of every enrolled table; one log line each
+``request(...)``        a session's ``ruvector_dag_learn`` and friends
+``stop()``              SIGTERM: save everything
+
+PostgreSQL is reached through ``_ruvector_pg``, a module the worker
+builds in C (``pgext/src/pyworker.c``); it exists only in that process.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import time
+from typing import Any
 
-from . import attention
+from . import attention, clustering, features, storage
+from .errors import InvalidParameter, NotEnrolled
+from .learner import LearnerConfig, TableLearner
+from .trajectory import decode
 
+#: Learners are saved at least this often while they learn (and after every
+#: cycle or request, and at shutdown).
+SAVE_INTERVAL_S = 60.0
+
+_pg: Any = None
+_learners: dict[int, TableLearner] = {}
+_tables: dict[int, tuple[str, dict[str, Any]]] = {}
+_dirty: set[int] = set()
+_consumed: dict[int, int] = {}
+_last_save = 0.0
+
+
+def _execute(sql: str, params: tuple[str | None, ...] = ()) -> list[tuple[str | None, ...]]:
+    rows: list[tuple[str | None, ...]] = _pg.execute(sql, params)
+    return rows
+
+
+def _setting(name: str) -> str:
+    rows = _execute("SELECT current_setting($1)", (name,))
+    return rows[0][0] or ""
+
+
+def _warm_up() -> None:
+    attention.warm_up()
+    clustering.warm_up()
+    features.warm_up()
+
+
+def _refresh_tables() -> None:
+    """Follow enrollments: new tables get a learner (reloaded if saved), dropped ones lose it."""
+    global _tables
+    if not storage.extension_installed(_execute):
+        _tables = {}
+    else:
+        _tables = storage.enrolled_tables(_execute)
+    for relid in list(_learners):
+        if relid not in _tables:
+            del _learners[relid]
+            _dirty.discard(relid)
+            _pg.forget(relid)
+    for relid, (_, config) in _tables.items():
+        cfg = LearnerConfig.from_enrollment(config)
+        learner = _learners.get(relid)
+        if learner is None:
+            saved = storage.load_state(_execute, relid)
+            learner = TableLearner.from_state_bytes(saved, cfg) if saved else TableLearner(relid, cfg, seed=relid)
+            _learners[relid] = learner
+            _publish(learner)
+        elif learner.config != cfg:
+            learner.reconfigure(cfg)
+
+
+def _publish(learner: TableLearner) -> None:
+    c = learner.counters
+    _pg.publish(learner.relid, _consumed.get(learner.relid, 0), c.processed, c.learned, c.hits,
+                c.avg_latency_us, c.prediction_error, len(learner.bank.patterns), learner.ewc.tasks,
+                c.cycles, c.last_cycle_ms, c.last_cycle_at_us, learner.current_mechanism())
+
+
+def _save(relid: int, *, patterns: bool = False, history: list[Any] | None = None) -> None:
+    learner = _learners[relid]
+    name = _tables.get(relid, ("", {}))[0]
+    if patterns:
+        storage.save_patterns(_execute, learner, name)
+    if history:
+        storage.save_history(_execute, relid, name, history)
+    storage.save_state(_execute, learner)
+    _dirty.discard(relid)
+
+
+def _save_dirty() -> None:
+    global _last_save
+    for relid in list(_dirty):
+        _save(relid)
+    _last_save = time.monotonic()
+
+
+# -- entry points called by worker.c ------------------------------------------
 
 def start() -> str:
-    """Warm every kernel; return the line the worker logs."""
+    """Warm the kernels and reload the learners; return the line the worker logs."""
+    global _pg, _last_save
+    import _ruvector_pg  # type: ignore[import-not-found]  # built by pyworker.c
+
+    _pg = _ruvector_pg
     began = time.perf_counter()
-    attention.warm_up()
-    elapsed_ms = (time.perf_counter() - began) * 1000.0
-    return (f"engine ready: attention kernels warmed in {elapsed_ms:.0f} ms "
-            f"(cache {os.environ.get('NUMBA_CACHE_DIR', 'in memory')})")
+    _warm_up()
+    warm_ms = (time.perf_counter() - began) * 1000.0
+    _learners.clear()
+    _refresh_tables()
+    _last_save = time.monotonic()
+    return (f"engine ready: kernels warmed in {warm_ms:.0f} ms "
+            f"(cache {os.environ.get('NUMBA_CACHE_DIR', 'in memory')}); "
+            f"{len(_learners)} table(s) learning")
+
+
+def drain() -> None:
+    """Run the instant loop over everything the ring holds."""
+    _refresh_tables()
+    touched: set[int] = set()
+    while True:
+        data = _pg.read_ring(_pg.READ_RING_MAX)
+        if not data:
+            break
+        for t in decode(data):
+            _consumed[t.relid] = _consumed.get(t.relid, 0) + 1
+            learner = _learners.get(t.relid)
+            if learner is None:
+                continue  # enrolled and dropped again since it was captured
+            learner.process(t)
+            touched.add(t.relid)
+        if len(data) < _pg.READ_RING_MAX * _pg.RECORD_SIZE:
+            break
+    for relid in touched:
+        _publish(_learners[relid])
+    _dirty.update(touched)
+    if time.monotonic() - _last_save >= SAVE_INTERVAL_S:
+        _save_dirty()
+
+
+def _cycle(relid: int, k: int | None = None) -> dict[str, Any]:
+    learner = _learners[relid]
+    answer, history = learner.cycle(k)
+    if answer["success"]:
+        _save(relid, patterns=True, history=history)
+    _publish(learner)
+    return answer
+
+
+def background_cycle() -> str | None:
+    """The periodic cycle of every enrolled table; one log line per table."""
+    drain()
+    lines = []
+    for relid in sorted(_learners):
+        answer = _cycle(relid)
+        name = _tables.get(relid, ("?", {}))[0]
+        if answer["success"]:
+            lines.append(f"learning cycle for {name}: {answer['trajectories_processed']} trajectories, "
+                         f"{answer['patterns_extracted']} patterns, {answer['duration_ms']:.1f} ms")
+        else:
+            lines.append(f"learning cycle for {name} skipped: {answer['reason']}")
+    _save_dirty()
+    return "\n".join(lines) or None
+
+
+def request(kind: str, relid: int, int_arg: int, real_arg: float) -> str:
+    """Serve a session's request (ruvector_dag_learn and friends); returns JSON."""
+    mode = _setting("ruvector.dag_learning_mode")
+    if kind in ("learn", "extract"):
+        if mode != "learn":
+            drain_answer: dict[str, Any] = {"success": False, "skipped": True,
+                                             "reason": f"ruvector.dag_learning_mode is {mode}", "trajectory_count": 0}
+            return json.dumps(drain_answer)
+        drain()
+    else:
+        _refresh_tables()
+    if relid not in _learners:
+        raise NotEnrolled(f"table {relid} is not enrolled (or its enrollment is not committed yet)")
+    if kind in ("learn", "extract"):
+        answer = _cycle(relid, int_arg if int_arg > 0 else None)
+    elif kind == "consolidate":
+        threshold = 0.95 if math.isnan(real_arg) else real_arg
+        merged = _learners[relid].consolidate(threshold)
+        _save(relid, patterns=True)
+        _publish(_learners[relid])
+        answer = {"merged": merged, "patterns": len(_learners[relid].bank.patterns)}
+    else:
+        raise InvalidParameter(f"unknown request kind {kind!r}")
+    _save_dirty()
+    return json.dumps(answer)
+
+
+def stop() -> None:
+    """SIGTERM: save every learner."""
+    if _pg is not None:
+        for relid in list(_learners):
+            _dirty.add(relid)
+        _save_dirty()

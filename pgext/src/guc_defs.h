@@ -19,9 +19,22 @@ RVD_GUC_REAL(dag_ewc_max_lambda, 15000.0, 100.0, 50000.0, PGC_USERSET, "Upper bo
 RVD_GUC_BOOL(dag_mincut_enabled, true, PGC_USERSET, "Enable MinCut bottleneck analysis.", "When enabled, bottleneck operators are identified.")
 RVD_GUC_REAL(dag_mincut_threshold, 0.5, 0.0, 1.0, PGC_USERSET, "Criticality above which an operator is reported as a bottleneck.", "Compared with the per-operator criticality in [0, 1].")
 RVD_GUC_INT(dag_background_interval_ms, 3600000, 60000, 86400000, PGC_SIGHUP, GUC_UNIT_MS, "Interval of the background learning cycle.", "How often the background worker runs the heavier learning cycle.")
+RVD_GUC_ENUM(dag_learning_mode, 0, PGC_SIGHUP, "What the background worker does with captured trajectories.", "learn: drain the ring and learn; frozen: learn nothing, leave the ring to fill, keep serving what was learned; off: as frozen, and learned decisions are not applied.")
 RVD_GUC_BOOL(dag_capture_timing, false, PGC_SUSET, "Measure per-operator time of captured statements.", "Off: captured statements get row counts only (cheap). On: also per-node timing, as EXPLAIN ANALYZE.")
 RVD_GUC_STRING(dag_worker_database, "postgres", PGC_POSTMASTER, "Database the background worker connects to.", "The ruvector_dag extension must be created in this database.")
 RVD_GUC_STRING(python_path, "", PGC_SUSET, "Extra directories prepended to the embedded interpreter's sys.path.", "Colon-separated. Read once, when a process first starts its interpreter.")
 RVD_GUC_STRING(numba_cache_dir, "", PGC_SUSET, "Directory of the on-disk Numba kernel cache.", "Empty means ruvector_dag_cache inside the data directory. Must be writable by the server user.")
 
 #define RVD_ENUM_OPTIONS_dag_attention_type {{"auto", 0, false}, {"topological", 1, false}, {"causal_cone", 2, false}, {"critical_path", 3, false}, {"mincut_gated", 4, false}, {"hierarchical_lorentz", 5, false}, {"parallel_branch", 6, false}, {"temporal_btsp", 7, false}, {NULL, 0, false}}
+#define RVD_DAG_ATTENTION_TYPE_AUTO 0
+#define RVD_DAG_ATTENTION_TYPE_TOPOLOGICAL 1
+#define RVD_DAG_ATTENTION_TYPE_CAUSAL_CONE 2
+#define RVD_DAG_ATTENTION_TYPE_CRITICAL_PATH 3
+#define RVD_DAG_ATTENTION_TYPE_MINCUT_GATED 4
+#define RVD_DAG_ATTENTION_TYPE_HIERARCHICAL_LORENTZ 5
+#define RVD_DAG_ATTENTION_TYPE_PARALLEL_BRANCH 6
+#define RVD_DAG_ATTENTION_TYPE_TEMPORAL_BTSP 7
+#define RVD_ENUM_OPTIONS_dag_learning_mode {{"learn", 0, false}, {"frozen", 1, false}, {"off", 2, false}, {NULL, 0, false}}
+#define RVD_DAG_LEARNING_MODE_LEARN 0
+#define RVD_DAG_LEARNING_MODE_FROZEN 1
+#define RVD_DAG_LEARNING_MODE_OFF 2

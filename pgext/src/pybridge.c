@@ -10,10 +10,12 @@
  *
  * Two rules keep PostgreSQL's error handling and Python's apart:
  *
- *	1. No ereport() is raised while a Python frame is on the stack.  Python
- *	   code never calls back into PostgreSQL here, and every C function below
- *	   finishes its Python work, releases its references, and only then
- *	   reports.  An ERROR's longjmp therefore never crosses Python frames.
+ *	1. No ereport() is raised while a Python frame is on the stack.  Every C
+ *	   function below finishes its Python work, releases its references, and
+ *	   only then reports.  The one way Python calls back into PostgreSQL, the
+ *	   worker's _ruvector_pg module (pyworker.c), catches every ERROR inside
+ *	   the callback and turns it into a Python exception.  An ERROR's longjmp
+ *	   therefore never crosses Python frames.
  *	2. No Python exception escapes into C: each one is fetched, cleared and
  *	   translated by rvd_py_report() into an ereport with the SQLSTATE the
  *	   exception carries (attribute "sqlstate", see ruvector_dag/errors.py).
@@ -49,22 +51,7 @@
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 
-/*
- * Python.h redefines a few macros that PostgreSQL's headers (or the C
- * library through them) already set; undefine them first, as PL/Python does.
- */
-#undef _POSIX_C_SOURCE
-#undef _XOPEN_SOURCE
-#undef snprintf
-#undef vsnprintf
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-/* Restore PostgreSQL's portable printf family. */
-#undef snprintf
-#undef vsnprintf
-#define snprintf pg_snprintf
-#define vsnprintf pg_vsnprintf
-
+#include "rvd_python.h"
 #include "ruvector_dag.h"
 
 #ifndef RVD_PYTHON_EXECUTABLE
@@ -96,7 +83,7 @@ typedef struct RvdFuncInfo
  * Everything we need is copied into palloc'd memory and every Python
  * reference is released before ereport, which may longjmp.
  */
-static void
+void
 rvd_py_report(int elevel, const char *context)
 {
 	PyObject   *type = NULL,
@@ -250,7 +237,7 @@ rvd_let_plpython_start_first(void)
  * Start the interpreter if needed and import the engine's SQL entry point.
  * On failure raises an ERROR and leaves the process able to try again.
  */
-static void
+void
 rvd_py_ensure(void)
 {
 	PyObject   *embedded;
@@ -314,40 +301,6 @@ rvd_py_ensure(void)
 	if (dispatch == NULL)
 		rvd_py_report(ERROR, "could not start the ruvector_dag engine");
 	rvd_sql_dispatch = dispatch;
-}
-
-/*
- * Start the engine in the background worker: interpreter, imports, kernel
- * warm-up.  Returns the line to log, or NULL after logging why it failed at
- * WARNING: the worker keeps doing its C duties without the engine.
- */
-char *
-rvd_py_worker_start(void)
-{
-	PyObject   *module;
-	PyObject   *line = NULL;
-	char	   *result = NULL;
-
-	rvd_py_ensure();
-	module = PyImport_ImportModule("ruvector_dag.worker");
-	if (module != NULL)
-	{
-		line = PyObject_CallMethod(module, "start", NULL);
-		Py_DECREF(module);
-	}
-	if (line != NULL)
-	{
-		const char *s = PyUnicode_Check(line) ? PyUnicode_AsUTF8(line) : NULL;
-
-		result = pstrdup(s ? s : "engine ready");
-		Py_DECREF(line);
-	}
-	if (PyErr_Occurred())
-	{
-		rvd_py_report(WARNING, "ruvector_dag worker could not start the engine");
-		return NULL;
-	}
-	return result;
 }
 
 /* Packed element payload of an array, or Py_None when it has NULL elements. */

@@ -8,6 +8,7 @@
  *	init.c			_PG_init: refuses to half-load, registers everything
  *	guc.c			the ruvector.* settings (table generated from Python)
  *	pybridge.c		the embedded CPython interpreter and error translation
+ *	pyworker.c		the worker's engine calls and its _ruvector_pg module
  *	sql_engine.c	SQL entry points whose work is done by the Python engine
  *	vector_type.c	the ruvector data type ('[1,2,3]', pgvector's text form)
  *	shmem.c			shared memory: enrolled-table registry, trajectory ring
@@ -15,6 +16,7 @@
  *	enroll.c		enrollment SQL functions, applied at commit
  *	sql_state.c		SQL views of the shared state
  *	worker.c		the background worker
+ *	sql_learn.c		SQL entry points served by the worker (requests, stats)
  *
  *-------------------------------------------------------------------------
  */
@@ -49,14 +51,23 @@ extern void rvd_define_gucs(void);
  * the exception carries; engine warnings become WARNINGs.
  */
 extern Datum rvd_py_call_sql_function(FunctionCallInfo fcinfo);
+
+/* --- pyworker.c: the engine inside the background worker --------------- */
+
 extern char *rvd_py_worker_start(void);
+extern bool rvd_py_worker_ready(void);
+extern char *rvd_py_worker_call(const char *method, const char *arg);
+extern char *rvd_py_worker_request(const char *kind, Oid relid, int int_arg, double real_arg);
 
 #endif							/* RUVECTOR_DAG_H */
 
 /* --- shmem.c: registry of enrolled tables and the trajectory ring ------- */
 
+#include "datatype/timestamp.h"
 #include "port/atomics.h"
+#include "storage/condition_variable.h"
 #include "storage/lwlock.h"
+#include "storage/spin.h"
 #include "trajectory_defs.h"
 
 /* Enrolled tables across the whole cluster (one database in practice). */
@@ -80,6 +91,63 @@ typedef union RvdTableEntry
 } RvdTableEntry;
 
 /*
+ * What the engine in the background worker has learned about one table,
+ * published after every batch it processes so that any session can read
+ * it (ruvector_dag_learning_stats).  Written by the worker only, under
+ * stats_lock; the durable copy is ruvector_dag.engine_state.
+ */
+typedef struct RvdLearnStats
+{
+	Oid			dbid;
+	Oid			relid;			/* InvalidOid: free */
+	uint64		consumed;		/* records the worker took from the ring */
+	uint64		queries_processed;
+	uint64		learned;		/* ... at or above the quality threshold */
+	uint64		pattern_hits;
+	double		avg_latency_us;
+	double		prediction_error;	/* running mean |log latency error| */
+	int32		patterns_stored;
+	int32		ewc_tasks;
+	uint64		background_cycles;
+	double		last_cycle_ms;
+	TimestampTz last_cycle_at;
+	char		attention_type[32];	/* the selector's current choice */
+} RvdLearnStats;
+
+/*
+ * One request from a session to the worker (ruvector_dag_learn and
+ * friends): the engine's state lives in the worker, so forced cycles run
+ * there.  One request at a time; `state` moves FREE -> PENDING (session)
+ * -> RUNNING -> DONE (worker) -> FREE (session), every change under
+ * `mutex` and announced on `cv`.  A session that gives up (cancel,
+ * timeout) sets `abandoned`, and the worker frees the slot when it is done.
+ */
+typedef enum RvdRequestState
+{
+	RVD_REQ_FREE, RVD_REQ_PENDING, RVD_REQ_RUNNING, RVD_REQ_DONE
+} RvdRequestState;
+
+#define RVD_REQUEST_KIND_LEN 32
+#define RVD_REQUEST_RESULT_LEN 16384
+
+typedef struct RvdRequest
+{
+	slock_t		mutex;
+	ConditionVariable cv;
+	RvdRequestState state;
+	bool		abandoned;
+	uint64		ticket;			/* bumped per request */
+	char		kind[RVD_REQUEST_KIND_LEN];
+	Oid			dbid;
+	Oid			relid;
+	int32		int_arg;		/* -1: not given */
+	double		real_arg;		/* NaN: not given */
+	bool		failed;			/* result holds an error message */
+	char		sqlstate[6];
+	char		result[RVD_REQUEST_RESULT_LEN];	/* JSON text, or the error */
+} RvdRequest;
+
+/*
  * Shared state.
  *
  * The ring is a bounded multi-producer queue: a backend reserves a sequence
@@ -97,11 +165,13 @@ typedef union RvdTableEntry
  *	consumer_lock	exclusive to advance `tail` (consume, reset), shared to
  *					peek: while it is held, tail cannot move, so no producer
  *					can reuse a slot a peeker is reading.
+ *	stats_lock		exclusive for the worker to publish learn[], shared to read.
  */
 typedef struct RvdShared
 {
 	LWLock	   *registry_lock;
 	LWLock	   *consumer_lock;
+	LWLock	   *stats_lock;
 	bool		registry_loaded;	/* the worker reloaded enrollments */
 	int			capacity;		/* ring slots (ruvector.dag_max_trajectories) */
 	/*
@@ -124,6 +194,10 @@ typedef struct RvdShared
 		char		pad_tail[PG_CACHE_LINE_SIZE];
 	};
 	RvdTableEntry tables[RVD_MAX_ENROLLED];
+	RvdLearnStats learn[RVD_MAX_ENROLLED];	/* under stats_lock */
+	RvdRequest	request;
+	int			worker_pid;		/* 0 when not running; under request.mutex */
+	struct Latch *worker_latch;
 	pg_atomic_uint64 *slot_seq; /* per slot: seq of the record it holds, 0 while written */
 	RvdTrajectory *ring;
 } RvdShared;
@@ -137,6 +211,12 @@ extern void rvd_registry_remove(Oid dbid, Oid relid);
 extern void rvd_ring_push(const RvdTrajectory *rec, int slot);
 extern int	rvd_ring_read(RvdTrajectory *out, int max, bool consume, Oid dbid);
 extern void rvd_ring_reset(void);
+extern int64 rvd_ring_count(Oid dbid, Oid relid);
+extern bool rvd_ring_empty(void);
+
+/* The worker process's PGPROC number and latch, or -1/NULL when it is not running. */
+extern void rvd_worker_set_running(bool running);
+extern struct Latch *rvd_worker_latch(void);
 
 /* --- capture.c: executor hooks ----------------------------------------- */
 

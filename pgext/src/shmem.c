@@ -15,6 +15,8 @@
 
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
 
 #include "ruvector_dag.h"
@@ -49,7 +51,7 @@ rvd_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(rvd_shmem_size());
-	RequestNamedLWLockTranche("ruvector_dag", 2);
+	RequestNamedLWLockTranche("ruvector_dag", 3);
 }
 
 static void
@@ -77,6 +79,10 @@ rvd_shmem_startup(void)
 		memset(base, 0, rvd_shmem_size());
 		rvd_shared->registry_lock = &locks[0].lock;
 		rvd_shared->consumer_lock = &locks[1].lock;
+		rvd_shared->stats_lock = &locks[2].lock;
+		SpinLockInit(&rvd_shared->request.mutex);
+		ConditionVariableInit(&rvd_shared->request.cv);
+		rvd_shared->request.state = RVD_REQ_FREE;
 		rvd_shared->capacity = rvd_dag_max_trajectories;
 		rvd_shared->slot_seq = (pg_atomic_uint64 *) (base + rvd_header_size());
 		rvd_shared->ring = (RvdTrajectory *) (base + rvd_header_size() + rvd_seq_size());
@@ -295,4 +301,59 @@ rvd_ring_reset(void)
 		pg_atomic_write_u64(&rvd_shared->tables[i].stored, 0);
 		pg_atomic_write_u64(&rvd_shared->tables[i].dropped, 0);
 	}
+}
+
+/* Records of (dbid, relid) in the ring, counted without copying them. */
+int64
+rvd_ring_count(Oid dbid, Oid relid)
+{
+	uint64		seq;
+	uint64		head;
+	int64		n = 0;
+
+	LWLockAcquire(rvd_shared->consumer_lock, LW_SHARED);
+	head = pg_atomic_read_u64(&rvd_shared->head);
+	for (seq = pg_atomic_read_u64(&rvd_shared->tail) + 1; seq <= head; seq++)
+	{
+		int			index = (int) ((seq - 1) % (uint64) rvd_shared->capacity);
+		const RvdTrajectory *src = &rvd_shared->ring[index];
+
+		if (pg_atomic_read_u64(&rvd_shared->slot_seq[index]) != seq)
+			break;
+		if (src->dbid == dbid && src->relid == relid)
+			n++;
+	}
+	LWLockRelease(rvd_shared->consumer_lock);
+	return n;
+}
+
+/* Cheap check for the worker's poll: is anything published and unconsumed? */
+bool
+rvd_ring_empty(void)
+{
+	return pg_atomic_read_u64(&rvd_shared->head) == pg_atomic_read_u64(&rvd_shared->tail);
+}
+
+/*
+ * The worker announces itself so that sessions can wake it (requests) and
+ * can tell a missing worker from a slow one.
+ */
+void
+rvd_worker_set_running(bool running)
+{
+	SpinLockAcquire(&rvd_shared->request.mutex);
+	rvd_shared->worker_pid = running ? MyProcPid : 0;
+	rvd_shared->worker_latch = running ? &MyProc->procLatch : NULL;
+	SpinLockRelease(&rvd_shared->request.mutex);
+}
+
+Latch *
+rvd_worker_latch(void)
+{
+	Latch	   *latch;
+
+	SpinLockAcquire(&rvd_shared->request.mutex);
+	latch = rvd_shared->worker_latch;
+	SpinLockRelease(&rvd_shared->request.mutex);
+	return latch;
 }

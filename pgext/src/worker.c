@@ -13,10 +13,18 @@
  *
  * Then it starts the Python engine (ruvector_dag/worker.py), which compiles
  * or loads every Numba kernel into the on-disk cache, so that sessions find
- * them compiled.  A failure there is logged as a WARNING and the worker goes
- * on with its C duties: the engine never takes capture down with it.
+ * them compiled, and reloads what was learned before.  A failure there is
+ * logged as a WARNING and the worker goes on with its C duties: the engine
+ * never takes capture down with it.
  *
- * SIGHUP reloads the configuration; SIGTERM ends the worker cleanly.
+ * The loop wakes every RVD_POLL_MS, or when a session posts a request:
+ *	- serves the request (ruvector_dag_learn and friends, RvdRequest);
+ *	- in learning mode "learn", hands what the ring holds to the engine
+ *	  (worker.drain) and, every ruvector.dag_background_interval_ms, runs the
+ *	  background cycle of every enrolled table (one log line per table).
+ * Each engine call runs in its own transaction; an ERROR is logged and the
+ * worker continues.  SIGHUP reloads the configuration; SIGTERM saves the
+ * engine state and ends the worker.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,7 +40,10 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "ruvector_dag.h"
 
@@ -90,38 +101,194 @@ rvd_reload_registry(void)
 	return loaded;
 }
 
-/* Start the engine; any ERROR on the way is logged and survived. */
-static void
-rvd_worker_start_engine(void)
+/*
+ * Run fn(arg) in a transaction of its own.  An ERROR is logged, the
+ * transaction rolled back, and false returned: the worker survives any
+ * failure of the engine.  *errmsg (if given) receives the message.
+ */
+typedef char *(*RvdEngineStep) (void *arg);
+
+static bool
+rvd_in_transaction(const char *what, RvdEngineStep fn, void *arg, char **result, char **errmsg,
+				   char *sqlstate)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
+	volatile bool ok = true;
 
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, what);
 	PG_TRY();
 	{
-		char	   *line = rvd_py_worker_start();
+		char	   *out = fn(arg);
 
-		if (line != NULL)
-			elog(LOG, "ruvector_dag worker: %s", line);
+		if (result != NULL)
+			*result = out ? MemoryContextStrdup(TopMemoryContext, out) : NULL;
+		PopActiveSnapshot();
+		CommitTransactionCommand();
 	}
 	PG_CATCH();
 	{
-		/* Not in a transaction and holding nothing: reporting is enough. */
+		ErrorData  *edata;
+
 		MemoryContextSwitchTo(oldcontext);
-		EmitErrorReport();
+		edata = CopyErrorData();
+		if (errmsg != NULL)
+			*errmsg = MemoryContextStrdup(TopMemoryContext, edata->message ? edata->message : "error");
+		if (sqlstate != NULL)
+			memcpy(sqlstate, unpack_sql_state(edata->sqlerrcode), 6);
+		/* Log it as a WARNING: the worker carries on. */
+		edata->elevel = WARNING;
 		FlushErrorState();
-		elog(WARNING, "ruvector_dag worker continues without the Python engine");
+		ThrowErrorData(edata);
+		AbortCurrentTransaction();
+		ok = false;
 	}
 	PG_END_TRY();
+	MemoryContextSwitchTo(oldcontext);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return ok;
 }
+
+static char *
+rvd_step_start(void *arg)
+{
+	return rvd_py_worker_start();
+}
+
+static char *
+rvd_step_call(void *arg)
+{
+	return rvd_py_worker_call((const char *) arg, NULL);
+}
+
+static char *
+rvd_step_request(void *arg)
+{
+	RvdRequest *r = (RvdRequest *) arg;
+
+	return rvd_py_worker_request(r->kind, r->relid, r->int_arg, r->real_arg);
+}
+
+/* Log each line of a multi-line engine report. */
+static void
+rvd_log_lines(char *text)
+{
+	char	   *line;
+	char	   *save = NULL;
+
+	if (text == NULL)
+		return;
+	for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
+		elog(LOG, "ruvector_dag worker: %s", line);
+	pfree(text);
+}
+
+/*
+ * Serve the pending session request, if any (see RvdRequest).  The request
+ * is copied out so that the engine works on a private copy.
+ */
+static void
+rvd_serve_request(void)
+{
+	RvdRequest *shared = &rvd_shared->request;
+	RvdRequest	local;
+	char	   *result = NULL;
+	char	   *errmsg = NULL;
+	char		sqlstate[6] = "XX000";
+	bool		ok;
+
+	SpinLockAcquire(&shared->mutex);
+	if (shared->state != RVD_REQ_PENDING)
+	{
+		SpinLockRelease(&shared->mutex);
+		return;
+	}
+	shared->state = RVD_REQ_RUNNING;
+	memcpy(local.kind, shared->kind, sizeof(local.kind));
+	local.relid = shared->relid;
+	local.int_arg = shared->int_arg;
+	local.real_arg = shared->real_arg;
+	SpinLockRelease(&shared->mutex);
+
+	if (!rvd_py_worker_ready())
+	{
+		ok = false;
+		errmsg = pstrdup("the Python engine failed to start in the background worker (see the server log)");
+		memcpy(sqlstate, "55000", 6);
+	}
+	else
+		ok = rvd_in_transaction("ruvector_dag: serving a request", rvd_step_request, &local, &result,
+								&errmsg, sqlstate);
+
+	SpinLockAcquire(&shared->mutex);
+	shared->failed = !ok;
+	memcpy(shared->sqlstate, sqlstate, 6);
+	strlcpy(shared->result, ok ? (result ? result : "null") : errmsg, RVD_REQUEST_RESULT_LEN);
+	if (shared->abandoned)
+	{
+		shared->abandoned = false;
+		shared->state = RVD_REQ_FREE;
+	}
+	else
+		shared->state = RVD_REQ_DONE;
+	SpinLockRelease(&shared->mutex);
+	ConditionVariableBroadcast(&shared->cv);
+	if (result)
+		pfree(result);
+	if (errmsg)
+		pfree(errmsg);
+}
+
+/* A request a crashed predecessor was serving will never complete. */
+static void
+rvd_fail_orphaned_request(void)
+{
+	RvdRequest *shared = &rvd_shared->request;
+
+	SpinLockAcquire(&shared->mutex);
+	if (shared->state == RVD_REQ_RUNNING)
+	{
+		shared->failed = true;
+		memcpy(shared->sqlstate, "57P01", 6);
+		strlcpy(shared->result, "the ruvector_dag background worker restarted while serving this request",
+				RVD_REQUEST_RESULT_LEN);
+		shared->state = shared->abandoned ? RVD_REQ_FREE : RVD_REQ_DONE;
+		shared->abandoned = false;
+	}
+	SpinLockRelease(&shared->mutex);
+	ConditionVariableBroadcast(&shared->cv);
+}
+
+static void
+rvd_worker_exit(int code, Datum arg)
+{
+	rvd_worker_set_running(false);
+}
+
+/* How often the ring is polled: a trajectory reaches the engine within this. */
+#define RVD_POLL_MS 200L
 
 void
 rvd_worker_main(Datum main_arg)
 {
+	TimestampTz next_cycle;
+	char	   *line = NULL;
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnection(rvd_dag_worker_database, NULL, 0);
+
+	/*
+	 * The worker's own writes must never wait long behind a user's locks
+	 * (a session holding a lock on our tables while it waits for us would
+	 * otherwise deadlock undetected): give up after 5 s and retry later.
+	 */
+	SetConfigOption("lock_timeout", "5000", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("statement_timeout", "300000", PGC_SUSET, PGC_S_OVERRIDE);
 
 	if (!rvd_shared->registry_loaded)
 	{
@@ -132,18 +299,61 @@ rvd_worker_main(Datum main_arg)
 			 rvd_dag_worker_database, n);
 	}
 
-	rvd_worker_start_engine();
+	rvd_fail_orphaned_request();
+	before_shmem_exit(rvd_worker_exit, (Datum) 0);
+	rvd_worker_set_running(true);
 
+	if (rvd_in_transaction("ruvector_dag: starting the engine", rvd_step_start, NULL, &line, NULL, NULL))
+		rvd_log_lines(line);
+	else
+		elog(WARNING, "ruvector_dag worker continues without the Python engine");
+
+	next_cycle = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), rvd_dag_background_interval_ms);
 	for (;;)
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000L, PG_WAIT_EXTENSION);
+						 RVD_POLL_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			elog(LOG, "ruvector_dag worker: configuration reloaded (learning mode %s)",
+				 GetConfigOption("ruvector.dag_learning_mode", false, false));
+		}
+		if (ShutdownRequestPending)
+			break;
+		if (!rvd_py_worker_ready())
+		{
+			rvd_serve_request();	/* answers with an error */
+			continue;
+		}
+
+		rvd_serve_request();
+
+		/* Learning: drain the ring, then the periodic cycle. */
+		if (rvd_dag_learning_mode == RVD_DAG_LEARNING_MODE_LEARN)
+		{
+			if (!rvd_ring_empty())
+				(void) rvd_in_transaction("ruvector_dag: learning from captured queries", rvd_step_call,
+										  "drain", NULL, NULL, NULL);
+			if (GetCurrentTimestamp() >= next_cycle)
+			{
+				line = NULL;
+				if (rvd_in_transaction("ruvector_dag: background cycle", rvd_step_call, "background_cycle",
+									   &line, NULL, NULL))
+					rvd_log_lines(line);
+				next_cycle = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														 rvd_dag_background_interval_ms);
+			}
 		}
 	}
+
+	/* SIGTERM: save what was learned, then leave. */
+	if (rvd_py_worker_ready())
+		(void) rvd_in_transaction("ruvector_dag: saving engine state", rvd_step_call, "stop", NULL, NULL, NULL);
+	elog(LOG, "ruvector_dag worker shutting down");
+	proc_exit(0);
 }

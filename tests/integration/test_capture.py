@@ -51,6 +51,21 @@ QUERIES = [
 ]
 
 
+#: These tests look at the ring itself, so the worker must not consume it.
+FROZEN = {"ruvector.dag_learning_mode": "frozen"}
+PG_VERSIONS = [int(v) for v in os.environ.get("RUVECTOR_TEST_PG", "16,18").split(",") if v.strip()]
+
+
+@pytest.fixture(scope="module", params=PG_VERSIONS, ids=[f"pg{v}" for v in PG_VERSIONS])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server of this module's own, in learning mode frozen."""
+    srv = Server(tmp_path_factory.mktemp(f"capture-pg{request.param}") / "data", pg_version=request.param,
+                 settings=FROZEN)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
 @pytest.fixture
 def shop(conn: Any) -> Iterator[Any]:
     conn.execute(SCHEMA)
@@ -181,7 +196,7 @@ def test_concurrent_sessions_lose_nothing(shop: Any, server: Server) -> None:
 
 def test_full_ring_drops_and_counts(tmp_path: Path, server: Server) -> None:
     srv = Server(tmp_path / "small", pg_version=server.pg_version,
-                 settings={"ruvector.dag_max_trajectories": 64}, build=False)
+                 settings={**FROZEN, "ruvector.dag_max_trajectories": 64}, build=False)
     with srv, srv.connect() as c:
         c.execute("CREATE TABLE t (a int)")
         c.execute("SELECT ruvector_enable_neural_dag('t')")
@@ -313,7 +328,7 @@ def _wait_enrolled(server: Server, table: str, timeout: float = 30) -> bool:
 
 
 def test_enrollment_survives_restart_and_crash(tmp_path: Path, server: Server) -> None:
-    srv = Server(tmp_path / "durable", pg_version=server.pg_version, build=False)
+    srv = Server(tmp_path / "durable", pg_version=server.pg_version, settings=FROZEN, build=False)
     with srv:
         srv.execute("CREATE TABLE t (a int)")
         srv.execute("SELECT ruvector_enable_neural_dag('t')")
@@ -345,7 +360,7 @@ def test_record_layout_agrees_with_cffi(conn: Any) -> None:
 
 
 def test_drop_extension_leaves_no_capture_behind(tmp_path: Path, server: Server) -> None:
-    srv = Server(tmp_path / "dropext", pg_version=server.pg_version, build=False)
+    srv = Server(tmp_path / "dropext", pg_version=server.pg_version, settings=FROZEN, build=False)
     with srv, srv.connect() as c:
         c.execute("CREATE TABLE t (a int)")
         c.execute("SELECT ruvector_enable_neural_dag('t')")
@@ -382,7 +397,7 @@ def test_raw_records_decode_like_the_sql_view(shop: Any) -> None:
 
 
 def test_killed_worker_comes_back_and_nothing_committed_is_lost(tmp_path: Path, server: Server) -> None:
-    srv = Server(tmp_path / "killworker", pg_version=server.pg_version, build=False)
+    srv = Server(tmp_path / "killworker", pg_version=server.pg_version, settings=FROZEN, build=False)
     with srv:
         srv.execute("CREATE TABLE t (a int)")
         srv.execute("SELECT ruvector_enable_neural_dag('t')")

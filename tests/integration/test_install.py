@@ -76,7 +76,7 @@ def test_attention_type_accepts_every_mechanism(conn: Any) -> None:
 def test_install_script_objects(conn: Any) -> None:
     tables = {r[0] for r in conn.execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'ruvector_dag'").fetchall()}
-    assert tables == {"patterns", "trajectory_history", "enrolled_tables"}
+    assert tables == {"patterns", "trajectory_history", "enrolled_tables", "engine_state"}
     indexes = {r[0] for r in conn.execute(
         "SELECT indexname FROM pg_indexes WHERE schemaname = 'ruvector_dag'").fetchall()}
     assert {"idx_patterns_table", "idx_trajectories_table_time"} <= indexes
@@ -90,8 +90,8 @@ def test_cleanup_old_trajectories(conn: Any) -> None:
     conn.execute("DELETE FROM ruvector_dag.trajectory_history")
     conn.execute(
         "INSERT INTO ruvector_dag.trajectory_history "
-        "(table_name, trajectory_id, plan_embedding, attention_type, latency_us, quality, recorded_at) "
-        "SELECT 't', g, '[1,2]', 'topological', 10, 0.5, now() - make_interval(days => g) + interval '1 hour' "
+        "(relid, table_name, trajectory_id, plan_embedding, attention_type, latency_us, quality, recorded_at) "
+        "SELECT 0, 't', g, '[1,2]', 'topological', 10, 0.5, now() - make_interval(days => g) + interval '1 hour' "
         "FROM generate_series(0, 9) g")
     assert conn.execute("SELECT ruvector_dag.cleanup_old_trajectories(7)").fetchone()[0] == 2
     assert conn.execute("SELECT count(*) FROM ruvector_dag.trajectory_history").fetchone()[0] == 8

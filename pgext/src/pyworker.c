@@ -1,0 +1,487 @@
+/*-------------------------------------------------------------------------
+ *
+ * pyworker.c
+ *		The background worker's side of the Python bridge.
+ *
+ * The engine (ruvector_dag/worker.py) runs only in the background worker.
+ * It reaches PostgreSQL through one small built-in module, _ruvector_pg:
+ *
+ *	read_ring(max) -> bytes		consume up to max trajectory records of this
+ *								database (raw RvdTrajectory structs)
+ *	execute(sql, params) -> rows	run one SQL statement through SPI in a
+ *								subtransaction; params and results as text
+ *	publish(relid, ...)			publish a table's learning counters to
+ *								shared memory (ruvector_dag_learning_stats)
+ *	forget(relid)				drop a table's published counters
+ *	log(message)				a LOG line in the server log
+ *
+ * Every callback catches PostgreSQL ERRORs itself (PG_TRY) and hands them
+ * to Python as exceptions, so no longjmp ever crosses a Python frame, and
+ * a failing statement rolls back only its own subtransaction, as in
+ * PL/Python.  The worker loop (worker.c) calls into the engine through
+ * rvd_py_worker_call(), inside a transaction it owns.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "rvd_python.h"
+#include "ruvector_dag.h"
+
+/* Most records one read_ring call may return (bounds its buffer). */
+#define RVD_READ_RING_MAX 4096
+
+/* _ruvector_pg.Error: a PostgreSQL error, with .sqlstate */
+static PyObject *rvd_pg_error = NULL;
+
+/* ruvector_dag.worker, once imported */
+static PyObject *rvd_worker_module = NULL;
+
+/* Set the Python exception for a caught PostgreSQL error. */
+static void
+rvd_raise_pg_error(ErrorData *edata)
+{
+	PyObject   *exc = PyObject_CallFunction(rvd_pg_error, "s", edata->message ? edata->message : "error");
+
+	if (exc != NULL)
+	{
+		PyObject   *code = PyUnicode_FromString(unpack_sql_state(edata->sqlerrcode));
+
+		if (code != NULL)
+		{
+			PyObject_SetAttrString(exc, "sqlstate", code);
+			Py_DECREF(code);
+		}
+		PyErr_SetObject(rvd_pg_error, exc);
+		Py_DECREF(exc);
+	}
+}
+
+static PyObject *
+rvd_pg_read_ring(PyObject *self, PyObject *args)
+{
+	int			max;
+	RvdTrajectory *buf = NULL;
+	int			n = 0;
+	volatile bool failed = false;
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ErrorData  *edata = NULL;
+	PyObject   *result;
+
+	if (!PyArg_ParseTuple(args, "i", &max))
+		return NULL;
+	if (max < 1 || max > RVD_READ_RING_MAX)
+	{
+		PyErr_Format(PyExc_ValueError, "read_ring: max must be in [1, %d]", RVD_READ_RING_MAX);
+		return NULL;
+	}
+	PG_TRY();
+	{
+		buf = palloc0(sizeof(RvdTrajectory) * max);
+		n = rvd_ring_read(buf, max, true, MyDatabaseId);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		failed = true;
+	}
+	PG_END_TRY();
+	if (failed)
+	{
+		rvd_raise_pg_error(edata);
+		return NULL;
+	}
+	result = PyBytes_FromStringAndSize((const char *) buf, (Py_ssize_t) sizeof(RvdTrajectory) * n);
+	pfree(buf);
+	return result;
+}
+
+/* Rows of the last SPI result as a list of tuples of str/None. */
+static PyObject *
+rvd_spi_rows(void)
+{
+	PyObject   *rows = PyList_New(0);
+	uint64		i;
+	int			j;
+
+	if (rows == NULL || SPI_tuptable == NULL)
+		return rows;
+	for (i = 0; i < SPI_processed; i++)
+	{
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		PyObject   *row = PyTuple_New(desc->natts);
+
+		if (row == NULL)
+		{
+			Py_DECREF(rows);
+			return NULL;
+		}
+		for (j = 0; j < desc->natts; j++)
+		{
+			char	   *value = SPI_getvalue(SPI_tuptable->vals[i], desc, j + 1);
+			PyObject   *item = value ? PyUnicode_FromString(value) : (Py_INCREF(Py_None), Py_None);
+
+			if (item == NULL)
+			{
+				Py_DECREF(row);
+				Py_DECREF(rows);
+				return NULL;
+			}
+			PyTuple_SET_ITEM(row, j, item);
+		}
+		if (PyList_Append(rows, row) < 0)
+		{
+			Py_DECREF(row);
+			Py_DECREF(rows);
+			return NULL;
+		}
+		Py_DECREF(row);
+	}
+	return rows;
+}
+
+/*
+ * execute(sql, params=()) -> list of rows.  Every parameter is passed as
+ * text ($n::type in the statement converts it); None is NULL.
+ */
+static PyObject *
+rvd_pg_execute(PyObject *self, PyObject *args)
+{
+	const char *sql;
+	PyObject   *params = NULL;
+	Py_ssize_t	nargs = 0;
+	Oid		   *types = NULL;
+	Datum	   *values = NULL;
+	char	   *nulls = NULL;
+	Py_ssize_t	i;
+	volatile bool failed = false;
+	PyObject   *volatile rows = NULL;
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *edata = NULL;
+
+	if (!PyArg_ParseTuple(args, "s|O", &sql, &params))
+		return NULL;
+	if (params != NULL && params != Py_None)
+	{
+		if (!PyTuple_Check(params))
+		{
+			PyErr_SetString(PyExc_TypeError, "execute: params must be a tuple");
+			return NULL;
+		}
+		nargs = PyTuple_GET_SIZE(params);
+	}
+	/* Convert the parameters before entering PostgreSQL's error domain. */
+	if (nargs > 0)
+	{
+		types = palloc(sizeof(Oid) * nargs);
+		values = palloc(sizeof(Datum) * nargs);
+		nulls = palloc(nargs);
+		for (i = 0; i < nargs; i++)
+		{
+			PyObject   *item = PyTuple_GET_ITEM(params, i);
+
+			types[i] = TEXTOID;
+			if (item == Py_None)
+			{
+				values[i] = (Datum) 0;
+				nulls[i] = 'n';
+			}
+			else
+			{
+				const char *s = PyUnicode_Check(item) ? PyUnicode_AsUTF8(item) : NULL;
+
+				if (s == NULL)
+				{
+					if (!PyErr_Occurred())
+						PyErr_Format(PyExc_TypeError, "execute: parameter %zd must be str or None", i + 1);
+					return NULL;
+				}
+				values[i] = CStringGetTextDatum(s);
+				nulls[i] = ' ';
+			}
+		}
+	}
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		SPI_execute_with_args(sql, (int) nargs, types, values, nulls, false, 0);
+		rows = rvd_spi_rows();
+		SPI_finish();
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		failed = true;
+	}
+	PG_END_TRY();
+	if (failed)
+	{
+		Py_XDECREF(rows);
+		rvd_raise_pg_error(edata);
+		return NULL;
+	}
+	return rows;
+}
+
+/* The counters slot of (dbid, relid), claiming a free one if create. */
+static RvdLearnStats *
+rvd_stats_slot(Oid relid, bool create)
+{
+	RvdLearnStats *free_slot = NULL;
+	int			i;
+
+	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	{
+		RvdLearnStats *s = &rvd_shared->learn[i];
+
+		if (s->relid == relid && s->dbid == MyDatabaseId)
+			return s;
+		if (s->relid == InvalidOid && free_slot == NULL)
+			free_slot = s;
+	}
+	if (create && free_slot != NULL)
+	{
+		memset(free_slot, 0, sizeof(*free_slot));
+		free_slot->dbid = MyDatabaseId;
+		free_slot->relid = relid;
+		return free_slot;
+	}
+	return NULL;
+}
+
+/*
+ * publish(relid, consumed, queries_processed, learned, pattern_hits,
+ *		   avg_latency_us, prediction_error, patterns_stored, ewc_tasks,
+ *		   background_cycles, last_cycle_ms, last_cycle_at_unix_us,
+ *		   attention_type)
+ */
+static PyObject *
+rvd_pg_publish(PyObject *self, PyObject *args)
+{
+	unsigned int relid;
+	unsigned long long consumed,
+				processed,
+				learned,
+				hits,
+				cycles;
+	double		latency,
+				prederr,
+				cycle_ms;
+	int			patterns,
+				tasks;
+	long long	cycle_at;
+	const char *attention;
+	RvdLearnStats *s;
+
+	if (!PyArg_ParseTuple(args, "IKKKKddiiKdLs", &relid, &consumed, &processed, &learned, &hits,
+						  &latency, &prederr, &patterns, &tasks, &cycles, &cycle_ms, &cycle_at, &attention))
+		return NULL;
+
+	/* LWLock waits cannot raise ERROR; the lock is never held for long. */
+	LWLockAcquire(rvd_shared->stats_lock, LW_EXCLUSIVE);
+	s = rvd_stats_slot((Oid) relid, true);
+	if (s != NULL)
+	{
+		s->consumed = consumed;
+		s->queries_processed = processed;
+		s->learned = learned;
+		s->pattern_hits = hits;
+		s->avg_latency_us = latency;
+		s->prediction_error = prederr;
+		s->patterns_stored = patterns;
+		s->ewc_tasks = tasks;
+		s->background_cycles = cycles;
+		s->last_cycle_ms = cycle_ms;
+		/* Unix microseconds -> TimestampTz; 0 means never. */
+		s->last_cycle_at = cycle_at == 0 ? 0 :
+			(TimestampTz) cycle_at - ((TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+		strlcpy(s->attention_type, attention, sizeof(s->attention_type));
+	}
+	LWLockRelease(rvd_shared->stats_lock);
+	if (s == NULL)
+	{
+		PyErr_SetString(PyExc_RuntimeError, "publish: no free learning-statistics slot");
+		return NULL;
+	}
+	Py_RETURN_NONE;
+}
+
+static PyObject *
+rvd_pg_forget(PyObject *self, PyObject *args)
+{
+	unsigned int relid;
+	RvdLearnStats *s;
+
+	if (!PyArg_ParseTuple(args, "I", &relid))
+		return NULL;
+	LWLockAcquire(rvd_shared->stats_lock, LW_EXCLUSIVE);
+	s = rvd_stats_slot((Oid) relid, false);
+	if (s != NULL)
+		memset(s, 0, sizeof(*s));
+	LWLockRelease(rvd_shared->stats_lock);
+	Py_RETURN_NONE;
+}
+
+static PyObject *
+rvd_pg_log(PyObject *self, PyObject *args)
+{
+	const char *message;
+
+	if (!PyArg_ParseTuple(args, "s", &message))
+		return NULL;
+	/* LOG never longjmps. */
+	elog(LOG, "ruvector_dag worker: %s", message);
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef rvd_pg_methods[] = {
+	{"read_ring", rvd_pg_read_ring, METH_VARARGS, "Consume up to max trajectory records of this database."},
+	{"execute", rvd_pg_execute, METH_VARARGS, "Run one SQL statement in a subtransaction."},
+	{"publish", rvd_pg_publish, METH_VARARGS, "Publish a table's learning counters."},
+	{"forget", rvd_pg_forget, METH_VARARGS, "Drop a table's learning counters."},
+	{"log", rvd_pg_log, METH_VARARGS, "Write a LOG line."},
+	{NULL, NULL, 0, NULL}
+};
+
+static struct PyModuleDef rvd_pg_module = {
+	PyModuleDef_HEAD_INIT, "_ruvector_pg", "PostgreSQL as seen by the ruvector_dag worker.", -1, rvd_pg_methods
+};
+
+/*
+ * Create _ruvector_pg and put it in sys.modules (works whether or not the
+ * interpreter was started by PL/Python before us).
+ */
+static void
+rvd_install_pg_module(void)
+{
+	PyObject   *module = PyModule_Create(&rvd_pg_module);
+
+	if (module == NULL)
+		rvd_py_report(ERROR, "could not create the _ruvector_pg module");
+	rvd_pg_error = PyErr_NewException("_ruvector_pg.Error", NULL, NULL);
+	if (rvd_pg_error == NULL ||
+		PyModule_AddObject(module, "Error", (Py_INCREF(rvd_pg_error), rvd_pg_error)) < 0 ||
+		PyModule_AddIntConstant(module, "READ_RING_MAX", RVD_READ_RING_MAX) < 0 ||
+		PyModule_AddIntConstant(module, "RECORD_SIZE", (long) sizeof(RvdTrajectory)) < 0 ||
+		PyDict_SetItemString(PyImport_GetModuleDict(), "_ruvector_pg", module) < 0)
+	{
+		Py_DECREF(module);
+		rvd_py_report(ERROR, "could not install the _ruvector_pg module");
+	}
+	Py_DECREF(module);
+}
+
+/*
+ * Start the engine in this (worker) process: interpreter, _ruvector_pg,
+ * ruvector_dag.worker.start() (kernel warm-up, learned state reloaded).
+ * Raises an ERROR on failure; the caller decides to carry on without it.
+ */
+char *
+rvd_py_worker_start(void)
+{
+	if (rvd_worker_module == NULL)
+	{
+		rvd_py_ensure();
+		rvd_install_pg_module();
+		rvd_worker_module = PyImport_ImportModule("ruvector_dag.worker");
+		if (rvd_worker_module == NULL)
+			rvd_py_report(ERROR, "could not import ruvector_dag.worker");
+	}
+	return rvd_py_worker_call("start", NULL);
+}
+
+bool
+rvd_py_worker_ready(void)
+{
+	return rvd_worker_module != NULL;
+}
+
+/*
+ * Call ruvector_dag.worker.<method>(*args) where args is a "(...)" format
+ * for Py_BuildValue given as a prebuilt tuple by the variants below.
+ * Returns its str result palloc'd, or NULL for None; a Python exception
+ * becomes an ERROR carrying its SQLSTATE.
+ */
+static char *
+rvd_py_worker_invoke(const char *method, PyObject *args)
+{
+	PyObject   *fn;
+	PyObject   *out = NULL;
+	char	   *result = NULL;
+	bool		bad_type = false;
+
+	if (rvd_worker_module == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the ruvector_dag engine is not running in the background worker")));
+	fn = PyObject_GetAttrString(rvd_worker_module, method);
+	if (fn != NULL && args != NULL)
+		out = PyObject_CallObject(fn, args);
+	else if (fn != NULL)
+		out = PyObject_CallNoArgs(fn);
+	Py_XDECREF(fn);
+	Py_XDECREF(args);
+	if (out != NULL && out != Py_None)
+	{
+		const char *s = PyUnicode_Check(out) ? PyUnicode_AsUTF8(out) : NULL;
+
+		if (s != NULL)
+			result = pstrdup(s);
+		else
+			bad_type = !PyErr_Occurred();
+	}
+	Py_XDECREF(out);
+	if (PyErr_Occurred())
+		rvd_py_report(ERROR, psprintf("ruvector_dag.worker.%s failed", method));
+	if (bad_type)
+		elog(ERROR, "ruvector_dag.worker.%s returned something other than str or None", method);
+	return result;
+}
+
+char *
+rvd_py_worker_call(const char *method, const char *arg)
+{
+	PyObject   *args = NULL;
+
+	if (arg != NULL)
+	{
+		args = Py_BuildValue("(s)", arg);
+		if (args == NULL)
+			rvd_py_report(ERROR, "could not build arguments");
+	}
+	return rvd_py_worker_invoke(method, args);
+}
+
+char *
+rvd_py_worker_request(const char *kind, Oid relid, int int_arg, double real_arg)
+{
+	PyObject   *args = Py_BuildValue("(sIid)", kind, (unsigned int) relid, int_arg, real_arg);
+
+	if (args == NULL)
+		rvd_py_report(ERROR, "could not build arguments");
+	return rvd_py_worker_invoke("request", args);
+}

@@ -1,0 +1,373 @@
+"""What the engine learns about one enrolled table.
+
+:class:`TableLearner` is the engine's unit of learning, free of any
+PostgreSQL dependency (the worker glue is :mod:`ruvector_dag.worker`), so
+unit tests drive it with synthetic trajectories.
+
+Instant loop (:meth:`TableLearner.process`, every captured statement):
+
+1. latency = planning + execution time; y = log(latency in us).
+2. The plan is embedded with the canonical mechanism
+   (:data:`CANONICAL_MECHANISM`) and matched against the bank: nearest
+   pattern, and whether it is a *hit* (within the pattern's radius).
+3. The attention selector picks the mechanism that pools the plan for the
+   latency model: Thompson sampling over the mechanisms with the pattern's
+   own posterior (a table-wide one before the first cycle), or the
+   mechanism forced by ``dag_attention_type``.  Its reward is
+   exp(-|prediction error|) in [0, 1]: the mechanism under which the model
+   predicts this pattern's latency best wins.
+4. Quality (:func:`ruvector_dag.features.quality`) against the running
+   typical latency of the same query id.  At or above
+   ``dag_quality_threshold`` the trajectory is *learned*: one MicroLoRA
+   step at ``dag_learning_rate``, proximal under EWC++ (which watches the
+   loss for task boundaries), and the embedding joins the batch of the next
+   background cycle.
+
+Background cycle (:meth:`TableLearner.cycle`): the bank's weighted
+k-means++ over the batch and the existing patterns (anchored by EWC's
+lambda), then consolidation of near-duplicate patterns.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from . import features
+from .bandit import ThompsonBandit
+from .bank import CycleResult, Pattern, ReasoningBank
+from .errors import InvalidParameter
+from .ewc import OnlineEWC
+from .lora import MicroLoRA
+from .trajectory import Trajectory
+
+#: Mechanism of the embedding that identifies patterns (clustering, hits).
+CANONICAL_MECHANISM = "topological"
+#: The cycle merges patterns at least this similar (cosine of centroids).
+CYCLE_CONSOLIDATION_THRESHOLD = 0.99
+#: Weight of a new latency in the running typical latency of its query id.
+REFERENCE_RATE = 0.1
+#: Query ids whose typical latency is remembered (least recently seen go first).
+MAX_REFERENCES = 10_000
+#: Trajectories of each cycle kept in ruvector_dag.trajectory_history.
+HISTORY_PER_CYCLE = 200
+#: State format version (ruvector_dag.engine_state.state).
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """The per-table settings the learner uses (keys of the enrollment config, without ``dag_``)."""
+
+    learning_rate: float = 0.002
+    pattern_clusters: int = 100
+    quality_threshold: float = 0.3
+    attention_type: str = "auto"
+    attention_exploration: float = 0.1
+    ewc_lambda: float = 2000.0
+    ewc_max_lambda: float = 15000.0
+
+    def __post_init__(self) -> None:
+        if self.attention_type != "auto" and self.attention_type not in features.MECHANISMS:
+            raise InvalidParameter(f"unknown attention type {self.attention_type!r}")
+        if not 0 < self.learning_rate <= 1:
+            raise InvalidParameter(f"learning_rate must be in (0, 1], got {self.learning_rate}")
+        if self.pattern_clusters < 1:
+            raise InvalidParameter(f"pattern_clusters must be >= 1, got {self.pattern_clusters}")
+
+    @classmethod
+    def from_enrollment(cls, config: dict[str, Any]) -> LearnerConfig:
+        """From the merged config stored in ruvector_dag.enrolled_tables (keys ``dag_*``)."""
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            key = f"dag_{f.name}"
+            if key in config:
+                kwargs[f.name] = type(getattr(cls, f.name))(config[key])
+        return cls(**kwargs)
+
+
+@dataclass
+class Outcome:
+    """What the instant loop did with one trajectory."""
+
+    pattern_id: int | None
+    hit: bool
+    learned: bool
+    mechanism: str
+    quality: float
+    prediction: float  # predicted log latency, before the update
+
+
+@dataclass
+class Counters:
+    processed: int = 0
+    learned: int = 0
+    hits: int = 0
+    latency_sum_us: float = 0.0
+    abs_error_sum: float = 0.0  # |log latency error| of the predictions, summed
+    cycles: int = 0
+    last_cycle_ms: float = 0.0
+    last_cycle_at_us: int = 0  # Unix microseconds
+
+    @property
+    def avg_latency_us(self) -> float:
+        return self.latency_sum_us / self.processed if self.processed else 0.0
+
+    @property
+    def prediction_error(self) -> float:
+        return self.abs_error_sum / self.processed if self.processed else 0.0
+
+
+@dataclass
+class Batch:
+    """Trajectories learned since the last cycle."""
+
+    X: list[np.ndarray] = field(default_factory=list)
+    latency_us: list[float] = field(default_factory=list)
+    quality: list[float] = field(default_factory=list)
+    query_id: list[int] = field(default_factory=list)
+    mechanism: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def clear(self) -> None:
+        for f in fields(self):
+            getattr(self, f.name).clear()
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    trajectory_id: int
+    embedding: np.ndarray
+    mechanism: str
+    latency_us: float
+    quality: float
+    query_id: int
+    pattern_id: int
+
+
+class TableLearner:
+    """Latency model, pattern bank and attention selector of one table."""
+
+    def __init__(self, relid: int, config: LearnerConfig | None = None, seed: int = 0) -> None:
+        self.relid = relid
+        self.config = config or LearnerConfig()
+        self.mechanisms: tuple[str, ...] = tuple(features.MECHANISMS)
+        self.model = MicroLoRA(dim=features.EMBEDDING_DIM, rank=2, learning_rate=self.config.learning_rate,
+                               seed=seed)
+        self.ewc = OnlineEWC(self.model.n_params, lambda_=self.config.ewc_lambda,
+                             lambda_max=max(self.config.ewc_max_lambda, self.config.ewc_lambda),
+                             blocks=self.model.param_blocks)
+        self.bank = ReasoningBank(features.EMBEDDING_DIM, n_arms=len(self.mechanisms),
+                                  exploration=self.config.attention_exploration)
+        self.selector = ThompsonBandit(len(self.mechanisms), exploration=self.config.attention_exploration)
+        self.references: dict[int, float] = {}
+        self.counters = Counters()
+        self.batch = Batch()
+        self.rng = np.random.default_rng(seed)
+        self.trajectories_seen = 0  # ids for trajectory_history
+
+    # -- configuration ------------------------------------------------------
+
+    def reconfigure(self, config: LearnerConfig) -> None:
+        """Apply changed settings without losing what was learned."""
+        self.config = config
+        self.model.learning_rate = config.learning_rate
+        self.ewc.lambda_max = max(config.ewc_max_lambda, config.ewc_lambda)
+        self.ewc.lambda_ = min(max(self.ewc.lambda_, config.ewc_lambda), self.ewc.lambda_max)
+        self.bank.exploration = config.attention_exploration
+        self.selector.exploration = config.attention_exploration
+        for p in self.bank.patterns.values():
+            p.bandit.exploration = config.attention_exploration
+
+    # -- instant loop -------------------------------------------------------
+
+    def _choose(self, bandit: ThompsonBandit) -> int:
+        forced = self.config.attention_type
+        if forced != "auto":
+            return self.mechanisms.index(forced)
+        return bandit.choose(self.rng)
+
+    def _quality(self, query_id: int, latency_us: float) -> float:
+        log_lat = math.log(max(latency_us, 1.0))
+        ref = self.references.pop(query_id, None)  # re-inserted last: LRU order
+        q = features.quality(max(latency_us, 1.0), math.exp(ref) if ref is not None else max(latency_us, 1.0))
+        self.references[query_id] = log_lat if ref is None else (1 - REFERENCE_RATE) * ref + REFERENCE_RATE * log_lat
+        if len(self.references) > MAX_REFERENCES:
+            del self.references[next(iter(self.references))]
+        return q
+
+    def process(self, t: Trajectory) -> Outcome:
+        latency = max(t.planning_us + t.execution_us, 0.0)
+        y = math.log(max(latency, 1.0))
+        x0 = features.embed(t.nodes, CANONICAL_MECHANISM)
+        pattern, hit = self.bank.match(x0)
+        bandit = pattern.bandit if pattern is not None else self.selector
+        arm = self._choose(bandit)
+        mechanism = self.mechanisms[arm]
+        x = x0 if mechanism == CANONICAL_MECHANISM else features.embed(t.nodes, mechanism)
+        prediction = float(self.model.predict(x))
+        error = abs(prediction - y)
+        bandit.update(arm, math.exp(-error))
+        if bandit is not self.selector:
+            self.selector.update(arm, math.exp(-error))  # the table-wide view, for new patterns
+        quality = self._quality(t.query_id, latency)
+
+        c = self.counters
+        c.processed += 1
+        c.hits += int(hit)
+        c.latency_sum_us += latency
+        c.abs_error_sum += error if c.processed > 1 else 0.0  # the first has nothing to predict from
+        learned = quality >= self.config.quality_threshold
+        if learned:
+            before = self.model.params()
+            loss = self.model.update(x, y, self.ewc)
+            self.ewc.observe_loss(loss, before)
+            c.learned += 1
+            b = self.batch
+            b.X.append(x0)
+            b.latency_us.append(latency)
+            b.quality.append(quality)
+            b.query_id.append(t.query_id)
+            b.mechanism.append(mechanism)
+        return Outcome(pattern.id if pattern is not None else None, hit, learned, mechanism, quality, prediction)
+
+    # -- background cycle ---------------------------------------------------
+
+    def cycle(self, k: int | None = None) -> tuple[dict[str, Any], list[HistoryRow]]:
+        """Extract patterns from the batch; returns the spec's answer and a history sample."""
+        n = len(self.batch)
+        if n == 0:
+            return ({"success": False, "skipped": True,
+                     "reason": "no trajectories learned since the last cycle", "trajectory_count": 0}, [])
+        began = time.perf_counter()
+        X = np.vstack(self.batch.X)
+        lat = np.asarray(self.batch.latency_us)
+        qual = np.asarray(self.batch.quality)
+        result: CycleResult = self.bank.cycle(X, lat, qual, k=k or self.config.pattern_clusters,
+                                              anchor_strength=self.ewc.lambda_ / self.ewc.lambda_ref,
+                                              seed=self.counters.cycles)
+        retired = set(result.retired)
+        merged = self.bank.consolidate(CYCLE_CONSOLIDATION_THRESHOLD)
+        retired.update(merged)
+        # A pattern merged away hands its trajectories to the one that absorbed it.
+        labels = result.new_labels.copy()
+        if merged:
+            for i, pid in enumerate(labels):
+                if int(pid) not in self.bank.patterns:
+                    labels[i] = self.bank.match(X[i])[0].id  # type: ignore[union-attr]
+        if self.ewc.tasks == 0:
+            # The first patterns are the first task: anchor the model on it.
+            self.ewc.consolidate(self.model.params())
+
+        take: np.ndarray = self.rng.choice(n, size=min(n, HISTORY_PER_CYCLE), replace=False)
+        history = [HistoryRow(self.trajectories_seen + int(i) + 1, X[i], self.batch.mechanism[i], float(lat[i]),
+                              float(qual[i]), int(self.batch.query_id[i]), int(labels[i])) for i in sorted(take)]
+        self.trajectories_seen += n
+        self.batch.clear()
+        elapsed_ms = (time.perf_counter() - began) * 1000.0
+        c = self.counters
+        c.cycles += 1
+        c.last_cycle_ms = elapsed_ms
+        c.last_cycle_at_us = int(time.time() * 1e6)
+        return ({"success": True, "trajectories_processed": n, "patterns_extracted": len(self.bank.patterns),
+                 "patterns_retired": len(retired), "duration_ms": round(elapsed_ms, 3),
+                 "ewc_tasks": self.ewc.tasks, "ewc_lambda": self.ewc.lambda_}, history)
+
+    def consolidate(self, threshold: float) -> int:
+        return len(self.bank.consolidate(threshold))
+
+    def best_mechanism(self, pattern: Pattern) -> str:
+        forced = self.config.attention_type
+        return forced if forced != "auto" else self.mechanisms[pattern.bandit.best()]
+
+    def current_mechanism(self) -> str:
+        forced = self.config.attention_type
+        return forced if forced != "auto" else self.mechanisms[self.selector.best()]
+
+    # -- persistence --------------------------------------------------------
+
+    def state_bytes(self) -> bytes:
+        """Everything learned, as an .npz archive (no pickle: safe to load)."""
+        arrays: dict[str, np.ndarray] = {}
+        meta: dict[str, Any] = {"version": STATE_VERSION, "relid": self.relid,
+                                "config": asdict(self.config), "counters": asdict(self.counters),
+                                "trajectories_seen": self.trajectories_seen, "next_id": self.bank.next_id,
+                                "rng": self.rng.bit_generator.state}
+        for prefix, state in (("model", self.model.state_dict()), ("ewc", self.ewc.state_dict())):
+            scalars = {}
+            for key, value in state.items():
+                if isinstance(value, np.ndarray):
+                    arrays[f"{prefix}.{key}"] = value
+                else:
+                    scalars[key] = value
+            meta[prefix] = scalars
+        ps = list(self.bank.patterns.values())
+        arrays["bank.ids"] = np.array([p.id for p in ps], dtype=np.int64)
+        arrays["bank.centroids"] = (np.vstack([p.centroid for p in ps]) if ps
+                                    else np.zeros((0, features.EMBEDDING_DIM)))
+        arrays["bank.stats"] = np.array([[p.sample_count, p.latency_sum, p.quality_sum, p.spread, p.cohesion]
+                                         for p in ps], dtype=np.float64).reshape(-1, 5)
+        arrays["bank.alpha"] = np.array([p.bandit.alpha for p in ps]).reshape(-1, len(self.mechanisms))
+        arrays["bank.beta"] = np.array([p.bandit.beta for p in ps]).reshape(-1, len(self.mechanisms))
+        arrays["selector.alpha"] = self.selector.alpha
+        arrays["selector.beta"] = self.selector.beta
+        arrays["references.keys"] = np.array(list(self.references.keys()), dtype=np.uint64)
+        arrays["references.values"] = np.array(list(self.references.values()), dtype=np.float64)
+        b = self.batch
+        arrays["batch.X"] = np.vstack(b.X) if b.X else np.zeros((0, features.EMBEDDING_DIM))
+        arrays["batch.latency_us"] = np.asarray(b.latency_us, dtype=np.float64)
+        arrays["batch.quality"] = np.asarray(b.quality, dtype=np.float64)
+        arrays["batch.query_id"] = np.asarray(b.query_id, dtype=np.uint64)
+        meta["batch.mechanism"] = list(b.mechanism)
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        out = io.BytesIO()
+        np.savez_compressed(out, **arrays)  # type: ignore[arg-type]
+        return out.getvalue()
+
+    @classmethod
+    def from_state_bytes(cls, data: bytes, config: LearnerConfig | None = None) -> TableLearner:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(arrays.pop("meta").tobytes().decode())
+        if meta.get("version") != STATE_VERSION:
+            raise InvalidParameter(f"engine state version {meta.get('version')} is not {STATE_VERSION}")
+        learner = cls(int(meta["relid"]), LearnerConfig(**meta["config"]))
+        for prefix, klass in (("model", MicroLoRA), ("ewc", OnlineEWC)):
+            state: dict[str, Any] = dict(meta[prefix])
+            state.update({k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(prefix + ".")})
+            setattr(learner, prefix, klass.from_state_dict(state))
+        patterns: dict[int, Pattern] = {}
+        for i, pid in enumerate(arrays["bank.ids"]):
+            n, lat, qual, spread, cohesion = arrays["bank.stats"][i]
+            bandit = learner.bank.new_bandit()
+            bandit.alpha = arrays["bank.alpha"][i].copy()
+            bandit.beta = arrays["bank.beta"][i].copy()
+            patterns[int(pid)] = Pattern(int(pid), arrays["bank.centroids"][i].copy(), int(n), float(lat),
+                                         float(qual), float(spread), float(cohesion), bandit)
+        learner.bank.patterns = patterns
+        learner.bank.next_id = int(meta["next_id"])
+        learner.bank._reindex()
+        learner.selector.alpha = arrays["selector.alpha"].copy()
+        learner.selector.beta = arrays["selector.beta"].copy()
+        learner.references = dict(zip((int(k) for k in arrays["references.keys"]),
+                                      (float(v) for v in arrays["references.values"])))
+        learner.counters = Counters(**meta["counters"])
+        learner.trajectories_seen = int(meta["trajectories_seen"])
+        learner.rng.bit_generator.state = meta["rng"]
+        b = learner.batch
+        b.X = list(arrays["batch.X"])
+        b.latency_us = [float(v) for v in arrays["batch.latency_us"]]
+        b.quality = [float(v) for v in arrays["batch.quality"]]
+        b.query_id = [int(v) for v in arrays["batch.query_id"]]
+        b.mechanism = list(meta["batch.mechanism"])
+        if config is not None:
+            learner.reconfigure(config)
+        return learner

@@ -1,0 +1,117 @@
+"""Where the engine's learning is kept: the SQL the worker runs.
+
+Every statement goes through an ``execute(sql, params) -> rows`` callable:
+in the worker that is ``_ruvector_pg.execute`` (SPI, one subtransaction
+per statement, parameters and results as text).  Nothing here runs in a
+user's transaction: the worker writes in its own, short transactions with
+a lock timeout, so a user's lock on our tables delays learning, never the
+user (the lesson of AQO, which moved its writes out of user transactions).
+
+Tables (pgext/ruvector_dag--*.sql):
+  ruvector_dag.patterns            one row per live pattern, upserted per cycle
+  ruvector_dag.trajectory_history  a bounded sample of learned trajectories
+  ruvector_dag.engine_state        the learner's full state, one row per table
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .learner import HistoryRow, TableLearner
+
+Execute = Callable[[str, tuple[str | None, ...]], list[tuple[str | None, ...]]]
+
+#: Most trajectory_history rows kept per table (oldest deleted first).
+HISTORY_MAX_ROWS = 10_000
+
+
+def _vector(values: Any) -> list[float]:
+    """A vector as a JSON array; SQL reads it as real[] and assigns it to a ruvector column."""
+    return [float(v) for v in values]
+
+
+def extension_installed(execute: Execute) -> bool:
+    rows = execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'ruvector_dag'", ())
+    return bool(rows)
+
+
+def enrolled_tables(execute: Execute) -> dict[int, tuple[str, dict[str, Any]]]:
+    """relid -> (table_name, merged config) of every committed enrollment."""
+    rows = execute("SELECT e.relid::text, e.table_name, e.config::text FROM ruvector_dag.enrolled_tables e "
+                   "JOIN pg_catalog.pg_class c ON c.oid = e.relid", ())
+    return {int(r[0] or 0): (r[1] or "", json.loads(r[2] or "{}")) for r in rows}
+
+
+def load_state(execute: Execute, relid: int) -> bytes | None:
+    rows = execute("SELECT state FROM ruvector_dag.engine_state WHERE relid = $1::oid", (str(relid),))
+    if not rows or rows[0][0] is None:
+        return None
+    text = rows[0][0]
+    return bytes.fromhex(text[2:]) if text.startswith("\\x") else text.encode()
+
+
+def save_state(execute: Execute, learner: TableLearner) -> None:
+    execute("INSERT INTO ruvector_dag.engine_state (relid, state, saved_at) VALUES ($1::oid, $2::bytea, now()) "
+            "ON CONFLICT (relid) DO UPDATE SET state = EXCLUDED.state, saved_at = EXCLUDED.saved_at",
+            (str(learner.relid), "\\x" + learner.state_bytes().hex()))
+
+
+def delete_state(execute: Execute, relid: int) -> None:
+    execute("DELETE FROM ruvector_dag.engine_state WHERE relid = $1::oid", (str(relid),))
+
+
+def save_patterns(execute: Execute, learner: TableLearner, table_name: str) -> None:
+    """Make ruvector_dag.patterns hold exactly the bank's live patterns."""
+    rows = []
+    for p in learner.bank.patterns.values():
+        mechanism = learner.best_mechanism(p)
+        arm = learner.mechanisms.index(mechanism)
+        rows.append({
+            "pattern_id": p.id, "centroid": _vector(p.centroid), "attention_type": mechanism,
+            "optimal_params": {"attention_type": mechanism,
+                               "reward_mean": round(float(p.bandit.means[arm]), 6),
+                               "trials": round(float(p.bandit.trials[arm]), 3),
+                               "hit_radius": round(p.hit_radius2 ** 0.5, 6)},
+            "confidence": p.confidence, "sample_count": p.sample_count,
+            "avg_latency_us": p.avg_latency_us, "avg_quality": p.avg_quality,
+        })
+    relid = str(learner.relid)
+    ids = "{" + ",".join(str(p.id) for p in learner.bank.patterns.values()) + "}"
+    execute("DELETE FROM ruvector_dag.patterns WHERE relid = $1::oid AND pattern_id <> ALL ($2::bigint[])",
+            (relid, ids))
+    if rows:
+        execute(
+            "INSERT INTO ruvector_dag.patterns AS p (relid, table_name, pattern_id, centroid, attention_type, "
+            "optimal_params, confidence, sample_count, avg_latency_us, avg_quality) "
+            "SELECT $1::oid, $2, r.pattern_id, r.centroid, r.attention_type, r.optimal_params, "
+            "r.confidence, r.sample_count, r.avg_latency_us, r.avg_quality "
+            "FROM jsonb_to_recordset($3::jsonb) AS r(pattern_id bigint, centroid real[], attention_type text, "
+            "optimal_params jsonb, confidence float8, sample_count int, avg_latency_us float8, avg_quality float8) "
+            "ON CONFLICT (table_name, pattern_id) DO UPDATE SET relid = EXCLUDED.relid, centroid = EXCLUDED.centroid, "
+            "attention_type = EXCLUDED.attention_type, optimal_params = EXCLUDED.optimal_params, "
+            "confidence = EXCLUDED.confidence, sample_count = EXCLUDED.sample_count, "
+            "avg_latency_us = EXCLUDED.avg_latency_us, avg_quality = EXCLUDED.avg_quality, updated_at = now()",
+            (relid, table_name, json.dumps(rows)))
+
+
+def save_history(execute: Execute, relid: int, table_name: str, history: Sequence[HistoryRow]) -> None:
+    """Append a cycle's sample and keep at most HISTORY_MAX_ROWS per table."""
+    if not history:
+        return
+    rows = [{"trajectory_id": h.trajectory_id, "plan_embedding": _vector(h.embedding),
+             "attention_type": h.mechanism, "latency_us": round(h.latency_us), "quality": h.quality,
+             "query_id": h.query_id if h.query_id < 2**63 else h.query_id - 2**64, "pattern_id": h.pattern_id}
+            for h in history]
+    execute(
+        "INSERT INTO ruvector_dag.trajectory_history (relid, table_name, trajectory_id, plan_embedding, "
+        "attention_type, latency_us, quality, query_id, pattern_id) "
+        "SELECT $1::oid, $2, r.trajectory_id, r.plan_embedding, r.attention_type, r.latency_us, "
+        "r.quality, r.query_id, r.pattern_id "
+        "FROM jsonb_to_recordset($3::jsonb) AS r(trajectory_id bigint, plan_embedding real[], attention_type text, "
+        "latency_us bigint, quality float8, query_id bigint, pattern_id bigint)",
+        (str(relid), table_name, json.dumps(rows)))
+    execute("DELETE FROM ruvector_dag.trajectory_history WHERE relid = $1::oid AND id <= "
+            "(SELECT id FROM ruvector_dag.trajectory_history WHERE relid = $1::oid ORDER BY id DESC "
+            "OFFSET $2::int LIMIT 1)", (str(relid), str(HISTORY_MAX_ROWS)))
