@@ -86,11 +86,6 @@ class CycleResult:
     inertia: float
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    return 0.0 if na == 0.0 or nb == 0.0 else float(a @ b) / (na * nb)
-
-
 @dataclass
 class ReasoningBank:
     """Patterns of one table, keyed by stable id."""
@@ -134,6 +129,8 @@ class ReasoningBank:
         enters k-means as a point of weight anchor_strength * n.
         """
         X = np.asarray(X, dtype=np.float64).reshape(-1, self.dim)
+        latency_us = np.asarray(latency_us, dtype=np.float64)
+        quality = np.asarray(quality, dtype=np.float64)
         n_new = X.shape[0]
         if k < 1:
             raise InvalidParameter(f"k must be >= 1, got {k}")
@@ -158,10 +155,23 @@ class ReasoningBank:
         merged: dict[int, Pattern] = {}
         retired: list[int] = []
         cluster_id: dict[int, int] = {}
-        for c in range(result.centers.shape[0]):
-            members_new = np.flatnonzero(new_labels == c)
-            members_old = [old[j] for j in np.flatnonzero(old_labels == c)]
-            if len(members_new) == 0 and not members_old:
+        # Per cluster sums over the new points, vectorised (one pass each).
+        k_out = result.centers.shape[0]
+        own = result.centers[new_labels]
+        sq = ((X - own) ** 2).sum(axis=1)
+        norms = np.linalg.norm(X, axis=1) * np.linalg.norm(own, axis=1)
+        cos = np.divide((X * own).sum(axis=1), norms, out=np.zeros(n_new), where=norms > 0)
+        ss_new = np.bincount(new_labels, weights=sq, minlength=k_out)
+        cos_new_sum = np.bincount(new_labels, weights=cos, minlength=k_out)
+        lat_new = np.bincount(new_labels, weights=latency_us, minlength=k_out)
+        qual_new = np.bincount(new_labels, weights=quality, minlength=k_out)
+        count_new = np.bincount(new_labels, minlength=k_out)
+        old_by_cluster: dict[int, list[Pattern]] = {}
+        for j, c in enumerate(old_labels):
+            old_by_cluster.setdefault(int(c), []).append(old[j])
+        for c in range(k_out):
+            members_old = old_by_cluster.get(c, [])
+            if count_new[c] == 0 and not members_old:
                 continue
             center = result.centers[c]
             if members_old:
@@ -175,20 +185,17 @@ class ReasoningBank:
             bandit = self.new_bandit()
             for p in members_old:
                 bandit.merge(p.bandit)
-            xs = X[members_new]
-            n_old = sum(p.sample_count for p in members_old)
-            n = n_old + len(members_new)
+            n = sum(p.sample_count for p in members_old) + int(count_new[c])
             # Spread by the parallel-axis theorem: an old pattern's members sit
             # at its spread around its centroid, which sits d^2 from the new one.
-            ss = float(((xs - center) ** 2).sum()) + sum(
+            ss = float(ss_new[c]) + sum(
                 p.sample_count * (p.spread + float(((p.centroid - center) ** 2).sum())) for p in members_old)
-            cos_new = sum(_cosine(x, center) for x in xs)
-            cos_old = sum(p.sample_count * p.cohesion for p in members_old)
+            cos_sum = float(cos_new_sum[c]) + sum(p.sample_count * p.cohesion for p in members_old)
             merged[pid] = Pattern(
                 id=pid, centroid=center.copy(), sample_count=n,
-                latency_sum=float(latency_us[members_new].sum()) + sum(p.latency_sum for p in members_old),
-                quality_sum=float(quality[members_new].sum()) + sum(p.quality_sum for p in members_old),
-                spread=ss / n if n else 0.0, cohesion=(cos_new + cos_old) / n if n else 0.0, bandit=bandit)
+                latency_sum=float(lat_new[c]) + sum(p.latency_sum for p in members_old),
+                quality_sum=float(qual_new[c]) + sum(p.quality_sum for p in members_old),
+                spread=ss / n if n else 0.0, cohesion=cos_sum / n if n else 0.0, bandit=bandit)
         self.patterns = dict(sorted(merged.items()))
         self._reindex()
         ids = np.array([cluster_id[int(c)] for c in new_labels], dtype=np.int64)
@@ -204,12 +211,19 @@ class ReasoningBank:
             raise InvalidParameter(f"similarity threshold must be in (-1, 1], got {threshold}")
         order = sorted(self.patterns.values(), key=lambda p: (-p.sample_count, p.id))
         alive: list[Pattern] = []
+        unit = np.zeros((len(order), self.dim))  # unit centroids of the alive patterns, row per alive
         retired: list[int] = []
         for p in order:
-            target = next((a for a in alive if _cosine(a.centroid, p.centroid) >= threshold), None)
-            if target is None:
+            norm = float(np.linalg.norm(p.centroid))
+            u = p.centroid / norm if norm > 0 else p.centroid
+            sims = unit[:len(alive)] @ u
+            hit = np.flatnonzero(sims >= threshold) if norm > 0 else np.zeros(0, np.int64)
+            if len(hit) == 0:
+                unit[len(alive)] = u
                 alive.append(p)
                 continue
+            slot = int(hit[0])
+            target = alive[slot]
             n = target.sample_count + p.sample_count
             center = (target.centroid * target.sample_count + p.centroid * p.sample_count) / n
             ss = sum(q.sample_count * (q.spread + float(((q.centroid - center) ** 2).sum())) for q in (target, p))
@@ -220,6 +234,8 @@ class ReasoningBank:
             target.latency_sum += p.latency_sum
             target.quality_sum += p.quality_sum
             target.bandit.merge(p.bandit)
+            tn = float(np.linalg.norm(center))
+            unit[slot] = center / tn if tn > 0 else center
             retired.append(p.id)
         self.patterns = {p.id: p for p in sorted(alive, key=lambda p: p.id)}
         self._reindex()

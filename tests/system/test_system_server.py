@@ -99,3 +99,23 @@ def test_capture_in_the_system_server() -> None:
         assert c.execute("SELECT seen, stored FROM ruvector_dag_capture_stats() WHERE relid = 'sys_orders'::regclass"
                          ).fetchone() == (5, 5)
         c.execute("DROP TABLE sys_orders")
+
+
+def test_learning_in_the_system_server() -> None:
+    """The worker learns inside the distribution's server (issue 7: "with learning working")."""
+    with connect() as c:
+        c.execute("DROP TABLE IF EXISTS sys_items")
+        c.execute("CREATE TABLE sys_items AS SELECT g AS id, g % 10 AS k FROM generate_series(1, 5000) g")
+        c.execute("CREATE INDEX ON sys_items (id)")
+        c.execute("ANALYZE sys_items")
+        c.execute("SELECT ruvector_enable_neural_dag('sys_items')")
+        for i in range(20):
+            c.execute("SELECT * FROM sys_items WHERE id = %s", (i + 1,)).fetchall()
+            c.execute("SELECT k, count(*) FROM sys_items GROUP BY k").fetchall()
+        answer = c.execute("SELECT ruvector_dag_learn('sys_items')").fetchone()[0]
+        assert answer["success"], answer
+        stats = c.execute("SELECT ruvector_dag_learning_stats('sys_items')").fetchone()[0]
+        assert stats["queries_processed"] == 40
+        patterns = c.execute("SELECT sample_count FROM ruvector_dag_patterns('sys_items')").fetchall()
+        assert len(patterns) >= 2 and sum(p[0] for p in patterns) == stats["trajectories_learned"]
+        c.execute("DROP TABLE sys_items")
