@@ -35,10 +35,10 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
 
-from common import OUT_DIR, save  # noqa: E402
+from common import OUT_DIR, save
 
-from ruvector_dag import clustering, features  # noqa: E402
-from ruvector_dag.learner import LearnerConfig, TableLearner  # noqa: E402
+from ruvector_dag import clustering, features
+from ruvector_dag.learner import LearnerConfig, TableLearner
 
 K = 100
 DIM = features.EMBEDDING_DIM
@@ -92,6 +92,23 @@ def kmeans_vs_sklearn(sizes: list[int], n_inits: list[int], repeat: int, threads
     return rows
 
 
+def _fill(learner: TableLearner, X: np.ndarray, lat: np.ndarray) -> None:
+    """Put embeddings in the learner's batch as if the instant loop had learned them."""
+    b = learner.batch
+    b.X = list(X)
+    b.latency_us = list(lat)
+    b.quality = [0.5] * len(b.X)
+    b.query_id = [0] * len(b.X)
+    b.mechanism = ["topological"] * len(b.X)
+
+
+def _cold_cycle(X: np.ndarray, lat: np.ndarray) -> TableLearner:
+    learner = TableLearner(1, LearnerConfig(pattern_clusters=K))
+    _fill(learner, X, lat)
+    learner.cycle()
+    return learner
+
+
 def cycle_times(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
     rows = []
     rng = np.random.default_rng(1)
@@ -99,24 +116,10 @@ def cycle_times(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
         X = embeddings(2 * n, rng)
         lat = rng.lognormal(6, 1, 2 * n)
 
-        def fill(learner: TableLearner, part: slice) -> None:
-            b = learner.batch
-            b.X = list(X[part])
-            b.latency_us = list(lat[part])
-            b.quality = [0.5] * len(b.X)
-            b.query_id = [0] * len(b.X)
-            b.mechanism = ["topological"] * len(b.X)
-
-        def cold() -> TableLearner:
-            learner = TableLearner(1, LearnerConfig(pattern_clusters=K))
-            fill(learner, slice(0, n))
-            learner.cycle()
-            return learner
-
-        cold_t, learner = best_of(cold, repeat)
+        cold_t, learner = best_of(lambda X=X, lat=lat, n=n: _cold_cycle(X[:n], lat[:n]), repeat)
         warm_times = []
         for _ in range(repeat):
-            fill(learner, slice(n, 2 * n))
+            _fill(learner, X[n:], lat[n:])
             t = time.perf_counter()
             learner.cycle()
             warm_times.append(time.perf_counter() - t)

@@ -27,6 +27,12 @@ earlier mean by ``boundary_z`` standard errors, the workload has changed.
 The anchor is then the model as it was *before* that window (a snapshot is
 kept per sample of the window), i.e. the model of the task just finished,
 not one already bent towards the new one.
+
+Between boundaries the engine moves the anchor forward at every background
+cycle (:meth:`OnlineEWC.refresh_anchor`, as online EWC does, Schwarz et al.
+2018): the penalty then restrains how far one cycle's batch can drag the
+model from what was learned up to the last cycle, without holding a young
+model to its first, immature state.
 """
 
 from __future__ import annotations
@@ -91,7 +97,14 @@ class OnlineEWC:
         self.fisher += (1.0 - self.decay) * g * g
 
     def consolidate(self, params: np.ndarray) -> None:
-        """Anchor on params; the current Fisher becomes the importance."""
+        """A task ended: anchor on params, the current Fisher becomes the importance, lambda grows."""
+        self.refresh_anchor(params)
+        self.tasks += 1
+        if self.tasks > 1:
+            self.lambda_ = min(self.lambda_ * self.growth, self.lambda_max)
+
+    def refresh_anchor(self, params: np.ndarray) -> None:
+        """Move the anchor to params within the same task (online EWC; no new task, lambda unchanged)."""
         self.anchor = np.array(params, dtype=np.float64)
         self.importance = np.ones(self.n_params)
         start = 0
@@ -101,9 +114,6 @@ class OnlineEWC:
             if mean > 0:
                 self.importance[start:start + size] = np.minimum(block / mean, MAX_IMPORTANCE)
             start += size
-        self.tasks += 1
-        if self.tasks > 1:
-            self.lambda_ = min(self.lambda_ * self.growth, self.lambda_max)
 
     def observe_loss(self, loss: float, params: np.ndarray) -> bool:
         """Record a learned sample's loss (params: the model before its step); True at a task boundary."""

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from . import features
+from . import features, settings
 from .bandit import ThompsonBandit
 from .bank import CycleResult, Pattern, ReasoningBank
 from .errors import InvalidParameter
@@ -61,17 +61,24 @@ HISTORY_PER_CYCLE = 200
 STATE_VERSION = 1
 
 
+def _default(name: str) -> Any:
+    return settings.by_name()[name].default
+
+
 @dataclass(frozen=True)
 class LearnerConfig:
-    """The per-table settings the learner uses (keys of the enrollment config, without ``dag_``)."""
+    """The per-table settings the learner uses (keys of the enrollment config, without ``dag_``).
 
-    learning_rate: float = 0.002
-    pattern_clusters: int = 100
-    quality_threshold: float = 0.3
-    attention_type: str = "auto"
-    attention_exploration: float = 0.1
-    ewc_lambda: float = 2000.0
-    ewc_max_lambda: float = 15000.0
+    Defaults are the settings' defaults (ruvector_dag/settings.py, the one definition).
+    """
+
+    learning_rate: float = _default("dag_learning_rate")
+    pattern_clusters: int = _default("dag_pattern_clusters")
+    quality_threshold: float = _default("dag_quality_threshold")
+    attention_type: str = _default("dag_attention_type")
+    attention_exploration: float = _default("dag_attention_exploration")
+    ewc_lambda: float = _default("dag_ewc_lambda")
+    ewc_max_lambda: float = _default("dag_ewc_max_lambda")
 
     def __post_init__(self) -> None:
         if self.attention_type != "auto" and self.attention_type not in features.MECHANISMS:
@@ -266,6 +273,9 @@ class TableLearner:
         if self.ewc.tasks == 0:
             # The first patterns are the first task: anchor the model on it.
             self.ewc.consolidate(self.model.params())
+        else:
+            # Online EWC: what was learned up to this cycle is what to protect next.
+            self.ewc.refresh_anchor(self.model.params())
 
         take: np.ndarray = self.rng.choice(n, size=min(n, HISTORY_PER_CYCLE), replace=False)
         history = [HistoryRow(self.trajectories_seen + int(i) + 1, X[i], self.batch.mechanism[i], float(lat[i]),

@@ -35,7 +35,7 @@ MAX_ERROR = 10.0
 class MicroLoRA:
     """Latency predictor with a rank-``rank`` adapter; see the module docstring."""
 
-    def __init__(self, dim: int = 32, hidden: int = 16, rank: int = 2, learning_rate: float = 0.002,
+    def __init__(self, dim: int = 32, hidden: int = 16, rank: int = 2, learning_rate: float = 0.02,
                  seed: int = 0) -> None:
         for name, value in (("dim", dim), ("hidden", hidden), ("rank", rank)):
             if int(value) != value or value < 1:

@@ -93,9 +93,10 @@ SETTINGS: tuple[Setting, ...] = (
         "When off, no query is captured and no learned decision is applied.",
     ),
     RealSetting(
-        "dag_learning_rate", 0.002, 0.0001, 1.0, "PGC_USERSET",
+        "dag_learning_rate", 0.02, 0.0001, 1.0, "PGC_USERSET",
         "Learning rate of the engine's adapters.",
-        "Controls how fast the system adapts to new patterns.",
+        "SGD step of the latency model and its rank-2 adapter per learned query. "
+        "(The specification's 0.002 needs thousands of queries to learn; see docs/design.md.)",
     ),
     IntSetting(
         "dag_pattern_clusters", 100, 10, 1000, "PGC_USERSET",

