@@ -134,6 +134,7 @@ CREATE TABLE ruvector_dag.trajectory_history (
     quality FLOAT NOT NULL,
     query_id BIGINT NOT NULL DEFAULT 0,
     pattern_id BIGINT,
+    max_criticality FLOAT,     -- highest operator criticality of the plan (ruvector_dag/mincut.py)
     recorded_at TIMESTAMPTZ DEFAULT NOW()
 );
 
@@ -208,6 +209,8 @@ BEGIN
      WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0 AND h.relid = d.objid;
     DELETE FROM ruvector_dag.engine_state s USING pg_event_trigger_dropped_objects() d
      WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0 AND s.relid = d.objid;
+    DELETE FROM ruvector_dag.pattern_nodes n USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0 AND n.relid = d.objid;
 END;
 $$;
 
@@ -467,6 +470,7 @@ DECLARE
     drop_rate float8 := 0;
     issues text[] := '{}';
     ring_capacity integer;
+    severe bigint;
 BEGIN
     IF rel IS NULL THEN
         RETURN jsonb_build_object('healthy', false, 'error', 'Neural DAG not enabled');
@@ -484,11 +488,142 @@ BEGIN
         issues := issues || format('Low pattern hit rate: %s%%',
                                    round(((stats->>'pattern_hit_rate')::float8 * 100)::numeric, 1));
     END IF;
+    -- MinCut: operators carrying over 80 % of their plan's bottleneck cut (plans of
+    -- one operator are left out: their only operator carries everything by definition).
+    IF current_setting('ruvector.dag_mincut_enabled')::boolean THEN
+        SELECT count(*) INTO severe FROM ruvector_dag.pattern_nodes n
+         WHERE n.relid = rel AND n.criticality > 0.8
+           AND EXISTS (SELECT 1 FROM ruvector_dag.pattern_nodes m
+                        WHERE m.relid = n.relid AND m.pattern_id = n.pattern_id AND m.plan_position > 0);
+        IF severe > 0 THEN
+            issues := issues || format('%s severe bottlenecks detected', severe);
+        END IF;
+    END IF;
     RETURN jsonb_build_object(
         'healthy', cardinality(issues) = 0,
         'issues', to_jsonb(issues),
         'metrics', stats - 'enabled',
         'buffer', jsonb_build_object('size', stats->'trajectories_buffered', 'capacity', ring_capacity,
                                      'drop_rate', drop_rate));
+END;
+$$;
+
+-- ---------------------------------------------------------------------------
+-- MinCut bottleneck analysis (ruvector_dag/mincut.py, docs/design.md).
+-- Each learned pattern keeps an exemplar plan; the worker stores its
+-- operators with their criticality on the plan's bottleneck cut.
+-- node_id = pattern_id * 1000 + the operator's position in EXPLAIN order.
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE ruvector_dag.pattern_nodes (
+    relid OID NOT NULL,
+    pattern_id BIGINT NOT NULL,
+    node_id BIGINT NOT NULL,
+    plan_position INT NOT NULL,
+    parent_position INT NOT NULL,
+    operator TEXT NOT NULL,
+    self_cost FLOAT NOT NULL,
+    criticality FLOAT NOT NULL,
+    cut_weight FLOAT NOT NULL,
+    PRIMARY KEY (relid, node_id)
+);
+SELECT pg_catalog.pg_extension_config_dump('ruvector_dag.pattern_nodes', '');
+GRANT SELECT ON ruvector_dag.pattern_nodes TO PUBLIC;
+
+CREATE FUNCTION ruvector_dag_mincut_criticality(
+    table_name text,
+    OUT node_id bigint, OUT criticality real, OUT is_bottleneck boolean,
+    OUT pattern_id bigint, OUT plan_position integer, OUT parent_position integer, OUT operator text,
+    OUT self_cost double precision)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    rel oid := ruvector_dag._enrolled(table_name);
+    threshold real := current_setting('ruvector.dag_mincut_threshold')::real;
+BEGIN
+    IF rel IS NULL THEN
+        RAISE WARNING 'Neural DAG not enabled for table ''%''', table_name;
+        RETURN;
+    END IF;
+    IF NOT current_setting('ruvector.dag_mincut_enabled')::boolean THEN
+        RAISE WARNING 'MinCut not enabled for table ''%''', table_name;
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT n.node_id, n.criticality::real, n.criticality > threshold, n.pattern_id, n.plan_position,
+               n.parent_position, n.operator, n.self_cost
+          FROM ruvector_dag.pattern_nodes n
+         WHERE n.relid = rel
+         ORDER BY n.criticality DESC, n.node_id;
+END;
+$$;
+
+CREATE FUNCTION ruvector_dag_mincut_analysis(table_name text)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+AS $$
+DECLARE
+    rel oid := ruvector_dag._enrolled(table_name);
+    threshold real := current_setting('ruvector.dag_mincut_threshold')::real;
+    result jsonb;
+BEGIN
+    IF rel IS NULL THEN
+        RETURN jsonb_build_object('error', 'Neural DAG not enabled');
+    END IF;
+    IF NOT current_setting('ruvector.dag_mincut_enabled')::boolean THEN
+        RETURN jsonb_build_object('error', 'MinCut not enabled');
+    END IF;
+    SELECT jsonb_build_object(
+               -- the bottleneck cut of the pattern seen most often (cost units, or ms with timing)
+               'global_mincut', (SELECT n.cut_weight FROM ruvector_dag.pattern_nodes n
+                                   JOIN ruvector_dag.patterns p ON p.relid = n.relid AND p.pattern_id = n.pattern_id
+                                  WHERE n.relid = rel ORDER BY p.sample_count DESC, n.pattern_id LIMIT 1),
+               'bottleneck_count', count(*) FILTER (WHERE n.criticality > threshold),
+               'bottlenecks', coalesce(jsonb_agg(jsonb_build_object(
+                   'node_id', n.node_id, 'criticality', n.criticality, 'pattern_id', n.pattern_id,
+                   'operator', n.operator, 'plan_position', n.plan_position)
+                   ORDER BY n.criticality DESC, n.node_id) FILTER (WHERE n.criticality > threshold), '[]'),
+               'threshold', threshold,
+               'patterns_analysed', count(DISTINCT n.pattern_id))
+      INTO result
+      FROM ruvector_dag.pattern_nodes n
+     WHERE n.relid = rel;
+    RETURN result;
+END;
+$$;
+
+CREATE FUNCTION ruvector_dag._check_read_only_query(query text)
+RETURNS void AS 'MODULE_PATHNAME', 'rvd_check_read_only_query' LANGUAGE C VOLATILE;
+
+CREATE FUNCTION ruvector_dag._mincut_of_plan(plan jsonb, threshold real)
+RETURNS jsonb AS 'MODULE_PATHNAME', 'rvd_engine_call' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+-- Criticality of each operator of the plan PostgreSQL chooses for query
+-- (planned with EXPLAIN, never executed).
+CREATE FUNCTION ruvector_dag_mincut_plan(
+    query text,
+    OUT node_id integer, OUT parent_id integer, OUT operator text, OUT self_cost double precision,
+    OUT criticality real, OUT is_bottleneck boolean)
+RETURNS SETOF record
+LANGUAGE plpgsql VOLATILE
+AS $$
+DECLARE
+    plan json;
+    result jsonb;
+BEGIN
+    PERFORM ruvector_dag._check_read_only_query(query);
+    IF NOT current_setting('ruvector.dag_mincut_enabled')::boolean THEN
+        RAISE WARNING 'MinCut not enabled';
+        RETURN;
+    END IF;
+    -- A single SELECT (checked above): EXPLAIN plans it and executes nothing.
+    EXECUTE 'EXPLAIN (FORMAT JSON, COSTS ON) ' || query INTO plan;
+    result := ruvector_dag._mincut_of_plan(plan::jsonb, current_setting('ruvector.dag_mincut_threshold')::real);
+    RETURN QUERY
+        SELECT r.node_id, r.parent_id, r.operator, r.self_cost, r.criticality::real, r.is_bottleneck
+          FROM jsonb_to_recordset(result->'nodes') AS r(node_id integer, parent_id integer, operator text,
+               self_cost double precision, criticality double precision, is_bottleneck boolean)
+         ORDER BY r.node_id;
 END;
 $$;

@@ -59,6 +59,7 @@ class Pattern:
     spread: float  # mean squared distance of members to the centroid
     cohesion: float  # mean cosine similarity of members to the centroid
     bandit: ThompsonBandit
+    exemplar: np.ndarray | None = None  # plan nodes of the member nearest the centroid (MinCut)
 
     @property
     def avg_latency_us(self) -> float:
@@ -122,11 +123,13 @@ class ReasoningBank:
         return self.patterns[int(self._ids[i])], bool(d2[i] <= self._radius2[i])
 
     def cycle(self, X: np.ndarray, latency_us: np.ndarray, quality: np.ndarray, *, k: int,
-              anchor_strength: float, seed: int = 0) -> CycleResult:
+              anchor_strength: float, seed: int = 0, plans: list[np.ndarray] | None = None) -> CycleResult:
         """Re-extract patterns from new embeddings X and the existing patterns.
 
         anchor_strength = lambda / lambda_ref: an old pattern of n samples
-        enters k-means as a point of weight anchor_strength * n.
+        enters k-means as a point of weight anchor_strength * n.  plans (one
+        per row of X) give a new pattern its exemplar plan: the member
+        nearest its centroid.
         """
         X = np.asarray(X, dtype=np.float64).reshape(-1, self.dim)
         latency_us = np.asarray(latency_us, dtype=np.float64)
@@ -166,6 +169,12 @@ class ReasoningBank:
         lat_new = np.bincount(new_labels, weights=latency_us, minlength=k_out)
         qual_new = np.bincount(new_labels, weights=quality, minlength=k_out)
         count_new = np.bincount(new_labels, minlength=k_out)
+        by_cluster = np.lexsort((sq, new_labels))  # per cluster, nearest member first
+        nearest = np.full(k_out, -1, np.int64)
+        firsts: np.ndarray = (np.flatnonzero(np.r_[True, np.diff(new_labels[by_cluster]) != 0]) if n_new
+                              else np.zeros(0, np.int64))
+        for i in firsts:
+            nearest[new_labels[by_cluster[i]]] = by_cluster[i]
         old_by_cluster: dict[int, list[Pattern]] = {}
         for j, c in enumerate(old_labels):
             old_by_cluster.setdefault(int(c), []).append(old[j])
@@ -195,7 +204,10 @@ class ReasoningBank:
                 id=pid, centroid=center.copy(), sample_count=n,
                 latency_sum=float(lat_new[c]) + sum(p.latency_sum for p in members_old),
                 quality_sum=float(qual_new[c]) + sum(p.quality_sum for p in members_old),
-                spread=ss / n if n else 0.0, cohesion=cos_sum / n if n else 0.0, bandit=bandit)
+                spread=ss / n if n else 0.0, cohesion=cos_sum / n if n else 0.0, bandit=bandit,
+                exemplar=next((p.exemplar for p in sorted(members_old, key=lambda p: -p.sample_count)
+                               if p.exemplar is not None),
+                              plans[nearest[c]] if plans is not None and nearest[c] >= 0 else None))
         self.patterns = dict(sorted(merged.items()))
         self._reindex()
         ids = np.array([cluster_id[int(c)] for c in new_labels], dtype=np.int64)
@@ -234,6 +246,8 @@ class ReasoningBank:
             target.latency_sum += p.latency_sum
             target.quality_sum += p.quality_sum
             target.bandit.merge(p.bandit)
+            if target.exemplar is None:
+                target.exemplar = p.exemplar
             tn = float(np.linalg.norm(center))
             unit[slot] = center / tn if tn > 0 else center
             retired.append(p.id)

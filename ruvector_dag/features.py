@@ -8,7 +8,7 @@ every node's features are the keys, and the mechanism's weights give an
 attention-weighted mean and standard deviation of the node features.
 Their concatenation, L2-normalised, is the embedding (:data:`EMBEDDING_DIM`
 = 32).  DAG-derived inputs of the mechanisms (depths, the costliest path,
-cost shares, the root's children) come from the plan itself; the fixed
+bottleneck-cut criticalities, the root's children) come from the plan itself; the fixed
 parameters are in :data:`MECHANISM_PARAMS`.
 
 The one quality formula of the engine is :func:`quality`.
@@ -24,6 +24,7 @@ import numpy as np
 from . import layout
 from .errors import InvalidParameter
 from .kernels import attention as _k
+from .mincut import plan_cut
 from .settings import ATTENTION_MECHANISMS
 
 MECHANISMS: tuple[str, ...] = ATTENTION_MECHANISMS
@@ -138,9 +139,9 @@ def _weights(mechanism: str, feats: np.ndarray, nodes: np.ndarray) -> np.ndarray
     if mechanism == "critical_path":
         return np.asarray(_k.critical_path(q, k, critical_path(nodes), p["boost"], t), dtype=np.float64)
     if mechanism == "mincut_gated":
-        cost = nodes["total_cost"].astype(np.float64)
-        share = np.clip(cost / cost[0], 0.0, 1.0) if cost[0] > 0 else np.ones(len(nodes))
-        return np.asarray(_k.mincut_gated(q, k, share.astype(np.float32), p["threshold"], t), dtype=np.float64)
+        # Gated by each operator's criticality on the plan's bottleneck cut (ruvector_dag.mincut).
+        crit = plan_cut(nodes).criticality.astype(np.float32)
+        return np.asarray(_k.mincut_gated(q, k, crit, p["threshold"], t), dtype=np.float64)
     if mechanism == "hierarchical_lorentz":
         return np.asarray(_k.hierarchical_lorentz(q, k, depths(nodes), p["curvature"], t, 1.0), dtype=np.float64)
     if mechanism == "parallel_branch":

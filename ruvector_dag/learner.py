@@ -34,6 +34,7 @@ import io
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -45,7 +46,8 @@ from .bank import CycleResult, Pattern, ReasoningBank
 from .errors import InvalidParameter
 from .ewc import OnlineEWC
 from .lora import MicroLoRA
-from .trajectory import Trajectory
+from .mincut import plan_cut
+from .trajectory import Trajectory, node_dtype
 
 #: Mechanism of the embedding that identifies patterns (clustering, hits).
 CANONICAL_MECHANISM = "topological"
@@ -140,6 +142,7 @@ class Batch:
     quality: list[float] = field(default_factory=list)
     query_id: list[int] = field(default_factory=list)
     mechanism: list[str] = field(default_factory=list)
+    nodes: list[np.ndarray] = field(default_factory=list)  # the plans, for exemplars and MinCut
 
     def __len__(self) -> int:
         return len(self.X)
@@ -158,6 +161,22 @@ class HistoryRow:
     quality: float
     query_id: int
     pattern_id: int
+    max_criticality: float
+
+
+def _pack(plans: Sequence[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Plans (or None) as one node array and offsets (-1 marks None): savable without pickle."""
+    parts = [p for p in plans if p is not None]
+    nodes = np.concatenate(parts) if parts else np.zeros(0, dtype=node_dtype())
+    offsets, at = [], 0
+    for p in plans:
+        offsets.append((at, -1) if p is None else (at, at + len(p)))
+        at += 0 if p is None else len(p)
+    return nodes, np.array(offsets, dtype=np.int64).reshape(-1, 2)
+
+
+def _unpack(nodes: np.ndarray, offsets: np.ndarray) -> list[np.ndarray | None]:
+    return [None if end < 0 else nodes[start:end].copy() for start, end in offsets]
 
 
 class TableLearner:
@@ -244,6 +263,7 @@ class TableLearner:
             b.quality.append(quality)
             b.query_id.append(t.query_id)
             b.mechanism.append(mechanism)
+            b.nodes.append(t.nodes)
         return Outcome(pattern.id if pattern is not None else None, hit, learned, mechanism, quality, prediction)
 
     # -- background cycle ---------------------------------------------------
@@ -260,7 +280,7 @@ class TableLearner:
         qual = np.asarray(self.batch.quality)
         result: CycleResult = self.bank.cycle(X, lat, qual, k=k or self.config.pattern_clusters,
                                               anchor_strength=self.ewc.lambda_ / self.ewc.lambda_ref,
-                                              seed=self.counters.cycles)
+                                              seed=self.counters.cycles, plans=self.batch.nodes)
         retired = set(result.retired)
         merged = self.bank.consolidate(CYCLE_CONSOLIDATION_THRESHOLD)
         retired.update(merged)
@@ -279,7 +299,9 @@ class TableLearner:
 
         take: np.ndarray = self.rng.choice(n, size=min(n, HISTORY_PER_CYCLE), replace=False)
         history = [HistoryRow(self.trajectories_seen + int(i) + 1, X[i], self.batch.mechanism[i], float(lat[i]),
-                              float(qual[i]), int(self.batch.query_id[i]), int(labels[i])) for i in sorted(take)]
+                              float(qual[i]), int(self.batch.query_id[i]), int(labels[i]),
+                              float(plan_cut(self.batch.nodes[i]).criticality.max(initial=0.0)))
+                   for i in sorted(take)]
         self.trajectories_seen += n
         self.batch.clear()
         elapsed_ms = (time.perf_counter() - began) * 1000.0
@@ -327,6 +349,7 @@ class TableLearner:
                                          for p in ps], dtype=np.float64).reshape(-1, 5)
         arrays["bank.alpha"] = np.array([p.bandit.alpha for p in ps]).reshape(-1, len(self.mechanisms))
         arrays["bank.beta"] = np.array([p.bandit.beta for p in ps]).reshape(-1, len(self.mechanisms))
+        arrays["bank.exemplars"], arrays["bank.exemplar_offsets"] = _pack([p.exemplar for p in ps])
         arrays["selector.alpha"] = self.selector.alpha
         arrays["selector.beta"] = self.selector.beta
         arrays["references.keys"] = np.array(list(self.references.keys()), dtype=np.uint64)
@@ -337,6 +360,7 @@ class TableLearner:
         arrays["batch.quality"] = np.asarray(b.quality, dtype=np.float64)
         arrays["batch.query_id"] = np.asarray(b.query_id, dtype=np.uint64)
         meta["batch.mechanism"] = list(b.mechanism)
+        arrays["batch.nodes"], arrays["batch.node_offsets"] = _pack(b.nodes)
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         out = io.BytesIO()
         np.savez_compressed(out, **arrays)  # type: ignore[arg-type]
@@ -355,13 +379,14 @@ class TableLearner:
             state.update({k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(prefix + ".")})
             setattr(learner, prefix, klass.from_state_dict(state))
         patterns: dict[int, Pattern] = {}
+        exemplars = _unpack(arrays["bank.exemplars"], arrays["bank.exemplar_offsets"])
         for i, pid in enumerate(arrays["bank.ids"]):
             n, lat, qual, spread, cohesion = arrays["bank.stats"][i]
             bandit = learner.bank.new_bandit()
             bandit.alpha = arrays["bank.alpha"][i].copy()
             bandit.beta = arrays["bank.beta"][i].copy()
             patterns[int(pid)] = Pattern(int(pid), arrays["bank.centroids"][i].copy(), int(n), float(lat),
-                                         float(qual), float(spread), float(cohesion), bandit)
+                                         float(qual), float(spread), float(cohesion), bandit, exemplars[i])
         learner.bank.patterns = patterns
         learner.bank.next_id = int(meta["next_id"])
         learner.bank._reindex()
@@ -378,6 +403,7 @@ class TableLearner:
         b.quality = [float(v) for v in arrays["batch.quality"]]
         b.query_id = [int(v) for v in arrays["batch.query_id"]]
         b.mechanism = list(meta["batch.mechanism"])
+        b.nodes = [x for x in _unpack(arrays["batch.nodes"], arrays["batch.node_offsets"]) if x is not None]
         if config is not None:
             learner.reconfigure(config)
         return learner

@@ -226,3 +226,22 @@ def _engine_info() -> Result:
         "attention_mechanisms": list(attention.ATTENTION_TYPES),
     }
     return json.dumps(info), []
+
+
+# --------------------------------------------------------------------------
+# MinCut of an ad-hoc query's plan (ruvector_dag_mincut_plan)
+# --------------------------------------------------------------------------
+
+@sql_function("_mincut_of_plan")
+def _mincut_of_plan(plan: Any, threshold: Any) -> Result:
+    from . import layout
+    from .mincut import nodes_from_explain, plan_cut, self_costs
+
+    nodes = nodes_from_explain(json.loads(required(plan, "plan")))
+    t = float(required(threshold, "threshold"))
+    cut = plan_cut(nodes, timing=False)
+    own = self_costs(nodes)
+    rows = [{"node_id": i, "parent_id": int(n["parent"]), "operator": layout.operator_name(int(n["op"])),
+             "self_cost": float(own[i]), "criticality": float(cut.criticality[i]),
+             "is_bottleneck": bool(cut.criticality[i] > t)} for i, n in enumerate(nodes)]
+    return json.dumps({"cut_weight": cut.weight, "nodes": rows}), []

@@ -11,6 +11,7 @@ Tables (pgext/ruvector_dag--*.sql):
   ruvector_dag.patterns            one row per live pattern, upserted per cycle
   ruvector_dag.trajectory_history  a bounded sample of learned trajectories
   ruvector_dag.engine_state        the learner's full state, one row per table
+  ruvector_dag.pattern_nodes       each pattern's exemplar plan with bottleneck criticalities
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import layout
 from .learner import HistoryRow, TableLearner
+from .mincut import plan_cut, self_costs
 
 Execute = Callable[[str, tuple[str | None, ...]], list[tuple[str | None, ...]]]
 
@@ -96,21 +99,56 @@ def save_patterns(execute: Execute, learner: TableLearner, table_name: str) -> N
             (relid, table_name, json.dumps(rows)))
 
 
+#: node_id of a pattern's operator = pattern_id * NODE_ID_STRIDE + its plan position.
+NODE_ID_STRIDE = 1000
+
+
+def pattern_node_rows(learner: TableLearner) -> list[dict[str, Any]]:
+    """One row per operator of each pattern's exemplar plan, with its bottleneck criticality."""
+    rows = []
+    for p in learner.bank.patterns.values():
+        if p.exemplar is None or len(p.exemplar) == 0:
+            continue
+        cut = plan_cut(p.exemplar)
+        own = self_costs(p.exemplar, timing=cut.timing)
+        for pos, node in enumerate(p.exemplar):
+            rows.append({"pattern_id": p.id, "node_id": p.id * NODE_ID_STRIDE + pos, "plan_position": pos,
+                         "parent_position": int(node["parent"]), "operator": layout.operator_name(int(node["op"])),
+                         "self_cost": float(own[pos]), "criticality": float(cut.criticality[pos]),
+                         "cut_weight": cut.weight})
+    return rows
+
+
+def save_pattern_nodes(execute: Execute, learner: TableLearner) -> None:
+    relid = str(learner.relid)
+    execute("DELETE FROM ruvector_dag.pattern_nodes WHERE relid = $1::oid", (relid,))
+    rows = pattern_node_rows(learner)
+    if rows:
+        execute(
+            "INSERT INTO ruvector_dag.pattern_nodes (relid, pattern_id, node_id, plan_position, parent_position, "
+            "operator, self_cost, criticality, cut_weight) "
+            "SELECT $1::oid, r.pattern_id, r.node_id, r.plan_position, r.parent_position, r.operator, r.self_cost, "
+            "r.criticality, r.cut_weight FROM jsonb_to_recordset($2::jsonb) AS r(pattern_id bigint, node_id bigint, "
+            "plan_position int, parent_position int, operator text, self_cost float8, criticality float8, "
+            "cut_weight float8)", (relid, json.dumps(rows)))
+
+
 def save_history(execute: Execute, relid: int, table_name: str, history: Sequence[HistoryRow]) -> None:
     """Append a cycle's sample and keep at most HISTORY_MAX_ROWS per table."""
     if not history:
         return
     rows = [{"trajectory_id": h.trajectory_id, "plan_embedding": _vector(h.embedding),
              "attention_type": h.mechanism, "latency_us": round(h.latency_us), "quality": h.quality,
-             "query_id": h.query_id if h.query_id < 2**63 else h.query_id - 2**64, "pattern_id": h.pattern_id}
+             "query_id": h.query_id if h.query_id < 2**63 else h.query_id - 2**64, "pattern_id": h.pattern_id,
+             "max_criticality": h.max_criticality}
             for h in history]
     execute(
         "INSERT INTO ruvector_dag.trajectory_history (relid, table_name, trajectory_id, plan_embedding, "
-        "attention_type, latency_us, quality, query_id, pattern_id) "
+        "attention_type, latency_us, quality, query_id, pattern_id, max_criticality) "
         "SELECT $1::oid, $2, r.trajectory_id, r.plan_embedding, r.attention_type, r.latency_us, "
-        "r.quality, r.query_id, r.pattern_id "
+        "r.quality, r.query_id, r.pattern_id, r.max_criticality "
         "FROM jsonb_to_recordset($3::jsonb) AS r(trajectory_id bigint, plan_embedding real[], attention_type text, "
-        "latency_us bigint, quality float8, query_id bigint, pattern_id bigint)",
+        "latency_us bigint, quality float8, query_id bigint, pattern_id bigint, max_criticality float8)",
         (str(relid), table_name, json.dumps(rows)))
     execute("DELETE FROM ruvector_dag.trajectory_history WHERE relid = $1::oid AND id <= "
             "(SELECT id FROM ruvector_dag.trajectory_history WHERE relid = $1::oid ORDER BY id DESC "

@@ -95,6 +95,7 @@ def _save(relid: int, *, patterns: bool = False, history: list[Any] | None = Non
     name = _tables.get(relid, ("", {}))[0]
     if patterns:
         storage.save_patterns(_execute, learner, name)
+        storage.save_pattern_nodes(_execute, learner)
     if history:
         storage.save_history(_execute, relid, name, history)
     storage.save_state(_execute, learner)

@@ -17,6 +17,7 @@
  *	sql_state.c		SQL views of the shared state
  *	worker.c		the background worker
  *	sql_learn.c		SQL entry points served by the worker (requests, stats)
+ *	sql_mincut.c	the read-only check of ruvector_dag_mincut_plan's query
  *
  *-------------------------------------------------------------------------
  */

@@ -172,9 +172,18 @@ def test_health_report(items: Any) -> None:
     run(items, SHAPES_A, "items", 3)
     items.execute("SELECT ruvector_dag_learn('items')")
     report = items.execute("SELECT ruvector_dag_health_report('items')").fetchone()[0]
-    assert report["healthy"] is True and report["issues"] == []
     assert report["buffer"]["capacity"] > 0 and report["buffer"]["drop_rate"] == 0
     assert report["metrics"]["queries_processed"] == 9
+    severe = items.execute(
+        "SELECT count(*) FROM ruvector_dag_mincut_criticality('items') c WHERE c.criticality > 0.8 "
+        "AND EXISTS (SELECT 1 FROM ruvector_dag_mincut_criticality('items') d "
+        "WHERE d.pattern_id = c.pattern_id AND d.plan_position > 0)").fetchone()[0]
+    expected = [f"{severe} severe bottlenecks detected"] if severe else []
+    assert report["issues"] == expected and report["healthy"] is (not expected)
+    items.execute("SET ruvector.dag_mincut_enabled = off")
+    report = items.execute("SELECT ruvector_dag_health_report('items')").fetchone()[0]
+    assert report["healthy"] is True and report["issues"] == []
+    items.execute("RESET ruvector.dag_mincut_enabled")
 
 
 def test_four_sessions_learning_concurrently(items: Any, server: Server) -> None:
