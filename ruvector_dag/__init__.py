@@ -5,4 +5,4 @@ interpreter, the embedded-server helper (:mod:`ruvector_dag.server`), the build
 (:mod:`ruvector_dag.buildext`) and the command line (:mod:`ruvector_dag.cli`).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -120,3 +121,17 @@ def test_not_enrolled(conn: Any) -> None:
         conn.execute("SELECT ruvector_dag_mincut_analysis('nope_missing')")
     assert err.value.sqlstate == "42P01"
     conn.execute("DROP TABLE plain2")
+
+
+def test_known_plan_gives_the_same_answer_on_every_server(conn: Any) -> None:
+    """A fixed EXPLAIN document: hash join over a heavy and a light branch (criticalities known exactly)."""
+    explain = [{"Plan": {"Node Type": "Hash Join", "Total Cost": 100.0, "Plan Rows": 10, "Plans": [
+        {"Node Type": "Seq Scan", "Total Cost": 60.0, "Plan Rows": 1000},
+        {"Node Type": "Hash", "Total Cost": 30.0, "Plan Rows": 50, "Plans": [
+            {"Node Type": "Seq Scan", "Total Cost": 30.0, "Plan Rows": 50}]}]}}]
+    out = conn.execute("SELECT ruvector_dag._mincut_of_plan(%s::jsonb, 0.5)",
+                       (json.dumps(explain),)).fetchone()[0]
+    assert out["cut_weight"] == 90.0
+    assert [(n["operator"], n["self_cost"], round(n["criticality"], 6), n["is_bottleneck"]) for n in out["nodes"]] == [
+        ("Hash Join", 10.0, 0.0, False), ("Seq Scan", 60.0, round(60 / 90, 6), True),
+        ("Hash", 0.0, 0.0, False), ("Seq Scan", 30.0, round(30 / 90, 6), False)]

@@ -1,0 +1,63 @@
+"""ALTER EXTENSION ruvector_dag UPDATE from every released version to the current one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ruvector_dag.server import Server
+
+# What a database's ruvector_dag objects look like (order-independent).
+CATALOG = {
+    "functions": """
+        SELECT p.oid::regprocedure::text, pg_get_function_result(p.oid), p.provolatile, p.prosecdef,
+               md5(p.prosrc), coalesce(p.proconfig::text, '')
+          FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
+         WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+           AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'ruvector_dag')""",
+    "columns": """
+        SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+               pg_get_expr(ad.adbin, ad.adrelid)
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'ruvector_dag'
+          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
+         WHERE c.relkind IN ('r', 'v')""",
+    "indexes": "SELECT indexname, regexp_replace(indexdef, 'INDEX \\S+ ', 'INDEX ') FROM pg_indexes "
+               "WHERE schemaname = 'ruvector_dag'",
+    "config_dump": "SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'ruvector_dag'",
+    "event_triggers": "SELECT evtname, evtevent, evtfoid::regproc::text FROM pg_event_trigger",
+}
+
+
+def catalog(conn: Any) -> dict[str, set[tuple[Any, ...]]]:
+    return {name: set(conn.execute(sql).fetchall()) for name, sql in CATALOG.items()}
+
+
+def test_update_from_0_1_0_equals_a_fresh_install(tmp_path: Path, server: Server) -> None:
+    srv = Server(tmp_path / "upgrade", pg_version=server.pg_version, build=False)
+    with srv:
+        with srv.connect() as c:
+            c.execute("DROP EXTENSION ruvector_dag CASCADE")
+            c.execute("CREATE EXTENSION ruvector_dag VERSION '0.1.0'")
+            c.execute("CREATE TABLE t (id int PRIMARY KEY, k int)")
+            c.execute("INSERT INTO t SELECT g, g % 10 FROM generate_series(1, 2000) g")
+            c.execute("SELECT ruvector_enable_neural_dag('t')")
+            c.execute("ALTER EXTENSION ruvector_dag UPDATE")
+            assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'ruvector_dag'").fetchone() == (
+                "0.2.0",)
+            updated = catalog(c)
+            c.execute("CREATE DATABASE fresh")
+        with srv.connect(dbname="fresh") as f:
+            f.execute("CREATE EXTENSION ruvector_dag")
+            fresh = catalog(f)
+        for name in CATALOG:
+            assert updated[name] == fresh[name], (name, updated[name] ^ fresh[name])
+
+        # What was enrolled under 0.1.0 learns under 0.2.0.
+        with srv.connect() as c:
+            assert c.execute("SELECT ruvector_neural_dag_enabled('t')").fetchone()[0] is True
+            for i in range(10):
+                c.execute("SELECT * FROM t WHERE id = %s", (i + 1,)).fetchall()
+                c.execute("SELECT k, count(*) FROM t GROUP BY k").fetchall()
+            assert c.execute("SELECT ruvector_dag_learn('t')").fetchone()[0]["success"]
+            assert c.execute("SELECT count(*) FROM ruvector_dag_patterns('t')").fetchone()[0] >= 2
