@@ -627,3 +627,23 @@ BEGIN
          ORDER BY r.node_id;
 END;
 $$;
+
+-- ---------------------------------------------------------------------------
+-- Plan steering (pgext/src/steer.c, ruvector_dag/steering.py).
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION ruvector_dag_steering_arms(OUT arm_id integer, OUT arm text, OUT settings text)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'rvd_steering_arms' LANGUAGE C STABLE;
+
+CREATE FUNCTION ruvector_dag_steering_decisions(OUT query_id bigint, OUT arm text, OUT source text)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'rvd_steering_decisions' LANGUAGE C VOLATILE;
+
+-- Plan every statement with this query id (that reads an enrolled table)
+-- under the arm, in every session of this database, until unpinned or restart.
+CREATE FUNCTION ruvector_dag_pin_arm(query_id bigint, arm text)
+RETURNS void AS 'MODULE_PATHNAME', 'rvd_pin_arm' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION ruvector_dag_pin_arm(bigint, text) FROM PUBLIC;
+
+CREATE FUNCTION ruvector_dag_unpin(query_id bigint)
+RETURNS boolean AS 'MODULE_PATHNAME', 'rvd_unpin' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION ruvector_dag_unpin(bigint) FROM PUBLIC;

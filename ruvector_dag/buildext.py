@@ -31,6 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PGEXT_DIR = REPO_ROOT / "pgext"
 GUC_HEADER = PGEXT_DIR / "src" / "guc_defs.h"
 TRAJECTORY_HEADER = PGEXT_DIR / "src" / "trajectory_defs.h"
+STEERING_HEADER = PGEXT_DIR / "src" / "steering_defs.h"
 BUILD_ROOT = REPO_ROOT / "build"
 EMBEDDED_MAJORS = (16, 18)
 
@@ -89,9 +90,10 @@ def render_guc_header() -> str:
 
 def generated_headers() -> dict[Path, str]:
     """Every C header generated from a Python definition, with its text."""
-    from . import layout
+    from . import layout, steering
 
-    return {GUC_HEADER: render_guc_header(), TRAJECTORY_HEADER: layout.render_header()}
+    return {GUC_HEADER: render_guc_header(), TRAJECTORY_HEADER: layout.render_header(),
+            STEERING_HEADER: steering.render_header()}
 
 
 def generate() -> bool:

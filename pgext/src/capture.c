@@ -125,15 +125,13 @@ rvd_capture_active(void)
 	return cache_count > 0;
 }
 
-/* Registry slot of the first enrolled relation the plan reads, or -1. */
+/* Registry slot of the first enrolled relation in a range table, or -1. */
 static int
-rvd_enrolled_slot(PlannedStmt *stmt)
+rvd_rtable_enrolled_slot(List *rtable)
 {
 	ListCell   *lc;
 
-	if (stmt == NULL || !rvd_capture_active())
-		return -1;
-	foreach(lc, stmt->rtable)
+	foreach(lc, rtable)
 	{
 		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
 		int			i;
@@ -145,6 +143,15 @@ rvd_enrolled_slot(PlannedStmt *stmt)
 				return cache_slots[i];
 	}
 	return -1;
+}
+
+/* Registry slot of the first enrolled relation the plan reads, or -1. */
+static int
+rvd_enrolled_slot(PlannedStmt *stmt)
+{
+	if (stmt == NULL || !rvd_capture_active())
+		return -1;
+	return rvd_rtable_enrolled_slot(stmt->rtable);
 }
 
 /* ------------------------------------------------------------------------
@@ -284,20 +291,55 @@ rvd_capture(QueryDesc *qd, int slot)
  * Hooks
  * ------------------------------------------------------------------------
  */
+/*
+ * The steering arm for a statement being planned: only statements that read
+ * an enrolled table are steered (and only while capture is on).
+ */
+static int
+rvd_planner_arm(Query *parse)
+{
+	if (pg_atomic_read_u32(&rvd_shared->n_decisions) == 0 || !rvd_capture_active() ||
+		rvd_rtable_enrolled_slot(parse->rtable) < 0)
+		return 0;
+	return rvd_steer_arm(parse);
+}
+
+static PlannedStmt *
+rvd_call_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
+{
+	if (prev_planner_hook)
+		return prev_planner_hook(parse, query_string, cursorOptions, boundParams);
+	return standard_planner(parse, query_string, cursorOptions, boundParams);
+}
+
 static PlannedStmt *
 rvd_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
 {
 	PlannedStmt *result;
 	bool		timed = rvd_capture_active();
+	int			arm = rvd_shared != NULL ? rvd_planner_arm(parse) : 0;
 	instr_time	start;
 	instr_time	duration;
 
 	if (timed)
 		INSTR_TIME_SET_CURRENT(start);
-	if (prev_planner_hook)
-		result = prev_planner_hook(parse, query_string, cursorOptions, boundParams);
+	if (arm > 0)
+	{
+		/* Plan under the arm's settings; they are restored whatever happens. */
+		int			nest = rvd_steer_begin(arm);
+
+		PG_TRY();
+		{
+			result = rvd_call_planner(parse, query_string, cursorOptions, boundParams);
+		}
+		PG_FINALLY();
+		{
+			rvd_steer_end(nest);
+		}
+		PG_END_TRY();
+	}
 	else
-		result = standard_planner(parse, query_string, cursorOptions, boundParams);
+		result = rvd_call_planner(parse, query_string, cursorOptions, boundParams);
 	if (timed)
 	{
 		INSTR_TIME_SET_CURRENT(duration);

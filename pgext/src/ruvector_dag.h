@@ -18,6 +18,7 @@
  *	worker.c		the background worker
  *	sql_learn.c		SQL entry points served by the worker (requests, stats)
  *	sql_mincut.c	the read-only check of ruvector_dag_mincut_plan's query
+ *	steer.c			the decision cache and planning under an arm (plan steering)
  *
  *-------------------------------------------------------------------------
  */
@@ -149,6 +150,24 @@ typedef struct RvdRequest
 } RvdRequest;
 
 /*
+ * A steering decision: plan statements with this query id under this arm
+ * (steering_defs.h).  `source`: RVD_DECISION_PINNED by an administrator,
+ * RVD_DECISION_LEARNED by the engine.  The array is kept compact (removal
+ * moves the last entry into the hole), under decisions_lock.
+ */
+#define RVD_MAX_DECISIONS 1024
+#define RVD_DECISION_PINNED 1
+#define RVD_DECISION_LEARNED 2
+
+typedef struct RvdDecision
+{
+	Oid			dbid;
+	int16		arm;
+	uint8		source;
+	uint64		query_id;
+} RvdDecision;
+
+/*
  * Shared state.
  *
  * The ring is a bounded multi-producer queue: a backend reserves a sequence
@@ -167,12 +186,14 @@ typedef struct RvdRequest
  *					peek: while it is held, tail cannot move, so no producer
  *					can reuse a slot a peeker is reading.
  *	stats_lock		exclusive for the worker to publish learn[], shared to read.
+ *	decisions_lock	exclusive to change decisions[], shared for the planner's lookup.
  */
 typedef struct RvdShared
 {
 	LWLock	   *registry_lock;
 	LWLock	   *consumer_lock;
 	LWLock	   *stats_lock;
+	LWLock	   *decisions_lock;
 	bool		registry_loaded;	/* the worker reloaded enrollments */
 	int			capacity;		/* ring slots (ruvector.dag_max_trajectories) */
 	/*
@@ -197,6 +218,8 @@ typedef struct RvdShared
 	RvdTableEntry tables[RVD_MAX_ENROLLED];
 	RvdLearnStats learn[RVD_MAX_ENROLLED];	/* under stats_lock */
 	RvdRequest	request;
+	pg_atomic_uint32 n_decisions;	/* read without the lock: 0 skips the lookup */
+	RvdDecision decisions[RVD_MAX_DECISIONS];	/* under decisions_lock */
 	int			worker_pid;		/* 0 when not running; under request.mutex */
 	struct Latch *worker_latch;
 	pg_atomic_uint64 *slot_seq; /* per slot: seq of the record it holds, 0 while written */
@@ -218,6 +241,13 @@ extern bool rvd_ring_empty(void);
 /* The worker process's PGPROC number and latch, or -1/NULL when it is not running. */
 extern void rvd_worker_set_running(bool running);
 extern struct Latch *rvd_worker_latch(void);
+
+/* --- steer.c: planning under a learned or pinned arm ------------------- */
+
+struct Query;
+extern int	rvd_steer_arm(struct Query *parse);
+extern int	rvd_steer_begin(int arm);
+extern void rvd_steer_end(int nest_level);
 
 /* --- capture.c: executor hooks ----------------------------------------- */
 

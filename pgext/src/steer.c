@@ -1,0 +1,233 @@
+/*-------------------------------------------------------------------------
+ *
+ * steer.c
+ *		Plan steering: the shared decision cache and planning under an arm.
+ *
+ * A decision maps a statement's query id to an arm (steering_defs.h,
+ * generated from ruvector_dag/steering.py): a set of planner settings such
+ * as enable_nestloop = off.  The planner hook (capture.c) asks
+ * rvd_steer_arm() for the statement being planned; if it has an arm, the
+ * settings are applied with GUC_ACTION_SAVE inside a new GUC nest level
+ * (rvd_steer_begin) that the hook always closes (rvd_steer_end, in a
+ * PG_FINALLY), so every setting is restored after planning, on error too.
+ * No Python runs here: the lookup is a scan of a small shared array, done
+ * only when decisions exist and the statement reads an enrolled table, and
+ * never when ruvector.dag_learning_mode = off.
+ *
+ * SQL: ruvector_dag_steering_arms(), ruvector_dag_steering_decisions(),
+ * ruvector_dag_pin_arm(query_id, arm) and ruvector_dag_unpin(query_id).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "ruvector_dag.h"
+#include "steering_defs.h"
+
+static const RvdArm rvd_arms[RVD_N_ARMS] = RVD_ARMS;
+
+PG_FUNCTION_INFO_V1(rvd_steering_arms);
+PG_FUNCTION_INFO_V1(rvd_steering_decisions);
+PG_FUNCTION_INFO_V1(rvd_pin_arm);
+PG_FUNCTION_INFO_V1(rvd_unpin);
+
+/* Arm of (this database, query_id), or 0 (the default plan). */
+int
+rvd_steer_arm(Query *parse)
+{
+	uint32		n;
+	uint32		i;
+	int			arm = 0;
+
+	if (parse == NULL || parse->queryId == 0 || rvd_shared == NULL ||
+		rvd_dag_learning_mode == RVD_DAG_LEARNING_MODE_OFF ||
+		pg_atomic_read_u32(&rvd_shared->n_decisions) == 0)
+		return 0;
+	LWLockAcquire(rvd_shared->decisions_lock, LW_SHARED);
+	n = pg_atomic_read_u32(&rvd_shared->n_decisions);
+	for (i = 0; i < n; i++)
+	{
+		const RvdDecision *d = &rvd_shared->decisions[i];
+
+		if (d->query_id == parse->queryId && d->dbid == MyDatabaseId)
+		{
+			arm = d->arm;
+			break;
+		}
+	}
+	LWLockRelease(rvd_shared->decisions_lock);
+	return (arm > 0 && arm < RVD_N_ARMS) ? arm : 0;
+}
+
+/* Open a GUC nest level and apply the arm's settings; returns the level. */
+int
+rvd_steer_begin(int arm)
+{
+	int			nest = NewGUCNestLevel();
+	int			i;
+
+	for (i = 0; i < rvd_arms[arm].n_settings; i++)
+		(void) set_config_option(rvd_arms[arm].gucs[i], rvd_arms[arm].values[i],
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+/* Restore every setting rvd_steer_begin changed. */
+void
+rvd_steer_end(int nest_level)
+{
+	AtEOXact_GUC(true, nest_level);
+}
+
+/* ------------------------------------------------------------------------
+ * SQL
+ * ------------------------------------------------------------------------
+ */
+
+static int
+rvd_arm_by_name(const char *name)
+{
+	int			i;
+
+	for (i = 0; i < RVD_N_ARMS; i++)
+		if (strcmp(rvd_arms[i].name, name) == 0)
+			return i;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown steering arm \"%s\"", name),
+			 errhint("ruvector_dag_steering_arms() lists the arms.")));
+	return 0;					/* keep the compiler quiet */
+}
+
+/* (arm_id, name, settings) of every arm. */
+Datum
+rvd_steering_arms(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			a;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (a = 0; a < RVD_N_ARMS; a++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {0};
+		StringInfoData buf;
+		int			i;
+
+		initStringInfo(&buf);
+		for (i = 0; i < rvd_arms[a].n_settings; i++)
+			appendStringInfo(&buf, "%s%s = %s", i ? ", " : "", rvd_arms[a].gucs[i], rvd_arms[a].values[i]);
+		values[0] = Int32GetDatum(a);
+		values[1] = CStringGetTextDatum(rvd_arms[a].name);
+		values[2] = CStringGetTextDatum(buf.data);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* (query_id, arm, source) of this database's decisions. */
+Datum
+rvd_steering_decisions(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	RvdDecision *copy;
+	uint32		n;
+	uint32		i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	copy = palloc(sizeof(RvdDecision) * RVD_MAX_DECISIONS);
+	LWLockAcquire(rvd_shared->decisions_lock, LW_SHARED);
+	n = pg_atomic_read_u32(&rvd_shared->n_decisions);
+	memcpy(copy, rvd_shared->decisions, sizeof(RvdDecision) * n);
+	LWLockRelease(rvd_shared->decisions_lock);
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {0};
+
+		if (copy[i].dbid != MyDatabaseId)
+			continue;
+		values[0] = Int64GetDatum((int64) copy[i].query_id);
+		values[1] = CStringGetTextDatum(rvd_arms[copy[i].arm].name);
+		values[2] = CStringGetTextDatum(copy[i].source == RVD_DECISION_PINNED ? "pinned" : "learned");
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* Set (or replace) the decision of query_id; arm 'default' removes it. */
+static bool
+rvd_set_decision(uint64 query_id, int arm, uint8 source)
+{
+	uint32		n;
+	uint32		i;
+	bool		found = false;
+
+	LWLockAcquire(rvd_shared->decisions_lock, LW_EXCLUSIVE);
+	n = pg_atomic_read_u32(&rvd_shared->n_decisions);
+	for (i = 0; i < n; i++)
+	{
+		RvdDecision *d = &rvd_shared->decisions[i];
+
+		if (d->query_id == query_id && d->dbid == MyDatabaseId)
+		{
+			found = true;
+			if (arm == 0)
+			{
+				*d = rvd_shared->decisions[n - 1];
+				pg_atomic_write_u32(&rvd_shared->n_decisions, n - 1);
+			}
+			else
+			{
+				d->arm = (int16) arm;
+				d->source = source;
+			}
+			break;
+		}
+	}
+	if (!found && arm != 0)
+	{
+		if (n >= RVD_MAX_DECISIONS)
+		{
+			LWLockRelease(rvd_shared->decisions_lock);
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many steering decisions (at most %d)", RVD_MAX_DECISIONS)));
+		}
+		rvd_shared->decisions[n].dbid = MyDatabaseId;
+		rvd_shared->decisions[n].query_id = query_id;
+		rvd_shared->decisions[n].arm = (int16) arm;
+		rvd_shared->decisions[n].source = source;
+		pg_atomic_write_u32(&rvd_shared->n_decisions, n + 1);
+	}
+	LWLockRelease(rvd_shared->decisions_lock);
+	return found;
+}
+
+Datum
+rvd_pin_arm(PG_FUNCTION_ARGS)
+{
+	int			arm;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("query_id and arm must not be NULL")));
+	if (PG_GETARG_INT64(0) == 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("query_id must not be 0")));
+	arm = rvd_arm_by_name(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	rvd_set_decision((uint64) PG_GETARG_INT64(0), arm, RVD_DECISION_PINNED);
+	PG_RETURN_VOID();
+}
+
+Datum
+rvd_unpin(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("query_id must not be NULL")));
+	PG_RETURN_BOOL(rvd_set_decision((uint64) PG_GETARG_INT64(0), 0, RVD_DECISION_PINNED));
+}

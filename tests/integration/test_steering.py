@@ -1,0 +1,103 @@
+"""Plan steering: arms applied by the planner hook, visible in EXPLAIN, always restored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from ruvector_dag import steering
+
+JOIN = "SELECT a.id, b.v FROM sa a JOIN sb b ON b.a_id = a.id WHERE a.id < 50 ORDER BY a.id, b.v"
+
+
+@pytest.fixture
+def tables(conn: Any) -> Iterator[Any]:
+    conn.execute("""
+        DROP TABLE IF EXISTS sa, sb;
+        CREATE TABLE sa (id int PRIMARY KEY, pad text);
+        CREATE TABLE sb (id int PRIMARY KEY, a_id int, v int);
+        INSERT INTO sa SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
+        INSERT INTO sb SELECT g, 1 + g % 20000, g % 97 FROM generate_series(1, 40000) g;
+        CREATE INDEX ON sb (a_id);
+        ANALYZE sa, sb;
+    """)
+    conn.execute("SELECT ruvector_enable_neural_dag('sa')")
+    yield conn
+    for (qid,) in conn.execute("SELECT query_id FROM ruvector_dag_steering_decisions()").fetchall():
+        conn.execute("SELECT ruvector_dag_unpin(%s)", (qid,))
+    conn.execute("DROP TABLE IF EXISTS sa, sb")
+
+
+def query_id(conn: Any, sql: str) -> int:
+    plan = conn.execute(f"EXPLAIN (VERBOSE, FORMAT JSON) {sql}").fetchone()[0][0]
+    return int(plan["Query Identifier"])
+
+
+def join_types(conn: Any, sql: str) -> set[str]:
+    found: set[str] = set()
+
+    def walk(node: dict[str, Any]) -> None:
+        if node["Node Type"] in ("Nested Loop", "Hash Join", "Merge Join"):
+            found.add(node["Node Type"])
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(conn.execute(f"EXPLAIN (FORMAT JSON) {sql}").fetchone()[0][0]["Plan"])
+    return found
+
+
+def test_arms_are_the_generated_table(conn: Any) -> None:
+    rows = conn.execute("SELECT arm_id, arm, settings FROM ruvector_dag_steering_arms()").fetchall()
+    assert [r[1] for r in rows] == [a.name for a in steering.ARMS]
+    assert rows[1][2] == "enable_nestloop = off"
+
+
+def test_pinned_arm_changes_the_plan_not_the_rows(tables: Any) -> None:
+    c = tables
+    before = join_types(c, JOIN)
+    rows = c.execute(JOIN).fetchall()
+    qid = query_id(c, JOIN)
+    target = "Hash Join" if "Hash Join" not in before else "Merge Join"
+    arm = "hash_only" if target == "Hash Join" else "merge_only"
+    c.execute("SELECT ruvector_dag_pin_arm(%s, %s)", (qid, arm))
+    assert c.execute("SELECT query_id, arm, source FROM ruvector_dag_steering_decisions()").fetchall() == [
+        (qid, arm, "pinned")]
+    assert join_types(c, JOIN) == {target}
+    assert c.execute(JOIN).fetchall() == rows
+    # Other sessions are steered too; the session's own settings are untouched.
+    assert c.execute("SHOW enable_nestloop").fetchone()[0] == "on"
+    c.execute("SET ruvector.neural_dag_enabled = off")
+    assert join_types(c, JOIN) == before  # capture off: no decision applied
+    c.execute("RESET ruvector.neural_dag_enabled")
+    assert c.execute("SELECT ruvector_dag_unpin(%s)", (qid,)).fetchone()[0] is True
+    assert join_types(c, JOIN) == before
+
+
+def test_settings_restored_when_planning_fails(tables: Any) -> None:
+    c = tables
+    ok = "SELECT count(*) FROM sa WHERE id = 1 / 1"
+    qid = query_id(c, ok)  # constants do not change the query id
+    c.execute("SELECT ruvector_dag_pin_arm(%s, 'hash_only')", (qid,))
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        c.execute("SELECT count(*) FROM sa WHERE id = 1 / 0")  # fails while planning (constant folding)
+    assert c.execute("SHOW enable_nestloop").fetchone()[0] == "on"
+    assert c.execute("SHOW enable_mergejoin").fetchone()[0] == "on"
+    c.execute("BEGIN")
+    c.execute("SET LOCAL enable_hashjoin = off")
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        c.execute("SELECT count(*) FROM sa WHERE id = 1 / 0")
+    c.execute("ROLLBACK")
+    assert c.execute("SHOW enable_hashjoin").fetchone()[0] == "on"
+
+
+def test_bad_arguments(tables: Any) -> None:
+    for sql, state in (("SELECT ruvector_dag_pin_arm(1, 'fastest')", "22023"),
+                       ("SELECT ruvector_dag_pin_arm(NULL, 'serial')", "22004"),
+                       ("SELECT ruvector_dag_pin_arm(0, 'serial')", "22023")):
+        with pytest.raises(psycopg.Error) as err:
+            tables.execute(sql)
+        assert err.value.sqlstate == state, sql
+    assert tables.execute("SELECT ruvector_dag_unpin(12345)").fetchone()[0] is False
