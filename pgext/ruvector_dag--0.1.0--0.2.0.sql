@@ -50,6 +50,8 @@ BEGIN
      WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0 AND s.relid = d.objid;
     DELETE FROM ruvector_dag.pattern_nodes n USING pg_event_trigger_dropped_objects() d
      WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0 AND n.relid = d.objid;
+    DELETE FROM ruvector_dag.steering_evidence v USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objsubid = 0 AND v.relid = d.objid;
 END;
 $$;
 
@@ -420,3 +422,39 @@ REVOKE ALL ON FUNCTION ruvector_dag_pin_arm(bigint, text) FROM PUBLIC;
 CREATE FUNCTION ruvector_dag_unpin(query_id bigint)
 RETURNS boolean AS 'MODULE_PATHNAME', 'rvd_unpin' LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION ruvector_dag_unpin(bigint) FROM PUBLIC;
+
+-- Plan the statement under the arm on trial: the engine measures it against
+-- the default plan and keeps it only if it is not slower (the regression
+-- guard reverts it otherwise).
+CREATE FUNCTION ruvector_dag_try_arm(query_id bigint, arm text)
+RETURNS void AS 'MODULE_PATHNAME', 'rvd_try_arm' LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION ruvector_dag_try_arm(bigint, text) FROM PUBLIC;
+
+-- What the engine measured per (query, arm), saved by the background worker
+-- with the engine state (at most a minute old; ruvector_dag_learn() saves now).
+CREATE TABLE ruvector_dag.steering_evidence (
+    relid OID NOT NULL,
+    query_id BIGINT NOT NULL,
+    arm TEXT NOT NULL,
+    executions INT NOT NULL,
+    mean_latency_us DOUBLE PRECISION,      -- geometric mean (latencies are compared in log space)
+    sd_log_latency DOUBLE PRECISION,
+    banned BOOLEAN NOT NULL,               -- by the one-shot ban or the regression guard
+    chosen BOOLEAN NOT NULL,               -- the engine's current decision for the query
+    pattern_id BIGINT,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (relid, query_id, arm)
+);
+SELECT pg_catalog.pg_extension_config_dump('ruvector_dag.steering_evidence', '');
+
+-- The decisions in force with their evidence: one row per decision.
+CREATE VIEW ruvector_dag.steering AS
+SELECT d.query_id, d.arm, d.source,
+       (SELECT e.relid::regclass FROM ruvector_dag.steering_evidence e
+         WHERE e.query_id = d.query_id LIMIT 1) AS table_name,
+       (SELECT jsonb_object_agg(e.arm, jsonb_build_object(
+                   'executions', e.executions,
+                   'mean_latency_us', round(e.mean_latency_us::numeric, 1),
+                   'banned', e.banned) ORDER BY e.arm)
+          FROM ruvector_dag.steering_evidence e WHERE e.query_id = d.query_id) AS evidence
+  FROM ruvector_dag_steering_decisions() d;

@@ -21,7 +21,7 @@ from typing import Any
 #: Plan nodes per record; larger plans are truncated (flagged, never dropped).
 MAX_PLAN_NODES = 64
 #: Bumped whenever the record layout changes.
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 
 #: (PostgreSQL NodeTag, EXPLAIN "Node Type"); code = index + 1, 0 = other.
 OPERATORS: tuple[tuple[str, str], ...] = (
@@ -72,6 +72,7 @@ OPERATORS: tuple[tuple[str, str], ...] = (
 #: Flags of a record.
 FLAG_TRUNCATED = 1  # the plan had more than MAX_PLAN_NODES nodes
 FLAG_TIMING = 2  # per-node actual_ms was measured (ruvector.dag_capture_timing)
+FLAG_PINNED = 4  # the arm was pinned by an administrator (the engine learns from it, never replaces it)
 
 CDEF = f"""
 typedef struct RvdPlanNode
@@ -109,7 +110,8 @@ typedef struct RvdTrajectory
     uint16_t flags;          /* FLAG_* */
     uint8_t  cmd_type;       /* CmdType: 1 select, 2 update, 3 insert, 4 delete, 5 merge */
     uint8_t  version;        /* RECORD_VERSION */
-    uint32_t reserved;
+    uint16_t arm;            /* steering arm the plan was made under (steering.ARMS), 0 = default */
+    uint16_t reserved;
     RvdPlanNode nodes[{MAX_PLAN_NODES}];
 }} RvdTrajectory;
 """
@@ -139,6 +141,7 @@ def render_header() -> str:
         f"#define RVD_RECORD_VERSION {RECORD_VERSION}\n"
         f"#define RVD_FLAG_TRUNCATED {FLAG_TRUNCATED}\n"
         f"#define RVD_FLAG_TIMING {FLAG_TIMING}\n"
+        f"#define RVD_FLAG_PINNED {FLAG_PINNED}\n"
         f"{CDEF}\n"
         "/* Field lists, for ruvector_dag_record_layout() (C offsets vs cffi's). */\n"
         f"{fields}\n"

@@ -47,6 +47,7 @@ from .errors import InvalidParameter
 from .ewc import OnlineEWC
 from .lora import MicroLoRA
 from .mincut import plan_cut
+from .steering import SteeringPolicy
 from .trajectory import Trajectory, node_dtype
 
 #: Mechanism of the embedding that identifies patterns (clustering, hits).
@@ -199,6 +200,8 @@ class TableLearner:
         self.batch = Batch()
         self.rng = np.random.default_rng(seed)
         self.trajectories_seen = 0  # ids for trajectory_history
+        self.steering = SteeringPolicy(seed)
+        self.pending_decisions: dict[int, int] = {}  # query id -> arm, for the worker to publish
 
     # -- configuration ------------------------------------------------------
 
@@ -245,6 +248,11 @@ class TableLearner:
         if bandit is not self.selector:
             self.selector.update(arm, math.exp(-error))  # the table-wide view, for new patterns
         quality = self._quality(t.query_id, latency)
+        if t.cmd_type == 1 and t.nesting_level == 0:  # steer top-level SELECTs only
+            decision = self.steering.observe(t.query_id, t.arm, latency, t.nodes, pinned=t.pinned,
+                                             pattern_id=pattern.id if pattern is not None else None)
+            if decision is not None:
+                self.pending_decisions[t.query_id] = decision
 
         c = self.counters
         c.processed += 1
@@ -332,7 +340,7 @@ class TableLearner:
         meta: dict[str, Any] = {"version": STATE_VERSION, "relid": self.relid,
                                 "config": asdict(self.config), "counters": asdict(self.counters),
                                 "trajectories_seen": self.trajectories_seen, "next_id": self.bank.next_id,
-                                "rng": self.rng.bit_generator.state}
+                                "rng": self.rng.bit_generator.state, "steering": self.steering.to_json()}
         for prefix, state in (("model", self.model.state_dict()), ("ewc", self.ewc.state_dict())):
             scalars = {}
             for key, value in state.items():
@@ -397,6 +405,7 @@ class TableLearner:
         learner.counters = Counters(**meta["counters"])
         learner.trajectories_seen = int(meta["trajectories_seen"])
         learner.rng.bit_generator.state = meta["rng"]
+        learner.steering.load_json(meta.get("steering", {}))
         b = learner.batch
         b.X = list(arrays["batch.X"])
         b.latency_us = [float(v) for v in arrays["batch.latency_us"]]

@@ -15,6 +15,7 @@ method (or, when none is left, uses the disabled one at a penalty).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -73,3 +74,256 @@ def render_header() -> str:
         f"#define RVD_ARMS {{ \\\n{body} \\\n}}\n\n"
         "#endif\n"
     )
+
+
+# --------------------------------------------------------------------------
+# Learning decisions (the engine side; the worker publishes them to steer.c)
+# --------------------------------------------------------------------------
+
+#: Executions under the default plan before any arm is tried.
+BASELINE_RUNS = 3
+#: Arms explored per query at most (the first of its suggested arms).
+EXPLORED_ARMS = 4
+#: An arm whose single execution takes this many times the default's mean is banned at once.
+BAN_FACTOR = 3.0
+#: One-sided z of the regression guard (99 %), and the executions an arm needs before it applies.
+GUARD_Z = 2.33
+GUARD_MIN_RUNS = 3
+#: Normal-inverse-gamma prior of an arm's log latency: mean = the default's mean, kappa0
+#: pseudo-observations, and sigma^2 ~ InvGamma(ALPHA0, BETA0) (prior mean BETA0 / (ALPHA0 - 1) = 0.25,
+#: latencies within a factor e^0.5 = 1.6 of each other).
+KAPPA0 = 1.0
+ALPHA0 = 2.0
+BETA0 = 0.25
+#: A plan node's row estimate is "wrong" beyond this factor (an order of magnitude).
+MISESTIMATE = 10.0
+#: Queries tracked per table (the oldest is forgotten first).
+MAX_QUERIES = 1000
+
+#: Arms a misestimate suggests, by (where the wrong estimate feeds, direction).
+_SUGGESTIONS: dict[str, tuple[str, ...]] = {
+    # the outer side of a nested loop has far more rows than planned: the classic trap
+    "nestloop_outer_under": ("hash_only", "no_nestloop", "merge_only"),
+    # a merge join's input is far larger than planned: the sort spills, a hash join may not
+    "merge_input_under": ("hash_only", "no_mergejoin"),
+    # an index or bitmap scan returns far more rows than planned: scan the table instead
+    "index_under": ("no_indexscan", "no_bitmapscan"),
+    # a sequential scan returns far fewer rows than planned: an index may serve
+    "seqscan_over": ("no_seqscan",),
+    # a hash join's input is far smaller than planned: a nested loop over an index may serve
+    "hash_over": ("no_hashjoin",),
+}
+
+
+def _misestimates(nodes: Any) -> list[tuple[float, str]]:
+    """(severity, kind) of each plan node whose row estimate was wrong by MISESTIMATE or more."""
+    from .layout import operator_name
+
+    found: list[tuple[float, str]] = []
+    first_child: dict[int, int] = {}
+    for i, node in enumerate(nodes):
+        first_child.setdefault(int(node["parent"]), i)
+    for i, node in enumerate(nodes):
+        loops = max(float(node["loops"]), 1.0)
+        ratio = (float(node["actual_rows"]) / loops + 1.0) / (float(node["plan_rows"]) + 1.0)
+        if MISESTIMATE > ratio > 1.0 / MISESTIMATE:
+            continue
+        op = operator_name(int(node["op"]))
+        parent = int(node["parent"])
+        parent_op = operator_name(int(nodes[parent]["op"])) if 0 <= parent < len(nodes) else ""
+        if ratio >= MISESTIMATE:
+            if parent_op == "Nested Loop" and first_child.get(parent) == i:
+                kind = "nestloop_outer_under"
+            elif parent_op == "Merge Join" or (parent_op == "Sort" and op != "Sort"):
+                kind = "merge_input_under"
+            elif op in ("Index Scan", "Index Only Scan", "Bitmap Heap Scan"):
+                kind = "index_under"
+            else:
+                continue
+        else:
+            if op == "Seq Scan":
+                kind = "seqscan_over"
+            elif parent_op in ("Hash", "Hash Join") or op == "Hash Join":
+                kind = "hash_over"
+            else:
+                continue
+        found.append((max(ratio, 1.0 / ratio), kind))
+    return found
+
+
+def suggested_arms(nodes: Any) -> list[int]:
+    """Arms worth trying for a plan, most promising first, from where its row estimates were wrong.
+
+    Only what the plan shows is tried: a plan whose estimates were all within
+    MISESTIMATE of the truth is the planner's to choose, and gets no
+    exploration at all.  Underestimates come first (they are the traps:
+    a nested loop run a thousand times instead of ten), then overestimates,
+    each group by how wrong the estimate was.
+    """
+    found = _misestimates(nodes)
+    found.sort(key=lambda f: (not f[1].endswith("_under"), -f[0]))
+    names: list[str] = []
+    for _, kind in found:
+        names.extend(n for n in _SUGGESTIONS[kind] if n not in names)
+    return [arm_index(n) for n in names]
+
+
+@dataclass
+class ArmStats:
+    """Running mean and sum of squares of log latency under one arm (Welford)."""
+
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    worst: float = float("-inf")  # slowest single execution
+
+    def add(self, y: float) -> None:
+        self.worst = max(self.worst, y)
+        self.n += 1
+        d = y - self.mean
+        self.mean += d / self.n
+        self.m2 += d * (y - self.mean)
+
+    @property
+    def variance(self) -> float:
+        """Sample variance, floored at the prior's scale / 10 (two runs can agree by chance)."""
+        floor = BETA0 / (ALPHA0 - 1.0) / 10.0
+        return max(self.m2 / (self.n - 1), floor) if self.n > 1 else BETA0 / (ALPHA0 - 1.0)
+
+    def posterior(self, mu0: float) -> tuple[float, float, float, float]:
+        """Normal-inverse-gamma posterior (mu_n, kappa_n, alpha_n, beta_n) with prior mean mu0."""
+        kappa = KAPPA0 + self.n
+        mu = (KAPPA0 * mu0 + self.n * self.mean) / kappa
+        alpha = ALPHA0 + self.n / 2.0
+        beta = BETA0 + 0.5 * self.m2 + KAPPA0 * self.n * (self.mean - mu0) ** 2 / (2.0 * kappa)
+        return mu, kappa, alpha, beta
+
+
+@dataclass
+class QuerySteering:
+    """What is known about one recurring query."""
+
+    candidates: list[int]
+    stats: dict[int, ArmStats]
+    banned: set[int]
+    arm: int = 0  # the arm last published for it (0: no decision)
+    pattern_id: int | None = None  # the learned pattern its executions fall in
+    suggested: bool = False  # candidates come from a default plan's estimates
+
+    def to_json(self) -> dict[str, Any]:
+        return {"candidates": self.candidates, "banned": sorted(self.banned), "arm": self.arm,
+                "pattern_id": self.pattern_id, "suggested": self.suggested,
+                "stats": {str(a): [s.n, s.mean, s.m2, s.worst] for a, s in self.stats.items()}}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> QuerySteering:
+        return cls([int(a) for a in d["candidates"]],
+                   {int(a): ArmStats(int(v[0]), float(v[1]), float(v[2]), float(v[3])) for a, v in d["stats"].items()},
+                   {int(a) for a in d["banned"]}, int(d["arm"]), d.get("pattern_id"), bool(d.get("suggested")))
+
+
+class SteeringPolicy:
+    """Thompson sampling over arms per query id, with a regression guard.
+
+    The log latency of a query under an arm is modelled as Normal with
+    unknown mean and variance, under a normal-inverse-gamma prior centred on
+    the default plan's mean: after every execution each arm's posterior is
+    sampled (sigma^2 from its inverse gamma, then the mean from its normal)
+    and the arm with the fastest draw is the query's next decision.  The arms
+    in play are the default, the arms the plan's misestimates suggest
+    (:func:`suggested_arms`, at most EXPLORED_ARMS) and any arm an
+    administrator put on trial.
+
+    Safety: nothing is explored before BASELINE_RUNS default executions, or
+    for a plan whose estimates were right; an arm is banned as soon as one
+    execution takes BAN_FACTOR times the default's mean (so an exploratory
+    plan costs that once, and each suggested arm is tried at most once before
+    it is judged), or once it is slower than the default with 99 %
+    confidence (the regression guard, which reverts a decision).  Pinned arms
+    are measured but never replaced.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        import numpy as np
+
+        self.queries: dict[int, QuerySteering] = {}
+        self.rng = np.random.default_rng(seed)
+
+    def observe(self, query_id: int, arm: int, latency_us: float, nodes: Any, *,
+                pinned: bool = False, pattern_id: int | None = None) -> int | None:
+        """Record one execution under ``arm``; return the arm to publish if the decision must change."""
+        import math
+
+        if query_id == 0 or not 0 <= arm < len(ARMS):
+            return None
+        q = self.queries.pop(query_id, None)
+        if q is None:
+            q = QuerySteering([], {}, set())
+            if len(self.queries) >= MAX_QUERIES:
+                del self.queries[next(iter(self.queries))]
+        self.queries[query_id] = q  # re-inserted last: LRU order
+        if pattern_id is not None:
+            q.pattern_id = pattern_id
+        if arm == 0 and not q.suggested:
+            q.candidates = [a for a in suggested_arms(nodes) if a not in q.candidates][:EXPLORED_ARMS]
+            q.suggested = True
+        elif arm != 0 and arm not in q.candidates and not pinned:
+            q.candidates.append(arm)  # a trial, or a decision from before a restart
+        q.stats.setdefault(arm, ArmStats()).add(math.log(max(latency_us, 1.0)))
+        base = q.stats.get(0)
+        if base is None or base.n < BASELINE_RUNS:
+            best = 0
+        else:
+            self._guard(q, base)
+            best = self._thompson(q, base)
+        if pinned:
+            return None
+        if best != q.arm or best != arm:
+            q.arm = best
+            return best
+        return None
+
+    @staticmethod
+    def _guard(q: QuerySteering, base: ArmStats) -> None:
+        import math
+
+        for a, s in q.stats.items():
+            if a == 0 or a in q.banned or s.n == 0:
+                continue
+            z = (s.mean - base.mean) / math.sqrt(s.variance / s.n + base.variance / base.n)
+            if s.worst > base.mean + math.log(BAN_FACTOR) or (s.n >= GUARD_MIN_RUNS and z > GUARD_Z):
+                q.banned.add(a)
+
+    def _thompson(self, q: QuerySteering, base: ArmStats) -> int:
+        import math
+
+        best, best_draw = 0, math.inf
+        for a in [0, *q.candidates]:
+            if a in q.banned:
+                continue
+            mu, kappa, alpha, beta = q.stats.get(a, ArmStats()).posterior(base.mean)
+            sigma2 = beta / float(self.rng.gamma(alpha))
+            draw = float(self.rng.normal(mu, math.sqrt(sigma2 / kappa)))
+            if draw < best_draw:
+                best, best_draw = a, draw
+        return best
+
+    def evidence(self) -> list[dict[str, Any]]:
+        """One row per (query, arm) seen: what the decisions rest on."""
+        import math
+
+        rows = []
+        for query_id, q in self.queries.items():
+            signed = query_id - (1 << 64) if query_id >= 1 << 63 else query_id  # as SQL's bigint shows it
+            for a, s in sorted(q.stats.items()):
+                rows.append({"query_id": signed, "arm": ARMS[a].name, "executions": s.n,
+                             "mean_latency_us": math.exp(s.mean) if s.n else None,
+                             "sd_log_latency": math.sqrt(s.m2 / (s.n - 1)) if s.n > 1 else None,
+                             "banned": a in q.banned, "chosen": a == q.arm, "pattern_id": q.pattern_id})
+        return rows
+
+    def to_json(self) -> dict[str, Any]:
+        return {str(k): v.to_json() for k, v in self.queries.items()}
+
+    def load_json(self, d: dict[str, Any]) -> None:
+        self.queries = {int(k): QuerySteering.from_json(v) for k, v in d.items()}

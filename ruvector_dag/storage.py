@@ -12,6 +12,7 @@ Tables (pgext/ruvector_dag--*.sql):
   ruvector_dag.trajectory_history  a bounded sample of learned trajectories
   ruvector_dag.engine_state        the learner's full state, one row per table
   ruvector_dag.pattern_nodes       each pattern's exemplar plan with bottleneck criticalities
+  ruvector_dag.steering_evidence   per (query, steering arm): executions, mean latency, banned, chosen
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import layout
+from . import layout, steering
 from .learner import HistoryRow, TableLearner
 from .mincut import plan_cut, self_costs
 
@@ -67,6 +68,7 @@ def delete_state(execute: Execute, relid: int) -> None:
 
 def save_patterns(execute: Execute, learner: TableLearner, table_name: str) -> None:
     """Make ruvector_dag.patterns hold exactly the bank's live patterns."""
+    steering_by_pattern = pattern_steering(learner)
     rows = []
     for p in learner.bank.patterns.values():
         mechanism = learner.best_mechanism(p)
@@ -76,7 +78,8 @@ def save_patterns(execute: Execute, learner: TableLearner, table_name: str) -> N
             "optimal_params": {"attention_type": mechanism,
                                "reward_mean": round(float(p.bandit.means[arm]), 6),
                                "trials": round(float(p.bandit.trials[arm]), 3),
-                               "hit_radius": round(p.hit_radius2 ** 0.5, 6)},
+                               "hit_radius": round(p.hit_radius2 ** 0.5, 6),
+                               "steering": steering_by_pattern.get(p.id, {})},
             "confidence": p.confidence, "sample_count": p.sample_count,
             "avg_latency_us": p.avg_latency_us, "avg_quality": p.avg_quality,
         })
@@ -97,6 +100,31 @@ def save_patterns(execute: Execute, learner: TableLearner, table_name: str) -> N
             "confidence = EXCLUDED.confidence, sample_count = EXCLUDED.sample_count, "
             "avg_latency_us = EXCLUDED.avg_latency_us, avg_quality = EXCLUDED.avg_quality, updated_at = now()",
             (relid, table_name, json.dumps(rows)))
+
+
+def pattern_steering(learner: TableLearner) -> dict[int, dict[str, int]]:
+    """Per pattern: how many of its recurring queries are planned under each arm (the default included)."""
+    out: dict[int, dict[str, int]] = {}
+    for q in learner.steering.queries.values():
+        if q.pattern_id is not None:
+            arms = out.setdefault(int(q.pattern_id), {})
+            name = steering.ARMS[q.arm].name
+            arms[name] = arms.get(name, 0) + 1
+    return out
+
+
+def save_steering_evidence(execute: Execute, learner: TableLearner) -> None:
+    relid = str(learner.relid)
+    execute("DELETE FROM ruvector_dag.steering_evidence WHERE relid = $1::oid", (relid,))
+    rows = learner.steering.evidence()
+    if rows:
+        execute(
+            "INSERT INTO ruvector_dag.steering_evidence (relid, query_id, arm, executions, mean_latency_us, "
+            "sd_log_latency, banned, chosen, pattern_id) SELECT $1::oid, r.query_id, r.arm, r.executions, "
+            "r.mean_latency_us, r.sd_log_latency, r.banned, r.chosen, r.pattern_id "
+            "FROM jsonb_to_recordset($2::jsonb) AS r(query_id bigint, arm text, executions int, "
+            "mean_latency_us float8, sd_log_latency float8, banned bool, chosen bool, pattern_id bigint)",
+            (relid, json.dumps(rows)))
 
 
 #: node_id of a pattern's operator = pattern_id * NODE_ID_STRIDE + its plan position.

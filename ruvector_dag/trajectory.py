@@ -63,10 +63,16 @@ class Trajectory:
     flags: int
     cmd_type: int
     nodes: np.ndarray  # node_dtype(), one row per stored node
+    arm: int = 0  # steering arm the plan was made under (ruvector_dag.steering.ARMS)
 
     @property
     def truncated(self) -> bool:
         return bool(self.flags & layout.FLAG_TRUNCATED)
+
+    @property
+    def pinned(self) -> bool:
+        """The arm was pinned by an administrator (ruvector_dag_pin_arm)."""
+        return bool(self.flags & layout.FLAG_PINNED)
 
     @property
     def cache_hit_rate(self) -> float | None:
@@ -102,5 +108,6 @@ def decode(buffer: bytes | memoryview) -> list[Trajectory]:
             rows_processed=int(r.rows_processed), memory_bytes=int(r.memory_bytes),
             shared_blks_hit=int(r.shared_blks_hit), shared_blks_read=int(r.shared_blks_read),
             total_nodes=int(r.total_nodes), flags=int(r.flags), cmd_type=int(r.cmd_type), nodes=nodes,
+            arm=int(r.arm),
         ))
     return out

@@ -78,9 +78,20 @@ def _refresh_tables() -> None:
             saved = storage.load_state(_execute, relid)
             learner = TableLearner.from_state_bytes(saved, cfg) if saved else TableLearner(relid, cfg, seed=relid)
             _learners[relid] = learner
+            # Shared memory starts empty: re-publish the decisions learned before.
+            for query_id, q in learner.steering.queries.items():
+                if q.arm != 0:
+                    learner.pending_decisions[query_id] = q.arm
+            _publish_decisions(learner)
             _publish(learner)
         elif learner.config != cfg:
             learner.reconfigure(cfg)
+
+
+def _publish_decisions(learner: TableLearner) -> None:
+    for query_id, arm in learner.pending_decisions.items():
+        _pg.set_decision(learner.relid, query_id, arm)
+    learner.pending_decisions.clear()
 
 
 def _publish(learner: TableLearner) -> None:
@@ -99,6 +110,7 @@ def _save(relid: int, *, patterns: bool = False, history: list[Any] | None = Non
     if history:
         storage.save_history(_execute, relid, name, history)
     storage.save_state(_execute, learner)
+    storage.save_steering_evidence(_execute, learner)
     _dirty.discard(relid)
 
 
@@ -147,6 +159,7 @@ def drain() -> None:
             break
     for relid in touched:
         _publish(_learners[relid])
+        _publish_decisions(_learners[relid])
     _dirty.update(touched)
     if time.monotonic() - _last_save >= SAVE_INTERVAL_S:
         _save_dirty()

@@ -50,6 +50,8 @@ static int	nesting_level = 0;
  */
 static uint64 last_planned_query_id = 0;
 static double last_planning_us = 0;
+static int	last_planned_arm = 0;	/* steering arm of that planning */
+static uint8 last_planned_source = 0;	/* and the decision's source */
 
 /* Private copy of the enrollments of this database, see refresh_cache(). */
 static uint32 cache_generation = 0;
@@ -116,7 +118,7 @@ refresh_cache(void)
 }
 
 /* Whether anything is enrolled in this database (and capture is on). */
-static bool
+bool
 rvd_capture_active(void)
 {
 	if (!rvd_neural_dag_enabled || rvd_shared == NULL || IsParallelWorker())
@@ -126,7 +128,7 @@ rvd_capture_active(void)
 }
 
 /* Registry slot of the first enrolled relation in a range table, or -1. */
-static int
+int
 rvd_rtable_enrolled_slot(List *rtable)
 {
 	ListCell   *lc;
@@ -254,6 +256,7 @@ rvd_capture(QueryDesc *qd, int slot)
 	RvdWalkContext ctx;
 	Instrumentation *total = qd->totaltime;
 	EState	   *estate = qd->estate;
+	uint8		source = 0;
 
 	memset(&rec, 0, offsetof(RvdTrajectory, nodes));
 	InstrEndLoop(total);
@@ -266,8 +269,14 @@ rvd_capture(QueryDesc *qd, int slot)
 	if (rec.query_id != 0 && rec.query_id == last_planned_query_id)
 	{
 		rec.planning_us = last_planning_us;
+		rec.arm = (uint16) last_planned_arm;
+		source = last_planned_source;
 		last_planned_query_id = 0;	/* a cached plan executed again was not planned */
 	}
+	else
+		rec.arm = (uint16) rvd_steer_lookup(rec.query_id, &source);	/* cached plan: the arm in force */
+	if (rec.arm != 0 && source == RVD_DECISION_PINNED)
+		rec.flags |= RVD_FLAG_PINNED;
 	rec.execution_us = total->total * 1000000.0;
 	rec.rows_processed = estate->es_processed;
 	rec.memory_bytes = MemoryContextMemAllocated(estate->es_query_cxt, true);
@@ -291,19 +300,6 @@ rvd_capture(QueryDesc *qd, int slot)
  * Hooks
  * ------------------------------------------------------------------------
  */
-/*
- * The steering arm for a statement being planned: only statements that read
- * an enrolled table are steered (and only while capture is on).
- */
-static int
-rvd_planner_arm(Query *parse)
-{
-	if (pg_atomic_read_u32(&rvd_shared->n_decisions) == 0 || !rvd_capture_active() ||
-		rvd_rtable_enrolled_slot(parse->rtable) < 0)
-		return 0;
-	return rvd_steer_arm(parse);
-}
-
 static PlannedStmt *
 rvd_call_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
 {
@@ -317,7 +313,8 @@ rvd_planner(Query *parse, const char *query_string, int cursorOptions, ParamList
 {
 	PlannedStmt *result;
 	bool		timed = rvd_capture_active();
-	int			arm = rvd_shared != NULL ? rvd_planner_arm(parse) : 0;
+	uint8		source = 0;
+	int			arm = rvd_steer_arm(parse, &source);
 	instr_time	start;
 	instr_time	duration;
 
@@ -346,6 +343,8 @@ rvd_planner(Query *parse, const char *query_string, int cursorOptions, ParamList
 		INSTR_TIME_SUBTRACT(duration, start);
 		last_planned_query_id = result->queryId;
 		last_planning_us = INSTR_TIME_GET_MICROSEC(duration);
+		last_planned_arm = arm;
+		last_planned_source = source;
 	}
 	return result;
 }

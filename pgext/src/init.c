@@ -45,6 +45,7 @@ _PG_init(void)
 	EnableQueryId();
 	rvd_shmem_init_hooks();
 	rvd_install_capture_hooks();
+	rvd_install_steer_hooks();
 	rvd_enroll_init();
 	rvd_register_worker();
 }

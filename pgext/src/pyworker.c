@@ -13,6 +13,7 @@
  *	publish(relid, ...)			publish a table's learning counters to
  *								shared memory (ruvector_dag_learning_stats)
  *	forget(relid)				drop a table's published counters
+ *	set_decision(relid, query_id, arm)	a learned steering decision (steer.c)
  *	log(message)				a LOG line in the server log
  *
  * Every callback catches PostgreSQL ERRORs itself (PG_TRY) and hands them
@@ -34,8 +35,13 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "utils/inval.h"
+
 #include "rvd_python.h"
 #include "ruvector_dag.h"
+#include "steering_defs.h"
+
+#define RVD_N_ARMS_FOR_PY RVD_N_ARMS
 
 /* Most records one read_ring call may return (bounds its buffer). */
 #define RVD_READ_RING_MAX 4096
@@ -346,6 +352,51 @@ rvd_pg_forget(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+/*
+ * set_decision(relid, query_id, arm): a learned steering decision (arm 0
+ * removes it).  Plans cached by any backend for statements on relid are
+ * invalidated when the worker's transaction commits, so prepared statements
+ * are re-planned under the new decision (and an executed cached plan was
+ * always made under the decision in force, which capture records).
+ */
+static PyObject *
+rvd_pg_set_decision(PyObject *self, PyObject *args)
+{
+	unsigned int relid;
+	unsigned long long query_id;
+	int			arm;
+	volatile bool failed = false;
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ErrorData  *edata = NULL;
+
+	if (!PyArg_ParseTuple(args, "IKi", &relid, &query_id, &arm))
+		return NULL;
+	if (arm < 0 || arm >= RVD_N_ARMS_FOR_PY)
+	{
+		PyErr_Format(PyExc_ValueError, "set_decision: arm must be in [0, %d)", RVD_N_ARMS_FOR_PY);
+		return NULL;
+	}
+	PG_TRY();
+	{
+		(void) rvd_set_decision((uint64) query_id, arm, RVD_DECISION_LEARNED);
+		CacheInvalidateRelcacheByRelid((Oid) relid);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		failed = true;
+	}
+	PG_END_TRY();
+	if (failed)
+	{
+		rvd_raise_pg_error(edata);
+		return NULL;
+	}
+	Py_RETURN_NONE;
+}
+
 static PyObject *
 rvd_pg_log(PyObject *self, PyObject *args)
 {
@@ -363,6 +414,7 @@ static PyMethodDef rvd_pg_methods[] = {
 	{"execute", rvd_pg_execute, METH_VARARGS, "Run one SQL statement in a subtransaction."},
 	{"publish", rvd_pg_publish, METH_VARARGS, "Publish a table's learning counters."},
 	{"forget", rvd_pg_forget, METH_VARARGS, "Drop a table's learning counters."},
+	{"set_decision", rvd_pg_set_decision, METH_VARARGS, "Set a learned steering decision."},
 	{"log", rvd_pg_log, METH_VARARGS, "Write a LOG line."},
 	{NULL, NULL, 0, NULL}
 };

@@ -151,13 +151,16 @@ typedef struct RvdRequest
 
 /*
  * A steering decision: plan statements with this query id under this arm
- * (steering_defs.h).  `source`: RVD_DECISION_PINNED by an administrator,
- * RVD_DECISION_LEARNED by the engine.  The array is kept compact (removal
+ * (steering_defs.h).  `source`: RVD_DECISION_PINNED by an administrator
+ * (the engine never replaces it), RVD_DECISION_LEARNED by the engine,
+ * RVD_DECISION_TRIAL by an administrator for the engine to judge (the
+ * engine replaces it like one of its own exploratory arms).  The array is kept compact (removal
  * moves the last entry into the hole), under decisions_lock.
  */
 #define RVD_MAX_DECISIONS 1024
 #define RVD_DECISION_PINNED 1
 #define RVD_DECISION_LEARNED 2
+#define RVD_DECISION_TRIAL 3
 
 typedef struct RvdDecision
 {
@@ -245,13 +248,19 @@ extern struct Latch *rvd_worker_latch(void);
 /* --- steer.c: planning under a learned or pinned arm ------------------- */
 
 struct Query;
-extern int	rvd_steer_arm(struct Query *parse);
+extern int	rvd_steer_arm(struct Query *parse, uint8 *source);
+extern int	rvd_steer_lookup(uint64 query_id, uint8 *source);
+extern bool rvd_set_decision(uint64 query_id, int arm, uint8 source);
 extern int	rvd_steer_begin(int arm);
 extern void rvd_steer_end(int nest_level);
 
 /* --- capture.c: executor hooks ----------------------------------------- */
 
 extern void rvd_install_capture_hooks(void);
+extern void rvd_install_steer_hooks(void);
+extern bool rvd_capture_active(void);
+struct List;
+extern int	rvd_rtable_enrolled_slot(struct List *rtable);
 extern const char *rvd_operator_name(int code);
 
 /* --- enroll.c: enrollment SQL and transactional registry updates ------- */

@@ -14,18 +14,31 @@
  * only when decisions exist and the statement reads an enrolled table, and
  * never when ruvector.dag_learning_mode = off.
  *
+ * EXPLAIN of a steered statement plans and prints inside the arm's nest
+ * level with the SETTINGS option forced on, so its output ends with
+ * "Settings: enable_mergejoin = 'off', enable_nestloop = 'off'": the
+ * decision, visible where a DBA looks first.
+ *
  * SQL: ruvector_dag_steering_arms(), ruvector_dag_steering_decisions(),
- * ruvector_dag_pin_arm(query_id, arm) and ruvector_dag_unpin(query_id).
+ * ruvector_dag_pin_arm(query_id, arm), ruvector_dag_try_arm(query_id, arm)
+ * and ruvector_dag_unpin(query_id).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "commands/explain.h"
+#if PG_VERSION_NUM >= 180000
+#include "commands/explain_state.h"
+#endif
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "optimizer/optimizer.h"
+#include "tcop/tcopprot.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 
 #include "ruvector_dag.h"
 #include "steering_defs.h"
@@ -35,17 +48,36 @@ static const RvdArm rvd_arms[RVD_N_ARMS] = RVD_ARMS;
 PG_FUNCTION_INFO_V1(rvd_steering_arms);
 PG_FUNCTION_INFO_V1(rvd_steering_decisions);
 PG_FUNCTION_INFO_V1(rvd_pin_arm);
+PG_FUNCTION_INFO_V1(rvd_try_arm);
 PG_FUNCTION_INFO_V1(rvd_unpin);
 
-/* Arm of (this database, query_id), or 0 (the default plan). */
+/*
+ * Arm of a statement about to be planned, or 0 (the default plan): only
+ * statements that read an enrolled table are steered, only while capture is
+ * on, and never with ruvector.dag_learning_mode = off.  *source gets the
+ * decision's source.
+ */
 int
-rvd_steer_arm(Query *parse)
+rvd_steer_arm(Query *parse, uint8 *source)
+{
+	*source = 0;
+	if (parse == NULL || rvd_shared == NULL ||
+		pg_atomic_read_u32(&rvd_shared->n_decisions) == 0 ||
+		!rvd_capture_active() || rvd_rtable_enrolled_slot(parse->rtable) < 0)
+		return 0;
+	return rvd_steer_lookup(parse->queryId, source);
+}
+
+/* Arm decided for (this database, query_id), or 0; *source its source. */
+int
+rvd_steer_lookup(uint64 query_id, uint8 *source)
 {
 	uint32		n;
 	uint32		i;
 	int			arm = 0;
 
-	if (parse == NULL || parse->queryId == 0 || rvd_shared == NULL ||
+	*source = 0;
+	if (query_id == 0 || rvd_shared == NULL ||
 		rvd_dag_learning_mode == RVD_DAG_LEARNING_MODE_OFF ||
 		pg_atomic_read_u32(&rvd_shared->n_decisions) == 0)
 		return 0;
@@ -55,9 +87,10 @@ rvd_steer_arm(Query *parse)
 	{
 		const RvdDecision *d = &rvd_shared->decisions[i];
 
-		if (d->query_id == parse->queryId && d->dbid == MyDatabaseId)
+		if (d->query_id == query_id && d->dbid == MyDatabaseId)
 		{
 			arm = d->arm;
+			*source = d->source;
 			break;
 		}
 	}
@@ -83,6 +116,85 @@ void
 rvd_steer_end(int nest_level)
 {
 	AtEOXact_GUC(true, nest_level);
+}
+
+/* ------------------------------------------------------------------------
+ * EXPLAIN
+ * ------------------------------------------------------------------------
+ */
+static ExplainOneQuery_hook_type prev_ExplainOneQuery = NULL;
+
+#if PG_VERSION_NUM < 170000
+/*
+ * ExplainOneQuery() of PostgreSQL 15 and 16 for a plannable statement (the
+ * hook is only called for those); 17 exports it as standard_ExplainOneQuery.
+ */
+static void
+standard_ExplainOneQuery(Query *query, int cursorOptions, IntoClause *into, ExplainState *es,
+						 const char *queryString, ParamListInfo params, QueryEnvironment *queryEnv)
+{
+	PlannedStmt *plan;
+	instr_time	planstart;
+	instr_time	planduration;
+	BufferUsage bufusage_start;
+	BufferUsage bufusage;
+
+	if (es->buffers)
+		bufusage_start = pgBufferUsage;
+	INSTR_TIME_SET_CURRENT(planstart);
+	plan = pg_plan_query(query, queryString, cursorOptions, params);
+	INSTR_TIME_SET_CURRENT(planduration);
+	INSTR_TIME_SUBTRACT(planduration, planstart);
+	if (es->buffers)
+	{
+		memset(&bufusage, 0, sizeof(BufferUsage));
+		BufferUsageAccumDiff(&bufusage, &pgBufferUsage, &bufusage_start);
+	}
+	ExplainOnePlan(plan, into, es, queryString, params, queryEnv, &planduration,
+				   es->buffers ? &bufusage : NULL);
+}
+#endif
+
+/*
+ * EXPLAIN of a steered statement: plan and print under the arm, with the
+ * SETTINGS option on, so the arm's settings are listed with the plan.  The
+ * nest level is closed whatever happens (ANALYZE runs inside it too, which
+ * only matters for statements planned during execution: they see the same
+ * settings the user's statement was planned with).
+ */
+static void
+rvd_ExplainOneQuery(Query *query, int cursorOptions, IntoClause *into, ExplainState *es,
+					const char *queryString, ParamListInfo params, QueryEnvironment *queryEnv)
+{
+	uint8		source;
+	int			arm = rvd_steer_arm(query, &source);
+	int			nest = 0;
+
+	if (arm > 0)
+	{
+		es->settings = true;
+		nest = rvd_steer_begin(arm);
+	}
+	PG_TRY();
+	{
+		if (prev_ExplainOneQuery)
+			prev_ExplainOneQuery(query, cursorOptions, into, es, queryString, params, queryEnv);
+		else
+			standard_ExplainOneQuery(query, cursorOptions, into, es, queryString, params, queryEnv);
+	}
+	PG_FINALLY();
+	{
+		if (arm > 0)
+			rvd_steer_end(nest);
+	}
+	PG_END_TRY();
+}
+
+void
+rvd_install_steer_hooks(void)
+{
+	prev_ExplainOneQuery = ExplainOneQuery_hook;
+	ExplainOneQuery_hook = rvd_ExplainOneQuery;
 }
 
 /* ------------------------------------------------------------------------
@@ -155,14 +267,19 @@ rvd_steering_decisions(PG_FUNCTION_ARGS)
 			continue;
 		values[0] = Int64GetDatum((int64) copy[i].query_id);
 		values[1] = CStringGetTextDatum(rvd_arms[copy[i].arm].name);
-		values[2] = CStringGetTextDatum(copy[i].source == RVD_DECISION_PINNED ? "pinned" : "learned");
+		values[2] = CStringGetTextDatum(copy[i].source == RVD_DECISION_PINNED ? "pinned" :
+										copy[i].source == RVD_DECISION_TRIAL ? "trial" : "learned");
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
 }
 
-/* Set (or replace) the decision of query_id; arm 'default' removes it. */
-static bool
+/*
+ * Set (or replace) the decision of query_id; arm 0 (default) removes it.
+ * A learned decision never replaces a pinned one (nothing changes then).
+ * Returns whether a decision for query_id existed.
+ */
+bool
 rvd_set_decision(uint64 query_id, int arm, uint8 source)
 {
 	uint32		n;
@@ -178,6 +295,8 @@ rvd_set_decision(uint64 query_id, int arm, uint8 source)
 		if (d->query_id == query_id && d->dbid == MyDatabaseId)
 		{
 			found = true;
+			if (source == RVD_DECISION_LEARNED && d->source == RVD_DECISION_PINNED)
+				break;
 			if (arm == 0)
 			{
 				*d = rvd_shared->decisions[n - 1];
@@ -210,24 +329,61 @@ rvd_set_decision(uint64 query_id, int arm, uint8 source)
 	return found;
 }
 
-Datum
-rvd_pin_arm(PG_FUNCTION_ARGS)
+/* Validated (query_id, arm) arguments of pin_arm and try_arm. */
+static int
+rvd_decision_args(FunctionCallInfo fcinfo, uint64 *query_id)
 {
-	int			arm;
-
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("query_id and arm must not be NULL")));
 	if (PG_GETARG_INT64(0) == 0)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("query_id must not be 0")));
-	arm = rvd_arm_by_name(text_to_cstring(PG_GETARG_TEXT_PP(1)));
-	rvd_set_decision((uint64) PG_GETARG_INT64(0), arm, RVD_DECISION_PINNED);
+	*query_id = (uint64) PG_GETARG_INT64(0);
+	return rvd_arm_by_name(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+}
+
+/* Plan query_id under arm until unpinned; the engine never overrides it. */
+Datum
+rvd_pin_arm(PG_FUNCTION_ARGS)
+{
+	uint64		query_id;
+	int			arm = rvd_decision_args(fcinfo, &query_id);
+
+	rvd_set_decision(query_id, arm, RVD_DECISION_PINNED);
+	CacheInvalidateRelcacheAll();	/* re-plan cached plans: we do not know query_id's tables */
+	PG_RETURN_VOID();
+}
+
+/*
+ * Plan query_id under arm as a trial: the engine measures it against the
+ * default like an arm of its own and keeps it only if it is not slower (the
+ * regression guard reverts it otherwise).  Refused over a pinned decision.
+ */
+Datum
+rvd_try_arm(PG_FUNCTION_ARGS)
+{
+	uint64		query_id;
+	int			arm = rvd_decision_args(fcinfo, &query_id);
+	uint8		source;
+
+	(void) rvd_steer_lookup(query_id, &source);
+	if (source == RVD_DECISION_PINNED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("query %lld has a pinned arm", (long long) query_id),
+				 errhint("ruvector_dag_unpin() it first.")));
+	rvd_set_decision(query_id, arm, RVD_DECISION_TRIAL);
+	CacheInvalidateRelcacheAll();
 	PG_RETURN_VOID();
 }
 
 Datum
 rvd_unpin(PG_FUNCTION_ARGS)
 {
+	bool		found;
+
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("query_id must not be NULL")));
-	PG_RETURN_BOOL(rvd_set_decision((uint64) PG_GETARG_INT64(0), 0, RVD_DECISION_PINNED));
+	found = rvd_set_decision((uint64) PG_GETARG_INT64(0), 0, RVD_DECISION_PINNED);
+	CacheInvalidateRelcacheAll();
+	PG_RETURN_BOOL(found);
 }

@@ -10,9 +10,10 @@
 #include <stdint.h>
 
 #define RVD_MAX_PLAN_NODES 64
-#define RVD_RECORD_VERSION 1
+#define RVD_RECORD_VERSION 2
 #define RVD_FLAG_TRUNCATED 1
 #define RVD_FLAG_TIMING 2
+#define RVD_FLAG_PINNED 4
 
 typedef struct RvdPlanNode
 {
@@ -49,12 +50,13 @@ typedef struct RvdTrajectory
     uint16_t flags;          /* FLAG_* */
     uint8_t  cmd_type;       /* CmdType: 1 select, 2 update, 3 insert, 4 delete, 5 merge */
     uint8_t  version;        /* RECORD_VERSION */
-    uint32_t reserved;
+    uint16_t arm;            /* steering arm the plan was made under (steering.ARMS), 0 = default */
+    uint16_t reserved;
     RvdPlanNode nodes[64];
 } RvdTrajectory;
 
 /* Field lists, for ruvector_dag_record_layout() (C offsets vs cffi's). */
-#define RVD_TRAJECTORY_FIELDS(X) X(seq) X(query_id) X(captured_at) X(dbid) X(relid) X(userid) X(nesting_level) X(planning_us) X(execution_us) X(rows_processed) X(memory_bytes) X(shared_blks_hit) X(shared_blks_read) X(n_nodes) X(total_nodes) X(flags) X(cmd_type) X(version) X(reserved) X(nodes)
+#define RVD_TRAJECTORY_FIELDS(X) X(seq) X(query_id) X(captured_at) X(dbid) X(relid) X(userid) X(nesting_level) X(planning_us) X(execution_us) X(rows_processed) X(memory_bytes) X(shared_blks_hit) X(shared_blks_read) X(n_nodes) X(total_nodes) X(flags) X(cmd_type) X(version) X(arm) X(reserved) X(nodes)
 #define RVD_PLAN_NODE_FIELDS(X) X(op) X(parent) X(relid) X(plan_rows) X(startup_cost) X(total_cost) X(plan_width) X(actual_rows) X(loops) X(actual_ms) X(reserved)
 
 /* Operator table: RVD_OP(NodeTag, EXPLAIN name); code = position + 1. */

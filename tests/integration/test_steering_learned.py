@@ -1,0 +1,134 @@
+"""Learned steering against a real server: a trap is fixed, a bad trial is reverted, frozen keeps decisions.
+
+The traps are ruvector_dag.workloads: PostgreSQL's row estimates are wrong
+by 100x or more, the default plan is slow, and the engine must find the arm
+that is faster from the executions alone, without ever changing the rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ruvector_dag import workloads
+
+SKEWED = workloads.QUERIES["skewed"]
+
+
+@pytest.fixture
+def traps(conn: Any) -> Iterator[Any]:
+    workloads.create(conn.execute)
+    for table in workloads.ENROLLED:
+        conn.execute("SELECT ruvector_enable_neural_dag(%s)", (table,))
+    yield conn
+    for (qid,) in conn.execute("SELECT query_id FROM ruvector_dag_steering_decisions()").fetchall():
+        conn.execute("SELECT ruvector_dag_unpin(%s)", (qid,))
+    workloads.drop(conn.execute)
+
+
+def query_id(conn: Any, sql: str) -> int:
+    return int(conn.execute(f"EXPLAIN (VERBOSE, FORMAT JSON) {sql}").fetchone()[0][0]["Query Identifier"])
+
+
+def join_types(conn: Any, sql: str) -> set[str]:
+    found: set[str] = set()
+
+    def walk(node: dict[str, Any]) -> None:
+        if node["Node Type"] in ("Nested Loop", "Hash Join", "Merge Join"):
+            found.add(node["Node Type"])
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(conn.execute(f"EXPLAIN (FORMAT JSON) {sql}").fetchone()[0][0]["Plan"])
+    return found
+
+
+def decision(conn: Any, qid: int) -> tuple[str, str] | None:
+    row = conn.execute("SELECT arm, source FROM ruvector_dag_steering_decisions() WHERE query_id = %s",
+                       (qid,)).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def wait_drained(conn: Any, table: str = "trap_f") -> None:
+    """Until the worker has consumed everything captured for the table (it drains every 200 ms)."""
+    for _ in range(100):
+        if conn.execute("SELECT ruvector_dag_learning_stats(%s)", (table,)).fetchone()[0][
+                "trajectories_buffered"] == 0:
+            return
+        time.sleep(0.05)
+
+
+def test_trap_is_learned_and_fixed(traps: Any) -> None:
+    c = traps
+    qid = query_id(c, SKEWED)
+    assert join_types(c, SKEWED) == {"Nested Loop"}  # the trap: two nested index loops
+    default_rows = c.execute(SKEWED).fetchall()
+    for _ in range(40):  # the issue's bound is 50 executions
+        assert c.execute(SKEWED).fetchall() == default_rows  # identical rows, whatever the arm
+        wait_drained(c)
+    d = decision(c, qid)
+    assert d is not None and d[1] == "learned", d
+    assert "Nested Loop" not in join_types(c, SKEWED)
+    # EXPLAIN shows the learned plan and the arm's settings
+    text = "\n".join(r[0] for r in c.execute(f"EXPLAIN {SKEWED}").fetchall())
+    assert "Settings:" in text and "enable_nestloop = 'off'" in text, text
+    assert c.execute("SHOW enable_nestloop").fetchone()[0] == "on"  # the session's own settings untouched
+    # evidence: after a save, the decision's arm and the default are both measured
+    c.execute("SELECT ruvector_dag_learn('trap_f')")
+    ev = c.execute("SELECT arm, evidence FROM ruvector_dag.steering WHERE query_id = %s", (qid,)).fetchone()
+    assert ev is not None and ev[1]["default"]["executions"] >= 3 and ev[1][ev[0]]["executions"] >= 1
+    assert ev[1][ev[0]]["mean_latency_us"] < ev[1]["default"]["mean_latency_us"]
+    for _ in range(3):  # executions after the first cycle fall in its patterns
+        c.execute(SKEWED)
+    wait_drained(c)
+    c.execute("SELECT ruvector_dag_learn('trap_f')")
+    params = c.execute("SELECT optimal_params FROM ruvector_dag.patterns WHERE relid = 'trap_f'::regclass "
+                       "AND optimal_params->'steering' ? %s", (ev[0],)).fetchall()
+    assert params, "the pattern's optimal_params name the learned arm"
+
+
+def test_bad_trial_arm_is_reverted_by_the_guard(traps: Any) -> None:
+    c = traps
+    sql = workloads.QUERIES["control"]
+    qid = query_id(c, sql)
+    rows = c.execute(sql).fetchall()
+    for _ in range(4):  # the baseline under the default plan
+        c.execute(sql)
+    wait_drained(c)
+    c.execute("SELECT ruvector_dag_try_arm(%s, 'hash_only')", (qid,))  # hashes all the facts
+    assert decision(c, qid) == ("hash_only", "trial")
+    assert c.execute(sql).fetchall() == rows
+    for _ in range(20):
+        wait_drained(c)
+        if decision(c, qid) is None:
+            break
+        c.execute(sql)
+    assert decision(c, qid) is None  # reverted: back to the default plan
+    c.execute("SELECT ruvector_dag_learn('trap_f')")
+    banned = c.execute("SELECT banned FROM ruvector_dag.steering_evidence WHERE query_id = %s AND arm = 'hash_only'",
+                       (qid,)).fetchone()
+    assert banned == (True,)
+
+
+def test_frozen_mode_keeps_decisions_and_stops_learning(server: Any, traps: Any) -> None:
+    c = traps
+    qid = query_id(c, SKEWED)
+    c.execute("SELECT ruvector_dag_pin_arm(%s, 'hash_only')", (qid,))
+    c.execute("ALTER SYSTEM SET ruvector.dag_learning_mode = frozen")
+    c.execute("SELECT pg_reload_conf()")
+    try:
+        time.sleep(0.5)
+        before = c.execute("SELECT ruvector_dag_learning_stats('trap_f')").fetchone()[0]["queries_processed"]
+        for _ in range(5):
+            c.execute(SKEWED)
+        time.sleep(0.6)
+        after = c.execute("SELECT ruvector_dag_learning_stats('trap_f')").fetchone()[0]["queries_processed"]
+        assert after == before  # nothing learned
+        assert decision(c, qid) == ("hash_only", "pinned")  # decisions kept and applied
+        assert "Nested Loop" not in join_types(c, SKEWED)
+    finally:
+        c.execute("ALTER SYSTEM RESET ruvector.dag_learning_mode")
+        c.execute("SELECT pg_reload_conf()")

@@ -1,0 +1,112 @@
+"""The steering policy: evidence-guided candidates, Thompson sampling, ban and regression guard."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from plans import JOIN, plan
+
+from ruvector_dag import steering
+from ruvector_dag.steering import ArmStats, SteeringPolicy, arm_index, suggested_arms
+
+TRAP = plan(["Nested Loop", "Seq Scan", "Seq Scan"], [-1, 0, 0], [1, 1, 10000], [100, 10, 80])
+TRAP["actual_rows"] = [5000, 5000, 10000]  # outer side estimated at 1 row, 5000 in fact
+
+
+def run(policy: SteeringPolicy, latency_of: dict[int, float], n: int, rng: np.random.Generator,
+        *, start: int = 0, pinned: bool = False) -> list[int]:
+    """Executions of query 42; the arm of each is the decision after the one before (as the worker publishes)."""
+    arm, arms = start, []
+    for _ in range(n):
+        lat = latency_of.get(arm, latency_of[0]) * float(rng.uniform(0.9, 1.1))
+        arms.append(arm)
+        change = policy.observe(42, arm, lat, TRAP, pinned=pinned)
+        arm = change if change is not None else arm
+    return arms
+
+
+def test_suggested_arms_follow_the_direction_of_the_misestimate() -> None:
+    order = suggested_arms(TRAP)
+    assert [steering.ARMS[a].name for a in order] == ["hash_only", "no_nestloop", "merge_only"]
+    assert suggested_arms(JOIN) == []  # every estimate right: the planner's choice, no exploration
+    over = plan(["Hash Join", "Seq Scan", "Hash", "Seq Scan"], [-1, 0, 0, 2], [10, 100000, 10, 10], [1, 1, 1, 1])
+    over["actual_rows"] = [10, 50, 10, 10]  # the probe side returned 2000x fewer rows than planned
+    assert [steering.ARMS[a].name for a in suggested_arms(over)] == ["no_seqscan"]
+    under_index = plan(["Index Scan"], [-1], [10], [1])
+    under_index["actual_rows"] = [100000]
+    assert [steering.ARMS[a].name for a in suggested_arms(under_index)] == ["no_indexscan", "no_bitmapscan"]
+
+
+def test_trap_is_fixed_quickly_and_stays_fixed() -> None:
+    rng = np.random.default_rng(0)
+    policy = SteeringPolicy(seed=1)
+    arms = run(policy, {0: 200_000.0, arm_index("hash_only"): 5_000.0, arm_index("no_nestloop"): 5_500.0}, 60, rng)
+    assert arms[:steering.BASELINE_RUNS] == [0] * steering.BASELINE_RUNS
+    fixed = arms.index(arm_index("hash_only"))
+    assert fixed < 10  # within tens of executions, not thousands
+    assert np.mean(np.isin(arms[20:], [arm_index("hash_only"), arm_index("no_nestloop")])) > 0.95
+    assert arms[-10:].count(0) == 0
+
+
+def test_no_exploration_without_evidence() -> None:
+    rng = np.random.default_rng(5)
+    policy = SteeringPolicy(seed=5)
+    for _ in range(50):
+        assert policy.observe(7, 0, float(rng.uniform(900, 1100)), JOIN) is None
+    assert policy.queries[7].candidates == []
+
+
+def test_regression_guard_and_ban() -> None:
+    rng = np.random.default_rng(2)
+    policy = SteeringPolicy(seed=3)
+    # every alternative is slower; one of them catastrophically
+    lat = {0: 1000.0, arm_index("hash_only"): 1500.0, arm_index("no_nestloop"): 50_000.0,
+           arm_index("merge_only"): 1300.0}
+    arms = run(policy, lat, 200, rng)
+    q = policy.queries[42]
+    assert arm_index("no_nestloop") in q.banned  # 50x slower once: banned at once
+    assert q.stats[arm_index("no_nestloop")].n == 1
+    assert {arm_index("hash_only"), arm_index("merge_only")} <= q.banned  # slower with confidence
+    assert arms[-50:] == [0] * 50  # back to the default for good
+
+
+def test_a_bad_trial_arm_is_reverted() -> None:
+    rng = np.random.default_rng(6)
+    policy = SteeringPolicy(seed=6)
+    run(policy, {0: 1000.0}, 5, rng)
+    bad = arm_index("no_indexscan")
+    assert policy.observe(42, bad, 30_000.0, TRAP) == 0  # the administrator's trial: 30x slower, reverted
+    assert bad in policy.queries[42].banned
+
+
+def test_pinned_arms_are_measured_never_replaced() -> None:
+    rng = np.random.default_rng(7)
+    policy = SteeringPolicy(seed=7)
+    pin = arm_index("serial")
+    run(policy, {0: 1000.0}, 5, rng)
+    assert run(policy, {0: 1000.0, pin: 50_000.0}, 20, rng, start=pin, pinned=True) == [pin] * 20
+    assert policy.queries[42].stats[pin].n == 20
+
+
+def test_posterior_is_normal_inverse_gamma() -> None:
+    """Posterior of the mean: with many samples it concentrates on the sample mean."""
+    s = ArmStats()
+    ys = np.random.default_rng(8).normal(3.0, 0.2, 400)
+    for y in ys:
+        s.add(float(y))
+    mu, kappa, alpha, beta = s.posterior(mu0=10.0)
+    assert kappa == steering.KAPPA0 + 400 and alpha == steering.ALPHA0 + 200
+    assert abs(mu - ys.mean()) < 0.02  # the prior's pull is 1/401 of the way to mu0
+    mu, kappa, alpha, beta = s.posterior(mu0=3.0)  # a prior that agrees: sigma^2 is the data's
+    assert math.isclose(beta / (alpha - 1), ys.var(), rel_tol=0.1)  # posterior mean of sigma^2
+
+
+def test_state_round_trip() -> None:
+    rng = np.random.default_rng(4)
+    policy = SteeringPolicy()
+    run(policy, {0: 100_000.0, arm_index("hash_only"): 1_000.0}, 30, rng)
+    clone = SteeringPolicy()
+    clone.load_json(policy.to_json())
+    assert clone.to_json() == policy.to_json()
+    assert {r["arm"] for r in policy.evidence()} >= {"default", "hash_only"}
