@@ -98,5 +98,34 @@ def run(server: Any, statements: int = 600, seed: int = 7) -> int:
             (nodes[0], nodes[1:], "{t,f}")).fetchone()[0]
         print("\ncritical-path attention of a join over its inputs (computed in the server): "
               + ", ".join(f"{w:.3f}" for w in weights))
+        _steering(conn)
     print(f"\nThe server is still running: psql '{server.dsn}'  (stop: ruvector-dag server stop)")
     return 0
+
+
+def _steering(conn: Any, executions: int = 25) -> None:
+    """A trap query PostgreSQL misestimates, fixed by learned steering; latency before and after."""
+    import time
+
+    from tqdm import tqdm
+
+    from . import workloads
+
+    workloads.create(conn.execute)
+    for table in workloads.ENROLLED:
+        conn.execute("SELECT ruvector_enable_neural_dag(%s)", (table,))
+    sql = workloads.QUERIES["skewed"]
+    latencies = []
+    for _ in tqdm(range(executions), desc="plan steering: a skewed-join trap", unit="exec"):
+        t0 = time.perf_counter()
+        conn.execute(sql).fetchall()
+        latencies.append((time.perf_counter() - t0) * 1e3)
+        time.sleep(0.25)  # the worker drains every 200 ms
+    conn.execute("SELECT ruvector_dag_learn('trap_f')")  # saves the evidence now
+    print("\nPlan steering (ruvector_dag.steering):")
+    rows = conn.execute("SELECT query_id, arm, source, evidence::text FROM ruvector_dag.steering").fetchall()
+    print(_table(rows, ["query id", "arm", "source", "evidence"]))
+    print(f"skewed-join trap: first 3 executions {sum(latencies[:3]) / 3:.1f} ms on average, "
+          f"last 5 {sum(latencies[-5:]) / 5:.1f} ms")
+    plan = conn.execute(f"EXPLAIN {sql}").fetchall()
+    print("EXPLAIN now ends with: " + plan[-1][0].strip())
