@@ -253,6 +253,8 @@ class TableLearner:
                                              pattern_id=pattern.id if pattern is not None else None)
             if decision is not None:
                 self.pending_decisions[t.query_id] = decision
+            while self.steering.retired:
+                self.pending_decisions[self.steering.retired.pop()] = 0
 
         c = self.counters
         c.processed += 1

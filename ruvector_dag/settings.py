@@ -149,6 +149,13 @@ SETTINGS: tuple[Setting, ...] = (
         "How often the background worker runs the heavier learning cycle.",
         unit="ms",
     ),
+    IntSetting(
+        "dag_worker_cpu_percent", 5, 1, 100, "PGC_SIGHUP",
+        "Share of one CPU the background worker's per-statement learning may use.",
+        "Above it the worker still drains the ring but learns from a sample: statements of queries "
+        "being steered first, then the others in arrival order.  Keeps an always-on engine at "
+        "monitoring-class overhead under heavy OLTP load.",
+    ),
     EnumSetting(
         "dag_learning_mode", "learn", LEARNING_MODES, "PGC_SIGHUP",
         "What the background worker does with captured trajectories.",

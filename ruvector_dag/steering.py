@@ -248,6 +248,7 @@ class SteeringPolicy:
 
         self.queries: dict[int, QuerySteering] = {}
         self.rng = np.random.default_rng(seed)
+        self.retired: list[int] = []  # forgotten queries whose published decision must be removed
 
     def observe(self, query_id: int, arm: int, latency_us: float, nodes: Any, *,
                 pinned: bool = False, pattern_id: int | None = None) -> int | None:
@@ -260,7 +261,9 @@ class SteeringPolicy:
         if q is None:
             q = QuerySteering([], {}, set())
             if len(self.queries) >= MAX_QUERIES:
-                del self.queries[next(iter(self.queries))]
+                oldest = next(iter(self.queries))
+                if self.queries.pop(oldest).arm != 0:
+                    self.retired.append(oldest)
         self.queries[query_id] = q  # re-inserted last: LRU order
         if pattern_id is not None:
             q.pattern_id = pattern_id

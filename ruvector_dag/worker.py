@@ -26,6 +26,8 @@ import os
 import time
 from typing import Any
 
+import numpy as np
+
 from . import attention, clustering, features, storage
 from .errors import InvalidParameter, NotEnrolled
 from .learner import LearnerConfig, TableLearner
@@ -34,12 +36,22 @@ from .trajectory import decode
 #: Learners are saved at least this often while they learn (and after every
 #: cycle or request, and at shutdown).
 SAVE_INTERVAL_S = 60.0
+#: Longest one drain() call runs (it returns to the worker's loop, which handles signals and requests).
+DRAIN_MAX_S = 0.25
+#: Most CPU seconds of learning the budget can save up while the server is idle (a burst allowance).
+TOKENS_MAX_S = 0.5
+#: How far into debt the budget goes for the statements of queries being steered.
+PRIORITY_DEBT_S = 0.5
 
 _pg: Any = None
 _learners: dict[int, TableLearner] = {}
 _tables: dict[int, tuple[str, dict[str, Any]]] = {}
 _dirty: set[int] = set()
 _consumed: dict[int, int] = {}
+_skipped: dict[int, int] = {}  # consumed but not learned from (over the CPU budget)
+_tokens = 0.0  # CPU seconds of learning the budget allows now
+_cost_s = 2e-4  # running mean CPU seconds per learned record (sizes the reads)
+_last_drain = 0.0
 _last_save = 0.0
 
 
@@ -89,9 +101,12 @@ def _refresh_tables() -> None:
 
 
 def _publish_decisions(learner: TableLearner) -> None:
-    for query_id, arm in learner.pending_decisions.items():
-        _pg.set_decision(learner.relid, query_id, arm)
-    learner.pending_decisions.clear()
+    pending, learner.pending_decisions = learner.pending_decisions, {}
+    for query_id, arm in pending.items():
+        try:
+            _pg.set_decision(learner.relid, query_id, arm)
+        except Exception as exc:  # the shared cache is full: the query keeps its plan, learning goes on
+            _pg.log(f"ruvector_dag: steering decision for query {query_id} not published: {exc}")
 
 
 def _publish(learner: TableLearner) -> None:
@@ -140,23 +155,60 @@ def start() -> str:
             f"{len(_learners)} table(s) learning")
 
 
+def _exploring() -> set[int]:
+    """Query ids whose steering is still in play (they are learned from first when the budget is short)."""
+    out: set[int] = set()
+    for learner in _learners.values():
+        out.update(qid for qid, q in learner.steering.queries.items() if set(q.candidates) - q.banned)
+    return out
+
+
 def drain() -> None:
-    """Run the instant loop over everything the ring holds."""
+    """Run the instant loop over what the ring holds, within the CPU budget.
+
+    The ring is always emptied, so capture never drops because the worker is
+    busy.  What is learned from is bounded by ``ruvector.dag_worker_cpu_percent``
+    of one CPU, a token bucket of CPU seconds: while tokens last, records are
+    read and learned; when they run out, records are consumed in C without
+    being copied (``skip_ring``), except those of queries being steered, which
+    are still learned from until the debt reaches PRIORITY_DEBT_S.  A call
+    returns after DRAIN_MAX_S, so the worker's loop stays responsive to
+    signals and requests under any load.
+    """
+    global _tokens, _last_drain, _cost_s
     _refresh_tables()
+    now = time.monotonic()
+    share = float(_setting("ruvector.dag_worker_cpu_percent")) / 100.0
+    _tokens = min(_tokens + (now - _last_drain) * share, TOKENS_MAX_S)
+    _last_drain = now
+    keep = np.array(sorted(_exploring()), dtype=np.uint64).tobytes()
     touched: set[int] = set()
-    while True:
-        data = _pg.read_ring(_pg.READ_RING_MAX)
+    while time.monotonic() - now < DRAIN_MAX_S:
+        if _tokens > 0.0:
+            data = _pg.read_ring(int(min(_pg.READ_RING_MAX, max(1.0, _tokens / _cost_s))))
+        else:
+            skipped = np.frombuffer(_pg.skip_ring(_pg.READ_RING_MAX, keep if _tokens > -PRIORITY_DEBT_S else b""),
+                                    dtype=np.uint32)
+            for relid, n in zip(*np.unique(skipped, return_counts=True)):
+                _consumed[int(relid)] = _consumed.get(int(relid), 0) + int(n)
+                _skipped[int(relid)] = _skipped.get(int(relid), 0) + int(n)
+            if len(skipped):
+                continue
+            data = _pg.read_ring(1)  # empty, or a steered query's record is next
         if not data:
             break
-        for t in decode(data):
+        t0 = time.process_time()
+        batch = decode(data)
+        for t in batch:
             _consumed[t.relid] = _consumed.get(t.relid, 0) + 1
             learner = _learners.get(t.relid)
             if learner is None:
                 continue  # enrolled and dropped again since it was captured
             learner.process(t)
             touched.add(t.relid)
-        if len(data) < _pg.READ_RING_MAX * _pg.RECORD_SIZE:
-            break
+        spent = time.process_time() - t0
+        _tokens -= spent
+        _cost_s = 0.9 * _cost_s + 0.1 * max(spent / len(batch), 1e-6)
     for relid in touched:
         _publish(_learners[relid])
         _publish_decisions(_learners[relid])

@@ -20,7 +20,9 @@ PG_VERSIONS = [int(v) for v in os.environ.get("RUVECTOR_TEST_PG", "16,18").split
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from ruvector_dag.server import Server
 
-    srv = Server(tmp_path_factory.mktemp(f"pg{request.param}") / "data", pg_version=request.param)
+    # Learn from every statement (no CPU budget sampling), so counts in the tests are exact.
+    srv = Server(tmp_path_factory.mktemp(f"pg{request.param}") / "data", pg_version=request.param,
+                 settings={"ruvector.dag_worker_cpu_percent": 100})
     srv.start()
     yield srv
     srv.stop()

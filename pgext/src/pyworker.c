@@ -13,6 +13,10 @@
  *	publish(relid, ...)			publish a table's learning counters to
  *								shared memory (ruvector_dag_learning_stats)
  *	forget(relid)				drop a table's published counters
+ *	skip_ring(max, keep)		consume up to max records unread (over the learning
+ *								budget), stopping before one whose query id is in
+ *								keep (bytes of uint64); returns their relids (bytes
+ *								of uint32)
  *	set_decision(relid, query_id, arm)	a learned steering decision (steer.c)
  *	log(message)				a LOG line in the server log
  *
@@ -110,6 +114,55 @@ rvd_pg_read_ring(PyObject *self, PyObject *args)
 	}
 	result = PyBytes_FromStringAndSize((const char *) buf, (Py_ssize_t) sizeof(RvdTrajectory) * n);
 	pfree(buf);
+	return result;
+}
+
+static PyObject *
+rvd_pg_skip_ring(PyObject *self, PyObject *args)
+{
+	int			max;
+	Py_buffer	keep;
+	Oid		   *relids = NULL;
+	int			n = 0;
+	volatile bool failed = false;
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ErrorData  *edata = NULL;
+	PyObject   *result;
+
+	if (!PyArg_ParseTuple(args, "iy*", &max, &keep))
+		return NULL;
+	if (max < 1 || max > RVD_READ_RING_MAX || keep.len % sizeof(uint64) != 0)
+	{
+		PyBuffer_Release(&keep);
+		PyErr_Format(PyExc_ValueError, "skip_ring: max must be in [1, %d] and keep whole uint64s",
+					 RVD_READ_RING_MAX);
+		return NULL;
+	}
+	PG_TRY();
+	{
+		uint64	   *keepv = palloc(keep.len + sizeof(uint64));	/* aligned copy */
+
+		memcpy(keepv, keep.buf, keep.len);
+		relids = palloc(sizeof(Oid) * max);
+		n = rvd_ring_skip(relids, max, MyDatabaseId, keepv, (int) (keep.len / sizeof(uint64)));
+		pfree(keepv);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		failed = true;
+	}
+	PG_END_TRY();
+	PyBuffer_Release(&keep);
+	if (failed)
+	{
+		rvd_raise_pg_error(edata);
+		return NULL;
+	}
+	result = PyBytes_FromStringAndSize((const char *) relids, (Py_ssize_t) sizeof(Oid) * n);
+	pfree(relids);
 	return result;
 }
 
@@ -411,6 +464,7 @@ rvd_pg_log(PyObject *self, PyObject *args)
 
 static PyMethodDef rvd_pg_methods[] = {
 	{"read_ring", rvd_pg_read_ring, METH_VARARGS, "Consume up to max trajectory records of this database."},
+	{"skip_ring", rvd_pg_skip_ring, METH_VARARGS, "Consume records unread, stopping before kept query ids."},
 	{"execute", rvd_pg_execute, METH_VARARGS, "Run one SQL statement in a subtransaction."},
 	{"publish", rvd_pg_publish, METH_VARARGS, "Publish a table's learning counters."},
 	{"forget", rvd_pg_forget, METH_VARARGS, "Drop a table's learning counters."},

@@ -237,6 +237,7 @@ extern bool rvd_registry_add(Oid dbid, Oid relid);
 extern void rvd_registry_remove(Oid dbid, Oid relid);
 extern void rvd_ring_push(const RvdTrajectory *rec, int slot);
 extern int	rvd_ring_read(RvdTrajectory *out, int max, bool consume, Oid dbid);
+extern int	rvd_ring_skip(Oid *relids, int max, Oid dbid, const uint64 *keep, int n_keep);
 extern void rvd_ring_reset(void);
 extern int64 rvd_ring_count(Oid dbid, Oid relid);
 extern bool rvd_ring_empty(void);

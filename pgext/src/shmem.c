@@ -279,6 +279,54 @@ rvd_ring_read(RvdTrajectory *out, int max, bool consume, Oid dbid)
 }
 
 /*
+ * Consume up to max records of database dbid without copying them (the
+ * worker's learning budget is spent), writing each one's relation to
+ * relids[].  Stops before a record whose query id is in keep[] (the worker
+ * reads those: they are the queries being steered) and at a record still
+ * being written.  Other databases' records are passed over, as by a
+ * consuming rvd_ring_read().  Returns the number of relids written.
+ */
+int
+rvd_ring_skip(Oid *relids, int max, Oid dbid, const uint64 *keep, int n_keep)
+{
+	uint64		tail;
+	uint64		head;
+	uint64		seq;
+	int			n = 0;
+
+	LWLockAcquire(rvd_shared->consumer_lock, LW_EXCLUSIVE);
+	tail = pg_atomic_read_u64(&rvd_shared->tail);
+	head = pg_atomic_read_u64(&rvd_shared->head);
+	for (seq = tail + 1; seq <= head && n < max; seq++)
+	{
+		int			index = (int) ((seq - 1) % (uint64) rvd_shared->capacity);
+		const RvdTrajectory *src = &rvd_shared->ring[index];
+		Oid			relid;
+		uint64		query_id;
+		bool		kept = false;
+		int			k;
+
+		if (pg_atomic_read_u64(&rvd_shared->slot_seq[index]) != seq)
+			break;				/* not published yet */
+		pg_read_barrier();
+		relid = src->relid;
+		query_id = src->query_id;
+		if (src->dbid == dbid)
+		{
+			for (k = 0; k < n_keep && !kept; k++)
+				kept = keep[k] == query_id;
+			if (kept)
+				break;
+			relids[n++] = relid;
+		}
+		tail = seq;
+	}
+	pg_atomic_write_u64(&rvd_shared->tail, tail);
+	LWLockRelease(rvd_shared->consumer_lock);
+	return n;
+}
+
+/*
  * Drop everything buffered and zero the counters.  Like a consumer, the
  * tail stops before a record still being written, so a slot is never
  * handed to a new producer while an old one is still copying into it.

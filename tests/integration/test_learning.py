@@ -257,7 +257,8 @@ def test_ewc_protects_what_was_learned(conn: Any) -> None:
 
 
 def test_state_survives_restart_and_worker_kill(tmp_path: Path, server: Server) -> None:
-    srv = Server(tmp_path / "restart", pg_version=server.pg_version, build=False)
+    srv = Server(tmp_path / "restart", pg_version=server.pg_version, build=False,
+                 settings={"ruvector.dag_worker_cpu_percent": 100})
     with srv:
         with srv.connect() as c:
             enroll(c, "items")
@@ -301,3 +302,31 @@ def test_state_survives_restart_and_worker_kill(tmp_path: Path, server: Server) 
             assert patterns(c, "items") == pats
             run(c, SHAPES_A, "items", 2)
             assert c.execute("SELECT ruvector_dag_learn('items')").fetchone()[0]["success"]
+
+
+def test_cpu_budget_samples_under_load_and_keeps_the_worker_responsive(conn: Any) -> None:
+    """ruvector.dag_worker_cpu_percent: the ring is emptied, a sample is learned, requests still answer."""
+    conn.execute("DROP TABLE IF EXISTS budget_t")
+    conn.execute("CREATE TABLE budget_t AS SELECT g AS id FROM generate_series(1, 100) g")
+    conn.execute("SELECT ruvector_enable_neural_dag('budget_t')")
+    conn.execute("ALTER SYSTEM SET ruvector.dag_worker_cpu_percent = 1")
+    conn.execute("SELECT pg_reload_conf()")
+    try:
+        n = 8000
+        with conn.pipeline():
+            for i in range(n):
+                conn.execute("SELECT id FROM budget_t WHERE id = %s", (i % 100,))
+        for _ in range(200):
+            stats = conn.execute("SELECT ruvector_dag_learning_stats('budget_t')").fetchone()[0]
+            if stats["trajectories_buffered"] == 0:
+                break
+            time.sleep(0.05)
+        assert stats["trajectories_buffered"] == 0 and stats["trajectories_dropped"] == 0  # all consumed
+        assert 0 < stats["queries_processed"] < n  # ... a sample learned from
+        t0 = time.monotonic()
+        assert conn.execute("SELECT ruvector_dag_learn('budget_t')").fetchone()[0]["success"] in (True, False)
+        assert time.monotonic() - t0 < 10.0  # the worker answered a request promptly
+    finally:
+        conn.execute("ALTER SYSTEM RESET ruvector.dag_worker_cpu_percent")
+        conn.execute("SELECT pg_reload_conf()")
+        conn.execute("DROP TABLE budget_t")

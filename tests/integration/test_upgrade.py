@@ -34,7 +34,8 @@ def catalog(conn: Any) -> dict[str, set[tuple[Any, ...]]]:
 
 
 def test_update_from_0_1_0_equals_a_fresh_install(tmp_path: Path, server: Server) -> None:
-    srv = Server(tmp_path / "upgrade", pg_version=server.pg_version, build=False)
+    srv = Server(tmp_path / "upgrade", pg_version=server.pg_version, build=False,
+                 settings={"ruvector.dag_worker_cpu_percent": 100})
     with srv:
         with srv.connect() as c:
             c.execute("DROP EXTENSION ruvector_dag CASCADE")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from plans import JOIN, plan
 
 from ruvector_dag import steering
@@ -110,3 +111,14 @@ def test_state_round_trip() -> None:
     clone.load_json(policy.to_json())
     assert clone.to_json() == policy.to_json()
     assert {r["arm"] for r in policy.evidence()} >= {"default", "hash_only"}
+
+
+def test_forgotten_queries_retire_their_decisions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(steering, "MAX_QUERIES", 2)
+    rng = np.random.default_rng(9)
+    policy = SteeringPolicy(seed=9)
+    run(policy, {0: 200_000.0, arm_index("hash_only"): 5_000.0}, 30, rng)
+    assert policy.queries[42].arm != 0
+    policy.observe(1, 0, 1000.0, JOIN)
+    policy.observe(2, 0, 1000.0, JOIN)  # the third query: 42, the oldest, is forgotten
+    assert 42 not in policy.queries and policy.retired == [42]
