@@ -86,9 +86,10 @@ BASELINE_RUNS = 3
 EXPLORED_ARMS = 4
 #: An arm whose single execution takes this many times the default's mean is banned at once.
 BAN_FACTOR = 3.0
-#: One-sided z of the regression guard (99 %), and the executions an arm needs before it applies.
-GUARD_Z = 2.33
-GUARD_MIN_RUNS = 3
+#: Regression guard: an arm stays in play only while it is measured this much faster than the
+#: default (5 %), judged once it has GUARD_RUNS executions (an arm that does not help costs that many).
+MIN_GAIN = 0.05
+GUARD_RUNS = 2
 #: Normal-inverse-gamma prior of an arm's log latency: mean = the default's mean, kappa0
 #: pseudo-observations, and sigma^2 ~ InvGamma(ALPHA0, BETA0) (prior mean BETA0 / (ALPHA0 - 1) = 0.25,
 #: latencies within a factor e^0.5 = 1.6 of each other).
@@ -184,12 +185,6 @@ class ArmStats:
         self.mean += d / self.n
         self.m2 += d * (y - self.mean)
 
-    @property
-    def variance(self) -> float:
-        """Sample variance, floored at the prior's scale / 10 (two runs can agree by chance)."""
-        floor = BETA0 / (ALPHA0 - 1.0) / 10.0
-        return max(self.m2 / (self.n - 1), floor) if self.n > 1 else BETA0 / (ALPHA0 - 1.0)
-
     def posterior(self, mu0: float) -> tuple[float, float, float, float]:
         """Normal-inverse-gamma posterior (mu_n, kappa_n, alpha_n, beta_n) with prior mean mu0."""
         kappa = KAPPA0 + self.n
@@ -237,10 +232,12 @@ class SteeringPolicy:
     Safety: nothing is explored before BASELINE_RUNS default executions, or
     for a plan whose estimates were right; an arm is banned as soon as one
     execution takes BAN_FACTOR times the default's mean (so an exploratory
-    plan costs that once, and each suggested arm is tried at most once before
-    it is judged), or once it is slower than the default with 99 %
-    confidence (the regression guard, which reverts a decision).  Pinned arms
-    are measured but never replaced.
+    plan costs that once), and by the regression guard once, after
+    GUARD_RUNS executions, its mean is not MIN_GAIN faster than the
+    default's (stricter than "slower with confidence": an arm that does not
+    help leaves play after two executions, and a decision for it reverts),
+    so a query's steady state is the default plan unless an arm is measured
+    clearly faster.  Pinned arms are measured but never replaced.
     """
 
     def __init__(self, seed: int = 0) -> None:
@@ -288,13 +285,14 @@ class SteeringPolicy:
 
     @staticmethod
     def _guard(q: QuerySteering, base: ArmStats) -> None:
+        """Ban an arm that was catastrophic once, or is not MIN_GAIN faster after GUARD_RUNS executions."""
         import math
 
         for a, s in q.stats.items():
             if a == 0 or a in q.banned or s.n == 0:
                 continue
-            z = (s.mean - base.mean) / math.sqrt(s.variance / s.n + base.variance / base.n)
-            if s.worst > base.mean + math.log(BAN_FACTOR) or (s.n >= GUARD_MIN_RUNS and z > GUARD_Z):
+            if s.worst > base.mean + math.log(BAN_FACTOR) or (
+                    s.n >= GUARD_RUNS and s.mean > base.mean - math.log1p(MIN_GAIN)):
                 q.banned.add(a)
 
     def _thompson(self, q: QuerySteering, base: ArmStats) -> int:

@@ -94,10 +94,37 @@ def test_settings_restored_when_planning_fails(tables: Any) -> None:
 
 
 def test_bad_arguments(tables: Any) -> None:
+    tables.execute("SELECT ruvector_dag_pin_arm(777, 'serial')")
     for sql, state in (("SELECT ruvector_dag_pin_arm(1, 'fastest')", "22023"),
                        ("SELECT ruvector_dag_pin_arm(NULL, 'serial')", "22004"),
-                       ("SELECT ruvector_dag_pin_arm(0, 'serial')", "22023")):
+                       ("SELECT ruvector_dag_pin_arm(1, NULL)", "22004"),
+                       ("SELECT ruvector_dag_pin_arm(0, 'serial')", "22023"),
+                       ("SELECT ruvector_dag_try_arm(1, 'fastest')", "22023"),
+                       ("SELECT ruvector_dag_try_arm(1, '')", "22023"),
+                       ("SELECT ruvector_dag_try_arm(NULL, 'serial')", "22004"),
+                       ("SELECT ruvector_dag_try_arm(0, 'serial')", "22023"),
+                       ("SELECT ruvector_dag_try_arm(777, 'hash_only')", "55000"),  # pinned: unpin first
+                       ("SELECT ruvector_dag_unpin(NULL)", "22004")):
         with pytest.raises(psycopg.Error) as err:
             tables.execute(sql)
         assert err.value.sqlstate == state, sql
+    assert tables.execute("SELECT arm, source FROM ruvector_dag_steering_decisions() WHERE query_id = 777"
+                          ).fetchall() == [("serial", "pinned")]  # the refused trial changed nothing
+    assert tables.execute("SELECT ruvector_dag_unpin(777)").fetchone()[0] is True
     assert tables.execute("SELECT ruvector_dag_unpin(12345)").fetchone()[0] is False
+
+
+def test_non_superusers_cannot_steer(tables: Any) -> None:
+    c = tables
+    c.execute("DROP ROLE IF EXISTS steer_user")
+    c.execute("CREATE ROLE steer_user")
+    try:
+        c.execute("SET ROLE steer_user")
+        for sql in ("SELECT ruvector_dag_pin_arm(1, 'serial')", "SELECT ruvector_dag_try_arm(1, 'serial')",
+                    "SELECT ruvector_dag_unpin(1)"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                c.execute(sql)
+        assert c.execute("SELECT count(*) FROM ruvector_dag_steering_decisions()").fetchone()[0] >= 0
+    finally:
+        c.execute("RESET ROLE")
+        c.execute("DROP ROLE steer_user")

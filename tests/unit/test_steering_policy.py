@@ -122,3 +122,16 @@ def test_forgotten_queries_retire_their_decisions(monkeypatch: pytest.MonkeyPatc
     policy.observe(1, 0, 1000.0, JOIN)
     policy.observe(2, 0, 1000.0, JOIN)  # the third query: 42, the oldest, is forgotten
     assert 42 not in policy.queries and policy.retired == [42]
+
+
+def test_an_arm_that_does_not_help_leaves_play_after_two_runs() -> None:
+    rng = np.random.default_rng(10)
+    policy = SteeringPolicy(seed=10)
+    same = {0: 1000.0, arm_index("hash_only"): 1000.0, arm_index("no_nestloop"): 980.0,
+            arm_index("merge_only"): 1010.0}
+    arms = run(policy, same, 60, rng)
+    q = policy.queries[42]
+    assert set(q.candidates) <= q.banned  # none is 5 % faster: all out of play
+    # each leaves after GUARD_RUNS executions unless noise made it look 5 % faster for a while
+    assert sum(q.stats[a].n for a in q.candidates) <= 4 * len(q.candidates)
+    assert arms[-30:] == [0] * 30  # the default plan for good
