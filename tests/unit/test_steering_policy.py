@@ -68,7 +68,8 @@ def test_regression_guard_and_ban() -> None:
     q = policy.queries[42]
     assert arm_index("no_nestloop") in q.banned  # 50x slower once: banned at once
     assert q.stats[arm_index("no_nestloop")].n == 1
-    assert {arm_index("hash_only"), arm_index("merge_only")} <= q.banned  # slower with confidence
+    assert {arm_index("hash_only"), arm_index("merge_only")} <= q.banned  # slower: out after GUARD_RUNS
+    assert q.stats[arm_index("hash_only")].n <= steering.GUARD_RUNS
     assert arms[-50:] == [0] * 50  # back to the default for good
 
 
@@ -132,6 +133,4 @@ def test_an_arm_that_does_not_help_leaves_play_after_two_runs() -> None:
     arms = run(policy, same, 60, rng)
     q = policy.queries[42]
     assert set(q.candidates) <= q.banned  # none is 5 % faster: all out of play
-    # each leaves after GUARD_RUNS executions unless noise made it look 5 % faster for a while
-    assert sum(q.stats[a].n for a in q.candidates) <= 4 * len(q.candidates)
     assert arms[-30:] == [0] * 30  # the default plan for good
