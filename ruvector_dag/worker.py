@@ -40,6 +40,8 @@ SAVE_INTERVAL_S = 60.0
 DRAIN_MAX_S = 0.25
 #: Most CPU seconds of learning the budget can save up while the server is idle (a burst allowance).
 TOKENS_MAX_S = 0.5
+#: Enrollments are re-read when the registry changes, and at least this often (config changes).
+REFRESH_S = 5.0
 #: How far into debt the budget goes for the statements of queries being steered.
 PRIORITY_DEBT_S = 0.5
 
@@ -52,6 +54,8 @@ _skipped: dict[int, int] = {}  # consumed but not learned from (over the CPU bud
 _tokens = 0.0  # CPU seconds of learning the budget allows now
 _cost_s = 2e-4  # running mean CPU seconds per learned record (sizes the reads)
 _last_drain = 0.0
+_generation = -1  # enrollment registry generation _tables was read at
+_last_refresh = 0.0
 _last_save = 0.0
 
 
@@ -61,8 +65,8 @@ def _execute(sql: str, params: tuple[str | None, ...] = ()) -> list[tuple[str | 
 
 
 def _setting(name: str) -> str:
-    rows = _execute("SELECT current_setting($1)", (name,))
-    return rows[0][0] or ""
+    value: str | None = _pg.setting(name)
+    return value or ""
 
 
 def _warm_up() -> None:
@@ -175,9 +179,12 @@ def drain() -> None:
     returns after DRAIN_MAX_S, so the worker's loop stays responsive to
     signals and requests under any load.
     """
-    global _tokens, _last_drain, _cost_s
-    _refresh_tables()
+    global _tokens, _last_drain, _cost_s, _generation, _last_refresh
     now = time.monotonic()
+    cpu_start = time.process_time()
+    if _pg.generation() != _generation or now - _last_refresh >= REFRESH_S:
+        _generation, _last_refresh = _pg.generation(), now
+        _refresh_tables()
     share = float(_setting("ruvector.dag_worker_cpu_percent")) / 100.0
     _tokens = min(_tokens + (now - _last_drain) * share, TOKENS_MAX_S)
     _last_drain = now
@@ -209,6 +216,8 @@ def drain() -> None:
         spent = time.process_time() - t0
         _tokens -= spent
         _cost_s = 0.9 * _cost_s + 0.1 * max(spent / len(batch), 1e-6)
+        cpu_start += spent  # charged already
+    _tokens -= time.process_time() - cpu_start  # the rest of the call (skipping, bookkeeping) counts too
     for relid in touched:
         _publish(_learners[relid])
         _publish_decisions(_learners[relid])

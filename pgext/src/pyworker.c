@@ -17,6 +17,8 @@
  *								budget), stopping before one whose query id is in
  *								keep (bytes of uint64); returns their relids (bytes
  *								of uint32)
+ *	setting(name)				a setting's current value (no SQL)
+ *	generation()				the enrollment registry's generation
  *	set_decision(relid, query_id, arm)	a learned steering decision (steer.c)
  *	log(message)				a LOG line in the server log
  *
@@ -39,7 +41,9 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "utils/guc.h"
 #include "utils/inval.h"
+#include "utils/snapmgr.h"
 
 #include "rvd_python.h"
 #include "ruvector_dag.h"
@@ -277,11 +281,17 @@ rvd_pg_execute(PyObject *self, PyObject *args)
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
 	{
+		/*
+		 * A snapshot for this statement only (the worker's transactions hold
+		 * none between statements, see rvd_in_transaction in worker.c).
+		 */
+		PushActiveSnapshot(GetTransactionSnapshot());
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		SPI_execute_with_args(sql, (int) nargs, types, values, nulls, false, 0);
 		rows = rvd_spi_rows();
 		SPI_finish();
+		PopActiveSnapshot();
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
@@ -450,6 +460,28 @@ rvd_pg_set_decision(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+/* setting(name): the current value of a setting (as SHOW shows it), or None. */
+static PyObject *
+rvd_pg_setting(PyObject *self, PyObject *args)
+{
+	const char *name;
+	const char *value;
+
+	if (!PyArg_ParseTuple(args, "s", &name))
+		return NULL;
+	value = GetConfigOption(name, true, false);	/* missing_ok: no ERROR */
+	if (value == NULL)
+		Py_RETURN_NONE;
+	return PyUnicode_FromString(value);
+}
+
+/* generation(): bumped by every enrollment change (the registry's generation). */
+static PyObject *
+rvd_pg_generation(PyObject *self, PyObject *args)
+{
+	return PyLong_FromUnsignedLong(pg_atomic_read_u32(&rvd_shared->generation));
+}
+
 static PyObject *
 rvd_pg_log(PyObject *self, PyObject *args)
 {
@@ -466,6 +498,8 @@ static PyMethodDef rvd_pg_methods[] = {
 	{"read_ring", rvd_pg_read_ring, METH_VARARGS, "Consume up to max trajectory records of this database."},
 	{"skip_ring", rvd_pg_skip_ring, METH_VARARGS, "Consume records unread, stopping before kept query ids."},
 	{"execute", rvd_pg_execute, METH_VARARGS, "Run one SQL statement in a subtransaction."},
+	{"setting", rvd_pg_setting, METH_VARARGS, "Current value of a setting, or None."},
+	{"generation", rvd_pg_generation, METH_NOARGS, "Generation of the enrollment registry."},
 	{"publish", rvd_pg_publish, METH_VARARGS, "Publish a table's learning counters."},
 	{"forget", rvd_pg_forget, METH_VARARGS, "Drop a table's learning counters."},
 	{"set_decision", rvd_pg_set_decision, METH_VARARGS, "Set a learned steering decision."},
