@@ -50,7 +50,6 @@ _learners: dict[int, TableLearner] = {}
 _tables: dict[int, tuple[str, dict[str, Any]]] = {}
 _dirty: set[int] = set()
 _consumed: dict[int, int] = {}
-_skipped: dict[int, int] = {}  # consumed but not learned from (over the CPU budget)
 _tokens = 0.0  # CPU seconds of learning the budget allows now
 _cost_s = 2e-4  # running mean CPU seconds per learned record (sizes the reads)
 _last_drain = 0.0
@@ -189,7 +188,8 @@ def drain() -> None:
     _tokens = min(_tokens + (now - _last_drain) * share, TOKENS_MAX_S)
     _last_drain = now
     keep = np.array(sorted(_exploring()), dtype=np.uint64).tobytes()
-    touched: set[int] = set()
+    touched: set[int] = set()  # tables learned from
+    counted: set[int] = set()  # tables whose records were only consumed (over the budget)
     while time.monotonic() - now < DRAIN_MAX_S:
         if _tokens > 0.0:
             data = _pg.read_ring(int(min(_pg.READ_RING_MAX, max(1.0, _tokens / _cost_s))))
@@ -198,7 +198,7 @@ def drain() -> None:
                                     dtype=np.uint32)
             for relid, n in zip(*np.unique(skipped, return_counts=True)):
                 _consumed[int(relid)] = _consumed.get(int(relid), 0) + int(n)
-                _skipped[int(relid)] = _skipped.get(int(relid), 0) + int(n)
+                counted.add(int(relid))
             if len(skipped):
                 continue
             data = _pg.read_ring(1)  # empty, or a steered query's record is next
@@ -218,8 +218,8 @@ def drain() -> None:
         _cost_s = 0.9 * _cost_s + 0.1 * max(spent / len(batch), 1e-6)
         cpu_start += spent  # charged already
     _tokens -= time.process_time() - cpu_start  # the rest of the call (skipping, bookkeeping) counts too
-    for relid in touched:
-        _publish(_learners[relid])
+    for relid in touched | (counted & _learners.keys()):
+        _publish(_learners[relid])  # the consumed count too, so trajectories_buffered stays true
         _publish_decisions(_learners[relid])
     _dirty.update(touched)
     if time.monotonic() - _last_save >= SAVE_INTERVAL_S:

@@ -1,6 +1,6 @@
 -- Every ruvector.* setting, its default, and PostgreSQL's range checks.
 \set VERBOSITY terse
-SELECT name, setting, unit, context, vartype, min_val, max_val
+SELECT name, boot_val, unit, context, vartype, min_val, max_val
   FROM pg_settings WHERE name LIKE 'ruvector.%' ORDER BY name;
 SELECT enumvals FROM pg_settings WHERE name = 'ruvector.dag_attention_type';
 SET ruvector.dag_learning_rate = 0.01;
