@@ -63,8 +63,8 @@ def test_pinned_arm_changes_the_plan_not_the_rows(tables: Any) -> None:
     target = "Hash Join" if "Hash Join" not in before else "Merge Join"
     arm = "hash_only" if target == "Hash Join" else "merge_only"
     c.execute("SELECT ruvector_dag_pin_arm(%s, %s)", (qid, arm))
-    assert c.execute("SELECT query_id, arm, source FROM ruvector_dag_steering_decisions()").fetchall() == [
-        (qid, arm, "pinned")]
+    assert c.execute("SELECT query_id, arm, source FROM ruvector_dag_steering_decisions() WHERE query_id = %s",
+                     (qid,)).fetchall() == [(qid, arm, "pinned")]  # (the engine may have learned others)
     assert join_types(c, JOIN) == {target}
     assert c.execute(JOIN).fetchall() == rows
     # Other sessions are steered too; the session's own settings are untouched.
