@@ -233,6 +233,11 @@ class TableLearner:
             del self.references[next(iter(self.references))]
         return q
 
+    def pattern_of(self, embedding: Any) -> int | None:
+        """Id of the learned pattern nearest to a plan embedding (None while there are none)."""
+        pattern, _ = self.bank.match(np.asarray(embedding, dtype=np.float64))
+        return pattern.id if pattern is not None else None
+
     def process(self, t: Trajectory) -> Outcome:
         latency = max(t.planning_us + t.execution_us, 0.0)
         y = math.log(max(latency, 1.0))
@@ -250,7 +255,7 @@ class TableLearner:
         quality = self._quality(t.query_id, latency)
         if t.cmd_type == 1 and t.nesting_level == 0:  # steer top-level SELECTs only
             decision = self.steering.observe(t.query_id, t.arm, latency, t.nodes, pinned=t.pinned,
-                                             pattern_id=pattern.id if pattern is not None else None)
+                                             embedding=x0)
             if decision is not None:
                 self.pending_decisions[t.query_id] = decision
             while self.steering.retired:

@@ -202,19 +202,19 @@ class QuerySteering:
     stats: dict[int, ArmStats]
     banned: set[int]
     arm: int = 0  # the arm last published for it (0: no decision)
-    pattern_id: int | None = None  # the learned pattern its executions fall in
+    embedding: list[float] | None = None  # its plan's embedding: which learned pattern it falls in
     suggested: bool = False  # candidates come from a default plan's estimates
 
     def to_json(self) -> dict[str, Any]:
         return {"candidates": self.candidates, "banned": sorted(self.banned), "arm": self.arm,
-                "pattern_id": self.pattern_id, "suggested": self.suggested,
+                "embedding": self.embedding, "suggested": self.suggested,
                 "stats": {str(a): [s.n, s.mean, s.m2, s.worst] for a, s in self.stats.items()}}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> QuerySteering:
         return cls([int(a) for a in d["candidates"]],
                    {int(a): ArmStats(int(v[0]), float(v[1]), float(v[2]), float(v[3])) for a, v in d["stats"].items()},
-                   {int(a) for a in d["banned"]}, int(d["arm"]), d.get("pattern_id"), bool(d.get("suggested")))
+                   {int(a) for a in d["banned"]}, int(d["arm"]), d.get("embedding"), bool(d.get("suggested")))
 
 
 class SteeringPolicy:
@@ -248,7 +248,7 @@ class SteeringPolicy:
         self.retired: list[int] = []  # forgotten queries whose published decision must be removed
 
     def observe(self, query_id: int, arm: int, latency_us: float, nodes: Any, *,
-                pinned: bool = False, pattern_id: int | None = None) -> int | None:
+                pinned: bool = False, embedding: Any = None) -> int | None:
         """Record one execution under ``arm``; return the arm to publish if the decision must change."""
         import math
 
@@ -262,8 +262,8 @@ class SteeringPolicy:
                 if self.queries.pop(oldest).arm != 0:
                     self.retired.append(oldest)
         self.queries[query_id] = q  # re-inserted last: LRU order
-        if pattern_id is not None:
-            q.pattern_id = pattern_id
+        if embedding is not None and q.embedding is None:
+            q.embedding = [float(v) for v in embedding]
         if arm == 0 and not q.suggested:
             q.candidates = [a for a in suggested_arms(nodes) if a not in q.candidates][:EXPLORED_ARMS]
             q.suggested = True
@@ -309,18 +309,23 @@ class SteeringPolicy:
                 best, best_draw = a, draw
         return best
 
-    def evidence(self) -> list[dict[str, Any]]:
-        """One row per (query, arm) seen: what the decisions rest on."""
+    def evidence(self, pattern_of: Any = None) -> list[dict[str, Any]]:
+        """One row per (query, arm) seen: what the decisions rest on.
+
+        ``pattern_of(embedding) -> pattern id or None`` names the learned
+        pattern each query falls in now (patterns change every cycle).
+        """
         import math
 
         rows = []
         for query_id, q in self.queries.items():
             signed = query_id - (1 << 64) if query_id >= 1 << 63 else query_id  # as SQL's bigint shows it
+            pattern = pattern_of(q.embedding) if pattern_of is not None and q.embedding is not None else None
             for a, s in sorted(q.stats.items()):
                 rows.append({"query_id": signed, "arm": ARMS[a].name, "executions": s.n,
                              "mean_latency_us": math.exp(s.mean) if s.n else None,
                              "sd_log_latency": math.sqrt(s.m2 / (s.n - 1)) if s.n > 1 else None,
-                             "banned": a in q.banned, "chosen": a == q.arm, "pattern_id": q.pattern_id})
+                             "banned": a in q.banned, "chosen": a == q.arm, "pattern_id": pattern})
         return rows
 
     def to_json(self) -> dict[str, Any]:

@@ -106,8 +106,9 @@ def pattern_steering(learner: TableLearner) -> dict[int, dict[str, int]]:
     """Per pattern: how many of its recurring queries are planned under each arm (the default included)."""
     out: dict[int, dict[str, int]] = {}
     for q in learner.steering.queries.values():
-        if q.pattern_id is not None:
-            arms = out.setdefault(int(q.pattern_id), {})
+        pattern_id = learner.pattern_of(q.embedding) if q.embedding is not None else None
+        if pattern_id is not None:
+            arms = out.setdefault(pattern_id, {})
             name = steering.ARMS[q.arm].name
             arms[name] = arms.get(name, 0) + 1
     return out
@@ -116,7 +117,7 @@ def pattern_steering(learner: TableLearner) -> dict[int, dict[str, int]]:
 def save_steering_evidence(execute: Execute, learner: TableLearner) -> None:
     relid = str(learner.relid)
     execute("DELETE FROM ruvector_dag.steering_evidence WHERE relid = $1::oid", (relid,))
-    rows = learner.steering.evidence()
+    rows = learner.steering.evidence(learner.pattern_of)
     if rows:
         execute(
             "INSERT INTO ruvector_dag.steering_evidence (relid, query_id, arm, executions, mean_latency_us, "
