@@ -181,8 +181,9 @@ def drain() -> None:
     global _tokens, _last_drain, _cost_s, _generation, _last_refresh
     now = time.monotonic()
     cpu_start = time.process_time()
-    if _pg.generation() != _generation or now - _last_refresh >= REFRESH_S:
-        _generation, _last_refresh = _pg.generation(), now
+    generation = _pg.generation()
+    if generation != _generation or now - _last_refresh >= REFRESH_S:
+        _generation, _last_refresh = generation, now
         _refresh_tables()
     share = float(_setting("ruvector.dag_worker_cpu_percent")) / 100.0
     _tokens = min(_tokens + (now - _last_drain) * share, TOKENS_MAX_S)

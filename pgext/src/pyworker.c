@@ -60,6 +60,21 @@ static PyObject *rvd_pg_error = NULL;
 /* ruvector_dag.worker, once imported */
 static PyObject *rvd_worker_module = NULL;
 
+/*
+ * Inside a PG_CATCH: take the error being thrown (back in the callback's
+ * memory context) and clear it, so it can become a Python exception.
+ */
+static ErrorData *
+rvd_take_pg_error(MemoryContext oldcontext)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(oldcontext);
+	edata = CopyErrorData();
+	FlushErrorState();
+	return edata;
+}
+
 /* Set the Python exception for a caught PostgreSQL error. */
 static void
 rvd_raise_pg_error(ErrorData *edata)
@@ -105,9 +120,7 @@ rvd_pg_read_ring(PyObject *self, PyObject *args)
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
+		edata = rvd_take_pg_error(oldcontext);
 		failed = true;
 	}
 	PG_END_TRY();
@@ -153,9 +166,7 @@ rvd_pg_skip_ring(PyObject *self, PyObject *args)
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
+		edata = rvd_take_pg_error(oldcontext);
 		failed = true;
 	}
 	PG_END_TRY();
@@ -298,9 +309,7 @@ rvd_pg_execute(PyObject *self, PyObject *args)
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
+		edata = rvd_take_pg_error(oldcontext);
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
@@ -446,9 +455,7 @@ rvd_pg_set_decision(PyObject *self, PyObject *args)
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
+		edata = rvd_take_pg_error(oldcontext);
 		failed = true;
 	}
 	PG_END_TRY();

@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from explained import join_types, query_id
 
 from ruvector_dag import steering
 
@@ -29,24 +30,6 @@ def tables(conn: Any) -> Iterator[Any]:
     for (qid,) in conn.execute("SELECT query_id FROM ruvector_dag_steering_decisions()").fetchall():
         conn.execute("SELECT ruvector_dag_unpin(%s)", (qid,))
     conn.execute("DROP TABLE IF EXISTS sa, sb")
-
-
-def query_id(conn: Any, sql: str) -> int:
-    plan = conn.execute(f"EXPLAIN (VERBOSE, FORMAT JSON) {sql}").fetchone()[0][0]
-    return int(plan["Query Identifier"])
-
-
-def join_types(conn: Any, sql: str) -> set[str]:
-    found: set[str] = set()
-
-    def walk(node: dict[str, Any]) -> None:
-        if node["Node Type"] in ("Nested Loop", "Hash Join", "Merge Join"):
-            found.add(node["Node Type"])
-        for child in node.get("Plans", []):
-            walk(child)
-
-    walk(conn.execute(f"EXPLAIN (FORMAT JSON) {sql}").fetchone()[0][0]["Plan"])
-    return found
 
 
 def test_arms_are_the_generated_table(conn: Any) -> None:

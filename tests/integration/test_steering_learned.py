@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from explained import join_types, query_id
 
 from ruvector_dag import workloads
 
@@ -27,23 +28,6 @@ def traps(conn: Any) -> Iterator[Any]:
     for (qid,) in conn.execute("SELECT query_id FROM ruvector_dag_steering_decisions()").fetchall():
         conn.execute("SELECT ruvector_dag_unpin(%s)", (qid,))
     workloads.drop(conn.execute)
-
-
-def query_id(conn: Any, sql: str) -> int:
-    return int(conn.execute(f"EXPLAIN (VERBOSE, FORMAT JSON) {sql}").fetchone()[0][0]["Query Identifier"])
-
-
-def join_types(conn: Any, sql: str) -> set[str]:
-    found: set[str] = set()
-
-    def walk(node: dict[str, Any]) -> None:
-        if node["Node Type"] in ("Nested Loop", "Hash Join", "Merge Join"):
-            found.add(node["Node Type"])
-        for child in node.get("Plans", []):
-            walk(child)
-
-    walk(conn.execute(f"EXPLAIN (FORMAT JSON) {sql}").fetchone()[0][0]["Plan"])
-    return found
 
 
 def decision(conn: Any, qid: int) -> tuple[str, str] | None:
