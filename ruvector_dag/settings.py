@@ -167,6 +167,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Measure per-operator time of captured statements.",
         "Off: captured statements get row counts only (cheap). On: also per-node timing, as EXPLAIN ANALYZE.",
     ),
+    RealSetting(
+        "dag_capture_sample_rate", 1.0, 0.0, 1.0, "PGC_SUSET",
+        "Largest fraction of statements on enrolled tables that are captured.",
+        "As auto_explain.sample_rate.  The background worker lowers the fraction further while "
+        "statements arrive faster than its CPU budget can learn from them.  Whatever the fraction, "
+        "a session captures the first execution of each query, and every execution of the queries "
+        "being steered.",
+    ),
     StringSetting(
         "dag_worker_database", "postgres", "PGC_POSTMASTER",
         "Database the background worker connects to.",

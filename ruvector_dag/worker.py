@@ -44,6 +44,17 @@ TOKENS_MAX_S = 0.5
 REFRESH_S = 5.0
 #: How far into debt the budget goes for the statements of queries being steered.
 PRIORITY_DEBT_S = 0.5
+#: Time constant of the arrival-rate estimate behind the capture fraction.
+RATE_TAU_S = 2.0
+#: Share of the budget's learning rate that sampling aims the arrivals at (headroom for bursts).
+SAMPLE_HEADROOM = 0.8
+#: Lowest capture fraction published (the first execution of each query, and steered ones, are always captured).
+MIN_SAMPLE_FRACTION = 1e-4
+#: Relative change of the capture fraction worth publishing (every statement reads it: write rarely).
+FRACTION_STEP = 0.1
+#: The capture fraction is logged when it changes by this factor, at most once per SAMPLE_LOG_S.
+SAMPLE_LOG_FACTOR = 2.0
+SAMPLE_LOG_S = 60.0
 
 _pg: Any = None
 _learners: dict[int, TableLearner] = {}
@@ -56,6 +67,11 @@ _last_drain = 0.0
 _generation = -1  # enrollment registry generation _tables was read at
 _last_refresh = 0.0
 _last_save = 0.0
+_fraction = 1.0  # capture fraction published to the backends
+_rate = 0.0  # statements/s on enrolled tables (before sampling), smoothed over RATE_TAU_S
+_watched = b""  # query ids published as always captured (uint64 bytes)
+_logged_fraction = 1.0
+_last_sample_log = -SAMPLE_LOG_S
 
 
 def _execute(sql: str, params: tuple[str | None, ...] = ()) -> list[tuple[str | None, ...]]:
@@ -151,7 +167,10 @@ def start() -> str:
     _warm_up()
     warm_ms = (time.perf_counter() - began) * 1000.0
     _learners.clear()
+    _set_fraction(1.0)  # a restarted worker starts from capturing everything
+    _pg.set_watched(b"")
     _refresh_tables()
+    _publish_watched()
     _last_save = time.monotonic()
     return (f"engine ready: kernels warmed in {warm_ms:.0f} ms "
             f"(cache {os.environ.get('NUMBA_CACHE_DIR', 'in memory')}); "
@@ -164,6 +183,55 @@ def _exploring() -> set[int]:
     for learner in _learners.values():
         out.update(qid for qid, q in learner.steering.queries.items() if set(q.candidates) - q.banned)
     return out
+
+
+def _publish_watched() -> None:
+    """Tell capture which queries to keep whatever the sampling: those being steered."""
+    global _watched
+    watched = np.array(sorted(_exploring()), dtype=np.uint64).tobytes()
+    if watched != _watched:
+        _pg.set_watched(watched)
+        _watched = watched
+
+
+def _set_fraction(fraction: float) -> None:
+    global _fraction
+    _fraction = fraction
+    _pg.set_sample_fraction(fraction)
+
+
+def sample_fraction(rate: float, capacity: float) -> float:
+    """The capture fraction that brings statements arriving at ``rate``/s down to ``capacity`` records/s."""
+    if rate <= capacity:
+        return 1.0
+    return float(max(MIN_SAMPLE_FRACTION, capacity / rate))
+
+
+def _adapt_sampling(arrived: int, elapsed: float, share: float) -> None:
+    """Follow the statement rate and publish the capture fraction when it moved.
+
+    ``arrived`` records reached the ring in ``elapsed`` seconds while the
+    published fraction was in force, so statements arrived at about
+    arrived / fraction / elapsed per second (an over-estimate by the records
+    that are always kept, which errs on the side of sampling more).  The
+    estimate is smoothed over RATE_TAU_S; the fraction follows it without
+    feedback (it is not derived from itself), so it cannot oscillate.
+    """
+    global _rate, _logged_fraction, _last_sample_log
+    if elapsed <= 0.0:
+        return
+    alpha = 1.0 - math.exp(-elapsed / RATE_TAU_S)
+    _rate += alpha * (arrived / _fraction / elapsed - _rate)
+    capacity = SAMPLE_HEADROOM * share / _cost_s
+    target = sample_fraction(_rate, capacity)
+    if abs(target - _fraction) > FRACTION_STEP * _fraction or (target == 1.0) != (_fraction == 1.0):
+        _set_fraction(target)
+    now = time.monotonic()
+    ratio = max(_fraction, _logged_fraction) / min(_fraction, _logged_fraction)
+    if ratio >= SAMPLE_LOG_FACTOR and now - _last_sample_log >= SAMPLE_LOG_S:
+        _pg.log(f"ruvector_dag: capturing {_fraction:.2%} of statements on enrolled tables "
+                f"(about {_rate:.0f}/s arrive; the worker's CPU budget learns from {capacity:.0f}/s)")
+        _logged_fraction, _last_sample_log = _fraction, now
 
 
 def drain() -> None:
@@ -186,9 +254,11 @@ def drain() -> None:
         _generation, _last_refresh = generation, now
         _refresh_tables()
     share = float(_setting("ruvector.dag_worker_cpu_percent")) / 100.0
-    _tokens = min(_tokens + (now - _last_drain) * share, TOKENS_MAX_S)
+    elapsed = now - _last_drain
+    _tokens = min(_tokens + elapsed * share, TOKENS_MAX_S)
     _last_drain = now
-    keep = np.array(sorted(_exploring()), dtype=np.uint64).tobytes()
+    keep = _watched
+    arrived = 0
     touched: set[int] = set()  # tables learned from
     counted: set[int] = set()  # tables whose records were only consumed (over the budget)
     while time.monotonic() - now < DRAIN_MAX_S:
@@ -197,6 +267,7 @@ def drain() -> None:
         else:
             skipped = np.frombuffer(_pg.skip_ring(_pg.READ_RING_MAX, keep if _tokens > -PRIORITY_DEBT_S else b""),
                                     dtype=np.uint32)
+            arrived += len(skipped)
             for relid, n in zip(*np.unique(skipped, return_counts=True)):
                 _consumed[int(relid)] = _consumed.get(int(relid), 0) + int(n)
                 counted.add(int(relid))
@@ -207,6 +278,7 @@ def drain() -> None:
             break
         t0 = time.process_time()
         batch = decode(data)
+        arrived += len(batch)
         for t in batch:
             _consumed[t.relid] = _consumed.get(t.relid, 0) + 1
             learner = _learners.get(t.relid)
@@ -218,11 +290,13 @@ def drain() -> None:
         _tokens -= spent
         _cost_s = 0.9 * _cost_s + 0.1 * max(spent / len(batch), 1e-6)
         cpu_start += spent  # charged already
-    _tokens -= time.process_time() - cpu_start  # the rest of the call (skipping, bookkeeping) counts too
+    _adapt_sampling(arrived, elapsed, share)
+    _publish_watched()  # now: with sampling, the next record of a query just found may never come otherwise
     for relid in touched | (counted & _learners.keys()):
         _publish(_learners[relid])  # the consumed count too, so trajectories_buffered stays true
         _publish_decisions(_learners[relid])
     _dirty.update(touched)
+    _tokens -= time.process_time() - cpu_start  # the rest of the call (skipping, bookkeeping) counts too
     if time.monotonic() - _last_save >= SAVE_INTERVAL_S:
         _save_dirty()
 

@@ -14,7 +14,15 @@
  * atomic read (the registry generation) and, if anything is enrolled in
  * this database, a scan of the range table against a private array.
  * Captured statements get row instrumentation only (per-node timing behind
- * ruvector.dag_capture_timing).  Nothing here calls Python, allocates, or
+ * ruvector.dag_capture_timing).
+ *
+ * Sampling (rvd_sampled): a statement is captured with probability
+ * min(ruvector.dag_capture_sample_rate, the worker's published fraction),
+ * as auto_explain.sample_rate does it; a statement left out pays neither
+ * instrumentation nor a record.  Two kinds are always kept: the first
+ * execution of each query id in a session (a new query reaches the engine
+ * at once, whatever the rate) and the queries the worker is steering
+ * (exploration and the regression guard need every measurement).  Nothing here calls Python, allocates, or
  * can raise an error once the statement has run: a capture problem can
  * never fail a user's query.
  *
@@ -23,6 +31,7 @@
 #include "postgres.h"
 
 #include "access/parallel.h"
+#include "common/pg_prng.h"
 #include "executor/executor.h"
 #include "executor/instrument.h"
 #include "miscadmin.h"
@@ -300,6 +309,36 @@ rvd_capture(QueryDesc *qd, int slot)
  * Hooks
  * ------------------------------------------------------------------------
  */
+/* ------------------------------------------------------------------------
+ * Sampling
+ * ------------------------------------------------------------------------
+ */
+
+/* Query ids this session has captured, direct-mapped by the id's low bits. */
+#define RVD_SEEN_SLOTS 256
+static uint64 seen_query_ids[RVD_SEEN_SLOTS];
+
+/* Whether this execution of query_id is captured. */
+static bool
+rvd_sampled(uint64 query_id)
+{
+	uint32		threshold = pg_atomic_read_u32(&rvd_shared->sample_threshold);
+	uint64	   *seen;
+
+	if (rvd_dag_capture_sample_rate < 1.0)
+		threshold = Min(threshold, (uint32) (rvd_dag_capture_sample_rate * (double) PG_UINT32_MAX));
+	if (threshold == PG_UINT32_MAX)
+		return true;
+	seen = &seen_query_ids[query_id % RVD_SEEN_SLOTS];
+	if (*seen != query_id)
+	{
+		*seen = query_id;		/* first execution here (or a colliding id came in between) */
+		return true;
+	}
+	return rvd_steer_watched(query_id) ||
+		pg_prng_uint32(&pg_global_prng_state) < threshold;
+}
+
 static PlannedStmt *
 rvd_call_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
 {
@@ -353,7 +392,8 @@ static void
 rvd_ExecutorStart(QueryDesc *qd, int eflags)
 {
 	bool		capture = (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
-		rvd_enrolled_slot(qd->plannedstmt) >= 0;
+		rvd_enrolled_slot(qd->plannedstmt) >= 0 &&
+		rvd_sampled(qd->plannedstmt->queryId);
 
 	if (capture)
 	{

@@ -20,6 +20,9 @@
  *	setting(name)				a setting's current value (no SQL)
  *	generation()				the enrollment registry's generation
  *	set_decision(relid, query_id, arm)	a learned steering decision (steer.c)
+ *	set_watched(query_ids)		the queries whose every execution is captured
+ *								(bytes of uint64)
+ *	set_sample_fraction(f)		the fraction of other statements captured
  *	log(message)				a LOG line in the server log
  *
  * Every callback catches PostgreSQL ERRORs itself (PG_TRY) and hands them
@@ -467,6 +470,37 @@ rvd_pg_set_decision(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+/* set_watched(query_ids): replace the watch list (bytes of uint64; no error can occur). */
+static PyObject *
+rvd_pg_set_watched(PyObject *self, PyObject *args)
+{
+	Py_buffer	ids;
+
+	if (!PyArg_ParseTuple(args, "y*", &ids))
+		return NULL;
+	rvd_set_watched((const uint64 *) ids.buf, (int) (ids.len / sizeof(uint64)));
+	PyBuffer_Release(&ids);
+	Py_RETURN_NONE;
+}
+
+/* set_sample_fraction(f): capture keeps this fraction of the statements not always kept. */
+static PyObject *
+rvd_pg_set_sample_fraction(PyObject *self, PyObject *args)
+{
+	double		f;
+
+	if (!PyArg_ParseTuple(args, "d", &f))
+		return NULL;
+	if (!(f >= 0.0 && f <= 1.0))
+	{
+		PyErr_Format(PyExc_ValueError, "set_sample_fraction: %g is not in [0, 1]", f);
+		return NULL;
+	}
+	pg_atomic_write_u32(&rvd_shared->sample_threshold,
+						f >= 1.0 ? PG_UINT32_MAX : (uint32) (f * (double) PG_UINT32_MAX));
+	Py_RETURN_NONE;
+}
+
 /* setting(name): the current value of a setting (as SHOW shows it), or None. */
 static PyObject *
 rvd_pg_setting(PyObject *self, PyObject *args)
@@ -510,6 +544,8 @@ static PyMethodDef rvd_pg_methods[] = {
 	{"publish", rvd_pg_publish, METH_VARARGS, "Publish a table's learning counters."},
 	{"forget", rvd_pg_forget, METH_VARARGS, "Drop a table's learning counters."},
 	{"set_decision", rvd_pg_set_decision, METH_VARARGS, "Set a learned steering decision."},
+	{"set_watched", rvd_pg_set_watched, METH_VARARGS, "Replace the list of query ids always captured."},
+	{"set_sample_fraction", rvd_pg_set_sample_fraction, METH_VARARGS, "Set the fraction of other statements captured."},
 	{"log", rvd_pg_log, METH_VARARGS, "Write a LOG line."},
 	{NULL, NULL, 0, NULL}
 };

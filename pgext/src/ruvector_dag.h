@@ -161,6 +161,7 @@ typedef struct RvdRequest
 #define RVD_DECISION_PINNED 1
 #define RVD_DECISION_LEARNED 2
 #define RVD_DECISION_TRIAL 3
+#define RVD_MAX_WATCHED 1024
 
 typedef struct RvdDecision
 {
@@ -189,7 +190,10 @@ typedef struct RvdDecision
  *					peek: while it is held, tail cannot move, so no producer
  *					can reuse a slot a peeker is reading.
  *	stats_lock		exclusive for the worker to publish learn[], shared to read.
- *	decisions_lock	exclusive to change decisions[], shared for the planner's lookup.
+ *	decisions_lock	exclusive to change decisions[] and watched[] (and then
+ *					bump `steer_generation`), shared to copy them: backends
+ *					keep a private copy (steer.c), so the planner's lookup
+ *					takes no lock.
  */
 typedef struct RvdShared
 {
@@ -218,11 +222,34 @@ typedef struct RvdShared
 		pg_atomic_uint64 tail;	/* last sequence number consumed */
 		char		pad_tail[PG_CACHE_LINE_SIZE];
 	};
+	/*
+	 * Read by every captured statement, written rarely (by the worker): a
+	 * cache line each, away from the counters above.
+	 *
+	 * steer_generation	bumped on every change of decisions[] or watched[].
+	 * sample_threshold	capture keeps a statement when a uniform uint32 draw
+	 *					is below it (PG_UINT32_MAX: every statement); the
+	 *					worker lowers it while statements arrive faster than
+	 *					its CPU budget learns from them.
+	 */
+	union
+	{
+		pg_atomic_uint32 steer_generation;
+		char		pad_steer_generation[PG_CACHE_LINE_SIZE];
+	};
+	union
+	{
+		pg_atomic_uint32 sample_threshold;
+		char		pad_sample_threshold[PG_CACHE_LINE_SIZE];
+	};
 	RvdTableEntry tables[RVD_MAX_ENROLLED];
 	RvdLearnStats learn[RVD_MAX_ENROLLED];	/* under stats_lock */
 	RvdRequest	request;
 	pg_atomic_uint32 n_decisions;	/* read without the lock: 0 skips the lookup */
 	RvdDecision decisions[RVD_MAX_DECISIONS];	/* under decisions_lock */
+	/* Query ids whose every execution is captured (being steered), sorted. */
+	int			n_watched;		/* under decisions_lock */
+	uint64		watched[RVD_MAX_WATCHED];
 	int			worker_pid;		/* 0 when not running; under request.mutex */
 	struct Latch *worker_latch;
 	pg_atomic_uint64 *slot_seq; /* per slot: seq of the record it holds, 0 while written */
@@ -252,6 +279,8 @@ struct Query;
 extern int	rvd_steer_arm(struct Query *parse, uint8 *source);
 extern int	rvd_steer_lookup(uint64 query_id, uint8 *source);
 extern bool rvd_set_decision(uint64 query_id, int arm, uint8 source);
+extern bool rvd_steer_watched(uint64 query_id);
+extern void rvd_set_watched(const uint64 *query_ids, int n);
 extern int	rvd_steer_begin(int arm);
 extern void rvd_steer_end(int nest_level);
 

@@ -89,6 +89,8 @@ rvd_shmem_startup(void)
 		rvd_shared->slot_seq = (pg_atomic_uint64 *) (base + rvd_header_size());
 		rvd_shared->ring = (RvdTrajectory *) (base + rvd_header_size() + rvd_seq_size());
 		pg_atomic_init_u32(&rvd_shared->generation, 1);
+		pg_atomic_init_u32(&rvd_shared->steer_generation, 1);
+		pg_atomic_init_u32(&rvd_shared->sample_threshold, PG_UINT32_MAX);
 		pg_atomic_init_u64(&rvd_shared->head, 0);
 		pg_atomic_init_u64(&rvd_shared->tail, 0);
 		for (i = 0; i < RVD_MAX_ENROLLED; i++)

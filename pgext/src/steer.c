@@ -10,9 +10,13 @@
  * settings are applied with GUC_ACTION_SAVE inside a new GUC nest level
  * (rvd_steer_begin) that the hook always closes (rvd_steer_end, in a
  * PG_FINALLY), so every setting is restored after planning, on error too.
- * No Python runs here: the lookup is a scan of a small shared array, done
- * only when decisions exist and the statement reads an enrolled table, and
- * never when ruvector.dag_learning_mode = off.
+ * No Python runs here, and the lookup takes no lock: each backend keeps a
+ * private, sorted copy of its database's decisions, re-copied (under
+ * decisions_lock, shared) only when the shared steer_generation moved, so a
+ * statement pays one atomic read and a binary search.  It is done only when
+ * the statement reads an enrolled table, and never with
+ * ruvector.dag_learning_mode = off.  The same copy holds the worker's watch
+ * list, the queries whose every execution capture keeps (sampling, capture.c).
  *
  * EXPLAIN of a steered statement plans and prints inside the arm's nest
  * level with the SETTINGS option forced on, so its output ends with
@@ -51,6 +55,55 @@ PG_FUNCTION_INFO_V1(rvd_pin_arm);
 PG_FUNCTION_INFO_V1(rvd_try_arm);
 PG_FUNCTION_INFO_V1(rvd_unpin);
 
+/* This backend's copy of its database's decisions and of the watch list, both sorted by query id. */
+static uint32 local_generation = 0;
+static int	local_n_decisions = 0;
+static RvdDecision local_decisions[RVD_MAX_DECISIONS];
+static int	local_n_watched = 0;
+static uint64 local_watched[RVD_MAX_WATCHED];
+
+static int
+rvd_decision_cmp(const void *a, const void *b)
+{
+	uint64		x = ((const RvdDecision *) a)->query_id;
+	uint64		y = ((const RvdDecision *) b)->query_id;
+
+	return x < y ? -1 : x > y;
+}
+
+static int
+rvd_u64_cmp(const void *a, const void *b)
+{
+	uint64		x = *(const uint64 *) a;
+	uint64		y = *(const uint64 *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Re-copy decisions and watch list when the shared generation moved. */
+static void
+rvd_refresh_local(void)
+{
+	uint32		gen = pg_atomic_read_u32(&rvd_shared->steer_generation);
+	uint32		n;
+	uint32		i;
+
+	if (gen == local_generation)
+		return;
+	LWLockAcquire(rvd_shared->decisions_lock, LW_SHARED);
+	gen = pg_atomic_read_u32(&rvd_shared->steer_generation);
+	n = pg_atomic_read_u32(&rvd_shared->n_decisions);
+	local_n_decisions = 0;
+	for (i = 0; i < n; i++)
+		if (rvd_shared->decisions[i].dbid == MyDatabaseId)
+			local_decisions[local_n_decisions++] = rvd_shared->decisions[i];
+	local_n_watched = rvd_shared->n_watched;
+	memcpy(local_watched, rvd_shared->watched, sizeof(uint64) * local_n_watched);
+	local_generation = gen;
+	LWLockRelease(rvd_shared->decisions_lock);
+	qsort(local_decisions, local_n_decisions, sizeof(RvdDecision), rvd_decision_cmp);
+}
+
 /*
  * Arm of a statement about to be planned, or 0 (the default plan): only
  * statements that read an enrolled table are steered, only while capture is
@@ -62,7 +115,10 @@ rvd_steer_arm(Query *parse, uint8 *source)
 {
 	*source = 0;
 	if (parse == NULL || rvd_shared == NULL ||
-		pg_atomic_read_u32(&rvd_shared->n_decisions) == 0 ||
+		rvd_dag_learning_mode == RVD_DAG_LEARNING_MODE_OFF)
+		return 0;
+	rvd_refresh_local();
+	if (local_n_decisions == 0 ||
 		!rvd_capture_active() || rvd_rtable_enrolled_slot(parse->rtable) < 0)
 		return 0;
 	return rvd_steer_lookup(parse->queryId, source);
@@ -72,30 +128,46 @@ rvd_steer_arm(Query *parse, uint8 *source)
 int
 rvd_steer_lookup(uint64 query_id, uint8 *source)
 {
-	uint32		n;
-	uint32		i;
-	int			arm = 0;
+	RvdDecision key;
+	const RvdDecision *d;
 
 	*source = 0;
 	if (query_id == 0 || rvd_shared == NULL ||
-		rvd_dag_learning_mode == RVD_DAG_LEARNING_MODE_OFF ||
-		pg_atomic_read_u32(&rvd_shared->n_decisions) == 0)
+		rvd_dag_learning_mode == RVD_DAG_LEARNING_MODE_OFF)
 		return 0;
-	LWLockAcquire(rvd_shared->decisions_lock, LW_SHARED);
-	n = pg_atomic_read_u32(&rvd_shared->n_decisions);
-	for (i = 0; i < n; i++)
-	{
-		const RvdDecision *d = &rvd_shared->decisions[i];
+	rvd_refresh_local();
+	if (local_n_decisions == 0)
+		return 0;
+	key.query_id = query_id;
+	d = bsearch(&key, local_decisions, local_n_decisions, sizeof(RvdDecision), rvd_decision_cmp);
+	if (d == NULL || d->arm <= 0 || d->arm >= RVD_N_ARMS)
+		return 0;
+	*source = d->source;
+	return d->arm;
+}
 
-		if (d->query_id == query_id && d->dbid == MyDatabaseId)
-		{
-			arm = d->arm;
-			*source = d->source;
-			break;
-		}
-	}
+/* Whether the worker asked for every execution of query_id (it is being steered). */
+bool
+rvd_steer_watched(uint64 query_id)
+{
+	if (query_id == 0 || rvd_shared == NULL)
+		return false;
+	rvd_refresh_local();
+	return local_n_watched > 0 &&
+		bsearch(&query_id, local_watched, local_n_watched, sizeof(uint64), rvd_u64_cmp) != NULL;
+}
+
+/* Replace the watch list (the worker's; at most RVD_MAX_WATCHED ids are kept). */
+void
+rvd_set_watched(const uint64 *query_ids, int n)
+{
+	n = Min(Max(n, 0), RVD_MAX_WATCHED);
+	LWLockAcquire(rvd_shared->decisions_lock, LW_EXCLUSIVE);
+	memcpy(rvd_shared->watched, query_ids, sizeof(uint64) * n);
+	qsort(rvd_shared->watched, n, sizeof(uint64), rvd_u64_cmp);
+	rvd_shared->n_watched = n;
+	pg_atomic_fetch_add_u32(&rvd_shared->steer_generation, 1);
 	LWLockRelease(rvd_shared->decisions_lock);
-	return (arm > 0 && arm < RVD_N_ARMS) ? arm : 0;
 }
 
 /* Open a GUC nest level and apply the arm's settings; returns the level. */
@@ -325,6 +397,7 @@ rvd_set_decision(uint64 query_id, int arm, uint8 source)
 		rvd_shared->decisions[n].source = source;
 		pg_atomic_write_u32(&rvd_shared->n_decisions, n + 1);
 	}
+	pg_atomic_fetch_add_u32(&rvd_shared->steer_generation, 1);
 	LWLockRelease(rvd_shared->decisions_lock);
 	return found;
 }

@@ -161,6 +161,31 @@ def test_prepared_statement_is_captured_every_time(shop: Any) -> None:
     assert len(buffered(shop)) == 120
 
 
+def test_sample_rate_captures_a_fraction(shop: Any) -> None:
+    """ruvector.dag_capture_sample_rate, as auto_explain.sample_rate; the first execution is always kept."""
+    c = shop
+    c.execute("SET ruvector.dag_capture_sample_rate = 0.2")
+    c.execute("PREPARE one(int) AS SELECT * FROM orders WHERE id = $1")
+    for i in range(1000):
+        c.execute(f"EXECUTE one({i % 500 + 1})").fetchall()
+    n = len(buffered(c))
+    assert 140 <= n <= 265, n  # 1 + Binomial(999, 0.2): mean 201, sd 12.6
+    seen, stored, _ = stats(c)
+    assert seen == stored == n  # statements left out are not "seen": they cost nothing
+    # 0: only the first execution of each query in the session
+    c.execute("SET ruvector.dag_capture_sample_rate = 0")
+    for day in range(50):
+        c.execute(f"SELECT count(*) FROM orders WHERE day = {day % 30}").fetchall()
+    day_records = [r for r in buffered(c) if r["query_id"] != buffered(c)[0]["query_id"]]
+    assert len(day_records) == 1
+    c.execute("RESET ruvector.dag_capture_sample_rate")
+    for _ in range(50):
+        c.execute("EXECUTE one(7)").fetchall()
+    assert len(buffered(c)) == n + 1 + 50  # every statement again
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="dag_capture_sample_rate"):
+        c.execute("SET ruvector.dag_capture_sample_rate = 1.5")
+
+
 def test_plpgsql_inner_statements_are_nested(shop: Any) -> None:
     shop.execute("""CREATE OR REPLACE FUNCTION order_total(c int) RETURNS numeric LANGUAGE plpgsql AS $$
         DECLARE s numeric; BEGIN SELECT sum(amount) INTO s FROM orders WHERE customer_id = c; RETURN s; END $$""")

@@ -36,6 +36,11 @@ def decision(conn: Any, qid: int) -> tuple[str, str] | None:
     return None if row is None else (row[0], row[1])
 
 
+def processed(conn: Any, table: str = "trap_f") -> int:
+    n: int = conn.execute("SELECT ruvector_dag_learning_stats(%s)", (table,)).fetchone()[0]["queries_processed"]
+    return n
+
+
 def wait_drained(conn: Any, table: str = "trap_f") -> None:
     """Until the worker has consumed everything captured for the table (it drains every 200 ms)."""
     for _ in range(100):
@@ -73,6 +78,25 @@ def test_trap_is_learned_and_fixed(traps: Any) -> None:
         "SELECT optimal_params FROM ruvector_dag.patterns WHERE relid = 'trap_f'::regclass").fetchall()]
     # the trap's pattern counts its query under a learned arm (Thompson may have moved between the fast ones)
     assert any(set(s) - {"default"} for s in steered), steered
+
+
+def test_sampling_keeps_every_execution_of_a_steered_query(traps: Any) -> None:
+    """Capture sampled down to nothing still learns a trap: its first execution shows the
+    misestimate, and from then on the worker watches the query (every execution captured)."""
+    c = traps
+    c.execute("SET ruvector.dag_capture_sample_rate = 0")
+    qid = query_id(c, SKEWED)
+    control = workloads.QUERIES["control"]
+    before = processed(c)
+    for _ in range(30):
+        c.execute(SKEWED).fetchall()
+        c.execute(control).fetchall()  # a plain query: captured once, then sampled out
+        wait_drained(c)
+    d = decision(c, qid)
+    assert d is not None and d[1] == "learned", d
+    assert "Nested Loop" not in join_types(c, SKEWED)
+    # (nearly) all 30 trap executions were learned from, the control query once
+    assert 27 <= processed(c) - before <= 32
 
 
 def test_bad_trial_arm_is_reverted_by_the_guard(traps: Any) -> None:

@@ -1,0 +1,108 @@
+"""Capture sampling: the fraction the worker publishes follows the statement rate to its CPU budget."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from ruvector_dag import worker
+
+
+class FakePg:
+    """The two calls of ``_ruvector_pg`` that sampling makes."""
+
+    def __init__(self) -> None:
+        self.fractions: list[float] = []
+        self.lines: list[str] = []
+
+    def set_sample_fraction(self, f: float) -> None:
+        assert 0.0 <= f <= 1.0
+        self.fractions.append(f)
+
+    def log(self, line: str) -> None:
+        self.lines.append(line)
+
+
+@pytest.fixture
+def pg(monkeypatch: pytest.MonkeyPatch) -> FakePg:
+    fake = FakePg()
+    monkeypatch.setattr(worker, "_pg", fake)
+    monkeypatch.setattr(worker, "_fraction", 1.0)
+    monkeypatch.setattr(worker, "_rate", 0.0)
+    monkeypatch.setattr(worker, "_logged_fraction", 1.0)
+    monkeypatch.setattr(worker, "_last_sample_log", -worker.SAMPLE_LOG_S)
+    monkeypatch.setattr(worker, "_cost_s", 2e-4)  # 5000 records/s of learning per CPU
+    return fake
+
+
+def capacity(share: float) -> float:
+    return worker.SAMPLE_HEADROOM * share / worker._cost_s
+
+
+def run(statements_per_s: float, seconds: float, share: float, rng: np.random.Generator,
+        step: float = 0.05) -> None:
+    """Drains every `step` s; each finds the statements that arrived and were sampled (Poisson)."""
+    for _ in range(int(seconds / step)):
+        arrived = int(rng.poisson(statements_per_s * worker._fraction * step))
+        worker._adapt_sampling(arrived, step, share)
+
+
+def test_fraction_is_one_below_capacity_and_capacity_over_rate_above() -> None:
+    assert worker.sample_fraction(0.0, 100.0) == 1.0
+    assert worker.sample_fraction(100.0, 100.0) == 1.0
+    assert worker.sample_fraction(1000.0, 100.0) == pytest.approx(0.1)
+    assert worker.sample_fraction(1e12, 100.0) == worker.MIN_SAMPLE_FRACTION
+    rates = np.geomspace(1.0, 1e9, 50)
+    fractions = [worker.sample_fraction(r, 1000.0) for r in rates]
+    assert all(a >= b for a, b in itertools.pairwise(fractions))  # never more capture at a higher rate
+    assert all(worker.MIN_SAMPLE_FRACTION <= f <= 1.0 for f in fractions)
+
+
+@pytest.mark.parametrize("rate", [20_000.0, 50_000.0, 200_000.0])
+def test_heavy_load_settles_where_arrivals_match_the_budget(pg: FakePg, rate: float) -> None:
+    rng = np.random.default_rng(7)
+    share = 0.05
+    run(rate, 20.0, share, rng)
+    expected = capacity(share) / rate
+    assert worker._fraction == pytest.approx(expected, rel=0.2)
+    # Records reaching the worker now match what its budget learns from.
+    assert rate * worker._fraction == pytest.approx(capacity(share), rel=0.2)
+    assert any("capturing" in line for line in pg.lines)  # a DBA sees the sampling in the log
+
+
+def test_light_load_captures_everything(pg: FakePg) -> None:
+    run(100.0, 10.0, 0.05, np.random.default_rng(1))
+    assert worker._fraction == 1.0
+    assert pg.fractions == []  # nothing to publish: every statement was and is captured
+
+
+def test_fraction_comes_back_when_the_load_goes(pg: FakePg) -> None:
+    rng = np.random.default_rng(3)
+    run(50_000.0, 10.0, 0.05, rng)
+    assert worker._fraction < 0.1
+    # The load stops: the ring stays empty and the worker does not drain, until a lone
+    # statement comes 30 s later.
+    worker._adapt_sampling(1, 30.0, 0.05)
+    assert worker._fraction == 1.0
+    assert pg.fractions[-1] == 1.0
+
+
+def test_steady_load_publishes_rarely(pg: FakePg) -> None:
+    """Every captured statement reads the fraction's cache line: it is written only when it moves."""
+    rng = np.random.default_rng(5)
+    run(50_000.0, 10.0, 0.05, rng)
+    before = len(pg.fractions)
+    run(50_000.0, 30.0, 0.05, rng)  # 600 drains at a steady rate
+    assert len(pg.fractions) - before < 30
+
+
+def test_a_larger_budget_captures_more(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[float, float] = {}
+    for share in (0.01, 0.05, 0.2):
+        monkeypatch.setattr(worker, "_fraction", 1.0)
+        monkeypatch.setattr(worker, "_rate", 0.0)
+        run(100_000.0, 20.0, share, np.random.default_rng(11))
+        seen[share] = worker._fraction
+    assert seen[0.01] < seen[0.05] < seen[0.2]
