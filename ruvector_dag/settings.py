@@ -168,6 +168,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Off: captured statements get row counts only (cheap). On: also per-node timing, as EXPLAIN ANALYZE.",
     ),
     RealSetting(
+        "dag_learn_query_rate", 2.0, 0.01, 1000000.0, "PGC_SIGHUP",
+        "Executions per second of one query the background worker learns from, at most.",
+        "Beyond it more of the same statement is repetition: capture samples it down, even when "
+        "ruvector.dag_worker_cpu_percent would allow more.  Queries being steered are exempt.",
+    ),
+    RealSetting(
         "dag_capture_sample_rate", 1.0, 0.0, 1.0, "PGC_SUSET",
         "Largest fraction of statements on enrolled tables that are captured.",
         "As auto_explain.sample_rate.  The background worker lowers the fraction further while "
@@ -191,6 +197,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Empty means ruvector_dag_cache inside the data directory. Must be writable by the server user.",
     ),
 )
+
+
+#: Settings under which the worker learns from every statement captured, as fast as it can:
+#: no CPU budget, no rate cap (the tests, so that counts are exact; reproducible experiments).
+EXACT_LEARNING: dict[str, str | int | float] = {
+    "ruvector.dag_worker_cpu_percent": 100,
+    "ruvector.dag_learn_query_rate": 1000000.0,
+}
 
 
 def by_name() -> dict[str, Setting]:

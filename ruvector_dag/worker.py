@@ -39,17 +39,20 @@ SAVE_INTERVAL_S = 60.0
 #: Longest one drain() call runs (it returns to the worker's loop, which handles signals and requests).
 DRAIN_MAX_S = 0.25
 #: Most CPU seconds of learning the budget can save up while the server is idle (a burst allowance).
-TOKENS_MAX_S = 0.5
+TOKENS_MAX_S = 0.1
 #: Enrollments are re-read when the registry changes, and at least this often (config changes).
 REFRESH_S = 5.0
 #: How far into debt the budget goes for the statements of queries being steered.
 PRIORITY_DEBT_S = 0.5
-#: Time constant of the arrival-rate estimate behind the capture fraction.
+#: Time constant of the arrival-rate estimate behind the capture fraction, and how often it is updated.
 RATE_TAU_S = 2.0
+RATE_UPDATE_S = 0.5
 #: Share of the budget's learning rate that sampling aims the arrivals at (headroom for bursts).
 SAMPLE_HEADROOM = 0.8
+#: Query ids whose rate is followed (the least frequent are forgotten beyond this).
+MAX_RATED_QUERIES = 2000
 #: Lowest capture fraction published (the first execution of each query, and steered ones, are always captured).
-MIN_SAMPLE_FRACTION = 1e-4
+MIN_SAMPLE_FRACTION = 1e-6
 #: Relative change of the capture fraction worth publishing (every statement reads it: write rarely).
 FRACTION_STEP = 0.1
 #: The capture fraction is logged when it changes by this factor, at most once per SAMPLE_LOG_S.
@@ -69,6 +72,10 @@ _last_refresh = 0.0
 _last_save = 0.0
 _fraction = 1.0  # capture fraction published to the backends
 _rate = 0.0  # statements/s on enrolled tables (before sampling), smoothed over RATE_TAU_S
+_query_rates: dict[int, float] = {}  # the same per query id (of the records learned from)
+_pending_arrived = 0  # records, seconds and per-query records since the estimates were updated
+_pending_elapsed = 0.0
+_pending_queries: dict[int, int] = {}
 _watched = b""  # query ids published as always captured (uint64 bytes)
 _logged_fraction = 1.0
 _last_sample_log = -SAMPLE_LOG_S
@@ -202,27 +209,62 @@ def _set_fraction(fraction: float) -> None:
 
 def sample_fraction(rate: float, capacity: float) -> float:
     """The capture fraction that brings statements arriving at ``rate``/s down to ``capacity`` records/s."""
-    if rate <= capacity:
+    if rate <= capacity * (1.0 + 1e-9):  # (rounding: a useful rate summed from the same rates)
         return 1.0
     return float(max(MIN_SAMPLE_FRACTION, capacity / rate))
 
 
-def _adapt_sampling(arrived: int, elapsed: float, share: float) -> None:
+def useful_rate(query_rates: dict[int, float], total: float, per_query: float) -> float:
+    """Records/s worth learning from: each query's rate, capped at ``per_query``
+    (``ruvector.dag_learn_query_rate``: pgbench's 60 000 identical statements/s teach
+    nothing that 2/s, 7 200 an hour, do not; steered queries are watched, exempt).
+
+    ``query_rates`` come from the records learned from; ``total`` counts
+    those consumed unread too (over the budget), which are taken to follow
+    the same mix of queries (all of them count when no query is known yet).
+    """
+    known = sum(query_rates.values())
+    if known <= 0.0:
+        return float(total)
+    scale = max(1.0, total / known)
+    return float(sum(min(r * scale, per_query) for r in query_rates.values()))
+
+
+def _adapt_sampling(arrived: int, per_query: dict[int, int], elapsed: float, share: float,
+                    query_rate: float) -> None:
     """Follow the statement rate and publish the capture fraction when it moved.
 
     ``arrived`` records reached the ring in ``elapsed`` seconds while the
-    published fraction was in force, so statements arrived at about
-    arrived / fraction / elapsed per second (an over-estimate by the records
-    that are always kept, which errs on the side of sampling more).  The
-    estimate is smoothed over RATE_TAU_S; the fraction follows it without
-    feedback (it is not derived from itself), so it cannot oscillate.
+    published fraction was in force (``per_query`` of them learned from, by
+    query id), so statements arrived at about arrived / fraction / elapsed per
+    second (an over-estimate by the records that are always kept, which errs
+    on the side of sampling more); the same per query.  The estimates are
+    smoothed over RATE_TAU_S.  Capture then keeps what the budget can learn
+    from, and no more than is worth learning (``useful_rate``, ``query_rate``
+    executions per second of each query).  The fraction
+    follows the estimates without feedback (it is not derived from itself),
+    so it cannot oscillate.
     """
-    global _rate, _logged_fraction, _last_sample_log
-    if elapsed <= 0.0:
-        return
+    global _rate, _logged_fraction, _last_sample_log, _pending_arrived, _pending_elapsed
+    _pending_arrived += arrived
+    _pending_elapsed += elapsed
+    for qid, n in per_query.items():
+        _pending_queries[qid] = _pending_queries.get(qid, 0) + n
+    if _pending_elapsed < RATE_UPDATE_S:
+        return  # the estimates are updated a few times a second, not at every drain
+    arrived, elapsed, per_query = _pending_arrived, _pending_elapsed, dict(_pending_queries)
+    _pending_arrived, _pending_elapsed = 0, 0.0
+    _pending_queries.clear()
     alpha = 1.0 - math.exp(-elapsed / RATE_TAU_S)
-    _rate += alpha * (arrived / _fraction / elapsed - _rate)
-    capacity = SAMPLE_HEADROOM * share / _cost_s
+    scale = 1.0 / _fraction / elapsed
+    _rate += alpha * (arrived * scale - _rate)
+    for qid in _query_rates.keys() | per_query.keys():
+        _query_rates[qid] = _query_rates.get(qid, 0.0) + alpha * (per_query.get(qid, 0) * scale
+                                                                  - _query_rates.get(qid, 0.0))
+    if len(_query_rates) > MAX_RATED_QUERIES:
+        for qid in sorted(_query_rates, key=_query_rates.__getitem__)[:len(_query_rates) - MAX_RATED_QUERIES]:
+            del _query_rates[qid]
+    capacity = min(SAMPLE_HEADROOM * share / _cost_s, useful_rate(_query_rates, _rate, query_rate))
     target = sample_fraction(_rate, capacity)
     if abs(target - _fraction) > FRACTION_STEP * _fraction or (target == 1.0) != (_fraction == 1.0):
         _set_fraction(target)
@@ -230,7 +272,8 @@ def _adapt_sampling(arrived: int, elapsed: float, share: float) -> None:
     ratio = max(_fraction, _logged_fraction) / min(_fraction, _logged_fraction)
     if ratio >= SAMPLE_LOG_FACTOR and now - _last_sample_log >= SAMPLE_LOG_S:
         _pg.log(f"ruvector_dag: capturing {_fraction:.2%} of statements on enrolled tables "
-                f"(about {_rate:.0f}/s arrive; the worker's CPU budget learns from {capacity:.0f}/s)")
+                f"(about {_rate:.0f}/s arrive, {len(_query_rates)} distinct queries; "
+                f"learning from {capacity:.0f}/s)")
         _logged_fraction, _last_sample_log = _fraction, now
 
 
@@ -259,6 +302,7 @@ def drain() -> None:
     _last_drain = now
     keep = _watched
     arrived = 0
+    per_query: dict[int, int] = {}
     touched: set[int] = set()  # tables learned from
     counted: set[int] = set()  # tables whose records were only consumed (over the budget)
     while time.monotonic() - now < DRAIN_MAX_S:
@@ -280,6 +324,7 @@ def drain() -> None:
         batch = decode(data)
         arrived += len(batch)
         for t in batch:
+            per_query[t.query_id] = per_query.get(t.query_id, 0) + 1
             _consumed[t.relid] = _consumed.get(t.relid, 0) + 1
             learner = _learners.get(t.relid)
             if learner is None:
@@ -290,7 +335,7 @@ def drain() -> None:
         _tokens -= spent
         _cost_s = 0.9 * _cost_s + 0.1 * max(spent / len(batch), 1e-6)
         cpu_start += spent  # charged already
-    _adapt_sampling(arrived, elapsed, share)
+    _adapt_sampling(arrived, per_query, elapsed, share, float(_setting("ruvector.dag_learn_query_rate")))
     _publish_watched()  # now: with sampling, the next record of a query just found may never come otherwise
     for relid in touched | (counted & _learners.keys()):
         _publish(_learners[relid])  # the consumed count too, so trajectories_buffered stays true

@@ -19,10 +19,11 @@
  * Sampling (rvd_sampled): a statement is captured with probability
  * min(ruvector.dag_capture_sample_rate, the worker's published fraction),
  * as auto_explain.sample_rate does it; a statement left out pays neither
- * instrumentation nor a record.  Two kinds are always kept: the first
- * execution of each query id in a session (a new query reaches the engine
- * at once, whatever the rate) and the queries the worker is steering
- * (exploration and the regression guard need every measurement).  Nothing here calls Python, allocates, or
+ * instrumentation nor a record.  Always kept: the first execution of each
+ * query id in a session (a new query reaches the engine at once, whatever
+ * the rate), the queries the worker is steering and those on an
+ * administrator's trial arm (exploration and the regression guard need
+ * every measurement).  Nothing here calls Python, allocates, or
  * can raise an error once the statement has run: a capture problem can
  * never fail a user's query.
  *
@@ -324,6 +325,7 @@ rvd_sampled(uint64 query_id)
 {
 	uint32		threshold = pg_atomic_read_u32(&rvd_shared->sample_threshold);
 	uint64	   *seen;
+	uint8		source;
 
 	if (rvd_dag_capture_sample_rate < 1.0)
 		threshold = Min(threshold, (uint32) (rvd_dag_capture_sample_rate * (double) PG_UINT32_MAX));
@@ -335,7 +337,11 @@ rvd_sampled(uint64 query_id)
 		*seen = query_id;		/* first execution here (or a colliding id came in between) */
 		return true;
 	}
-	return rvd_steer_watched(query_id) ||
+	if (rvd_steer_watched(query_id))
+		return true;
+	/* An administrator's trial arm is judged from every execution too. */
+	(void) rvd_steer_lookup(query_id, &source);
+	return source == RVD_DECISION_TRIAL ||
 		pg_prng_uint32(&pg_global_prng_state) < threshold;
 }
 

@@ -268,6 +268,7 @@ extern int	rvd_ring_skip(Oid *relids, int max, Oid dbid, const uint64 *keep, int
 extern void rvd_ring_reset(void);
 extern int64 rvd_ring_count(Oid dbid, Oid relid);
 extern bool rvd_ring_empty(void);
+extern uint64 rvd_ring_buffered(void);
 
 /* The worker process's PGPROC number and latch, or -1/NULL when it is not running. */
 extern void rvd_worker_set_running(bool running);

@@ -386,6 +386,16 @@ rvd_ring_empty(void)
 	return pg_atomic_read_u64(&rvd_shared->head) == pg_atomic_read_u64(&rvd_shared->tail);
 }
 
+/* Records in the ring (reserved ones included), without a lock: a hint. */
+uint64
+rvd_ring_buffered(void)
+{
+	uint64		tail = pg_atomic_read_u64(&rvd_shared->tail);
+	uint64		head = pg_atomic_read_u64(&rvd_shared->head);
+
+	return head > tail ? head - tail : 0;
+}
+
 /*
  * The worker announces itself so that sessions can wake it (requests) and
  * can tell a missing worker from a slow one.

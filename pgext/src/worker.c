@@ -32,6 +32,8 @@
  */
 #include "postgres.h"
 
+#include <sys/resource.h>
+
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -276,10 +278,28 @@ rvd_worker_exit(int code, Datum arg)
 	rvd_worker_set_running(false);
 }
 
+/*
+ * The worker runs at the lowest CPU priority.  Its CPU budget
+ * (ruvector.dag_worker_cpu_percent) bounds what it takes from an idle-ish
+ * machine; on a saturated one the budget alone still costs the users'
+ * backends that share of a core, while at nice 19 the scheduler gives the
+ * worker only what the backends leave (weight 15 against 1024).  Learning
+ * then slows down, queries do not.  Lock waits cannot invert priorities for
+ * long: a backend waiting on one of our LWLocks sleeps, freeing the CPU.
+ */
+#define RVD_WORKER_NICE 19
+
 /* How often the ring is polled: a trajectory reaches the engine within this. */
 #define RVD_POLL_MS 200L
-/* ... and while statements keep arriving (the default ring holds 0.2 s of 50k statements/s). */
+/*
+ * ... and while the ring fills faster than that (the default ring holds
+ * 0.2 s of 50k statements/s; capture sampling normally keeps it far
+ * emptier): busy when at least RVD_BUSY_SHARE of it was in use at the last
+ * wake.  Every drain has a fixed cost (a transaction, a call into Python),
+ * so polling fast only pays while there is a lot to drain.
+ */
 #define RVD_BUSY_POLL_MS 50L
+#define RVD_BUSY_SHARE 8		/* one eighth */
 
 void
 rvd_worker_main(Datum main_arg)
@@ -287,6 +307,10 @@ rvd_worker_main(Datum main_arg)
 	TimestampTz next_cycle;
 	bool		busy = false;	/* the ring had records at the last wake */
 	char	   *line = NULL;
+
+	/* Before the interpreter starts: threads it creates inherit the priority. */
+	if (setpriority(PRIO_PROCESS, 0, RVD_WORKER_NICE) != 0)
+		elog(LOG, "ruvector_dag worker: could not lower its CPU priority: %m");
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
@@ -349,9 +373,17 @@ rvd_worker_main(Datum main_arg)
 		/* Learning: drain the ring, then the periodic cycle. */
 		if (rvd_dag_learning_mode == RVD_DAG_LEARNING_MODE_LEARN)
 		{
-			if (!rvd_ring_empty())
+			uint64		buffered = rvd_ring_buffered();
+
+			/*
+			 * While capture samples, drain (or at least look) at every poll:
+			 * the rate estimate behind the fraction must see the empty
+			 * intervals too, or it could not climb back when the load goes.
+			 */
+			if (buffered > 0 ||
+				pg_atomic_read_u32(&rvd_shared->sample_threshold) != PG_UINT32_MAX)
 			{
-				busy = true;
+				busy = buffered >= (uint64) (rvd_shared->capacity / RVD_BUSY_SHARE);
 				(void) rvd_in_transaction("ruvector_dag: learning from captured queries", rvd_step_call,
 										  "drain", NULL, NULL, NULL);
 			}

@@ -17,6 +17,7 @@ import pytest
 
 from ruvector_dag.learner import TableLearner
 from ruvector_dag.server import Server
+from ruvector_dag.settings import EXACT_LEARNING
 
 SCHEMA = """
 DROP TABLE IF EXISTS {t}, {t}_cats CASCADE;
@@ -258,7 +259,7 @@ def test_ewc_protects_what_was_learned(conn: Any) -> None:
 
 def test_state_survives_restart_and_worker_kill(tmp_path: Path, server: Server) -> None:
     srv = Server(tmp_path / "restart", pg_version=server.pg_version, build=False,
-                 settings={"ruvector.dag_worker_cpu_percent": 100})
+                 settings=EXACT_LEARNING)
     with srv:
         with srv.connect() as c:
             enroll(c, "items")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ruvector_dag.server import Server
+from ruvector_dag.settings import EXACT_LEARNING
 
 # What a database's ruvector_dag objects look like (order-independent).
 CATALOG = {
@@ -35,7 +36,7 @@ def catalog(conn: Any) -> dict[str, set[tuple[Any, ...]]]:
 
 def test_update_from_0_1_0_equals_a_fresh_install(tmp_path: Path, server: Server) -> None:
     srv = Server(tmp_path / "upgrade", pg_version=server.pg_version, build=False,
-                 settings={"ruvector.dag_worker_cpu_percent": 100})
+                 settings=EXACT_LEARNING)
     with srv:
         with srv.connect() as c:
             c.execute("DROP EXTENSION ruvector_dag CASCADE")

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from ruvector_dag import worker
+from ruvector_dag import settings, worker
 
 
 class FakePg:
@@ -31,10 +31,17 @@ def pg(monkeypatch: pytest.MonkeyPatch) -> FakePg:
     monkeypatch.setattr(worker, "_pg", fake)
     monkeypatch.setattr(worker, "_fraction", 1.0)
     monkeypatch.setattr(worker, "_rate", 0.0)
+    monkeypatch.setattr(worker, "_query_rates", {})
+    monkeypatch.setattr(worker, "_pending_arrived", 0)
+    monkeypatch.setattr(worker, "_pending_elapsed", 0.0)
+    monkeypatch.setattr(worker, "_pending_queries", {})
     monkeypatch.setattr(worker, "_logged_fraction", 1.0)
     monkeypatch.setattr(worker, "_last_sample_log", -worker.SAMPLE_LOG_S)
     monkeypatch.setattr(worker, "_cost_s", 2e-4)  # 5000 records/s of learning per CPU
     return fake
+
+
+RATE = float(settings.by_name()["dag_learn_query_rate"].default)
 
 
 def capacity(share: float) -> float:
@@ -42,11 +49,14 @@ def capacity(share: float) -> float:
 
 
 def run(statements_per_s: float, seconds: float, share: float, rng: np.random.Generator,
-        step: float = 0.05) -> None:
-    """Drains every `step` s; each finds the statements that arrived and were sampled (Poisson)."""
+        step: float = 0.05, queries: int = 1000) -> None:
+    """Drains every `step` s; each finds the statements that arrived and were sampled (Poisson),
+    spread evenly over `queries` distinct query ids."""
     for _ in range(int(seconds / step)):
         arrived = int(rng.poisson(statements_per_s * worker._fraction * step))
-        worker._adapt_sampling(arrived, step, share)
+        ids = rng.integers(1, queries + 1, size=arrived)
+        per_query = {int(q): int(n) for q, n in zip(*np.unique(ids, return_counts=True))}
+        worker._adapt_sampling(arrived, per_query, step, share, RATE)
 
 
 def test_fraction_is_one_below_capacity_and_capacity_over_rate_above() -> None:
@@ -72,6 +82,26 @@ def test_heavy_load_settles_where_arrivals_match_the_budget(pg: FakePg, rate: fl
     assert any("capturing" in line for line in pg.lines)  # a DBA sees the sampling in the log
 
 
+def test_repetition_is_sampled_below_the_budget(pg: FakePg) -> None:
+    """One statement at 50 000/s: the budget could learn from 200/s, but 10/s of the same query are enough."""
+    run(50_000.0, 30.0, 0.05, np.random.default_rng(2), queries=1)
+    # a handful of records per second reach the worker (an estimate from so few wobbles)
+    assert RATE / 2 <= 50_000.0 * worker._fraction <= RATE * 2
+    # five statements (pgbench TPC-B): five times as many
+    run(50_000.0, 30.0, 0.05, np.random.default_rng(2), queries=5)
+    assert 5 * RATE / 2 <= 50_000.0 * worker._fraction <= 5 * RATE * 2
+
+
+def test_useful_rate_caps_each_query() -> None:
+    cap = RATE
+    assert worker.useful_rate({}, 0.0, cap) == 0.0
+    assert worker.useful_rate({}, 500.0, cap) == 500.0  # nothing known yet: everything counts
+    assert worker.useful_rate({1: 0.5, 2: 1e6}, 0.0, cap) == 0.5 + cap
+    # records consumed unread follow the mix of those learned from
+    assert worker.useful_rate({1: 1.0, 2: 1.0}, 4.0, cap) == pytest.approx(4.0)
+    assert worker.useful_rate({1: 1.0, 2: 1.0}, 1e6, cap) == pytest.approx(2 * cap)
+
+
 def test_light_load_captures_everything(pg: FakePg) -> None:
     run(100.0, 10.0, 0.05, np.random.default_rng(1))
     assert worker._fraction == 1.0
@@ -82,9 +112,9 @@ def test_fraction_comes_back_when_the_load_goes(pg: FakePg) -> None:
     rng = np.random.default_rng(3)
     run(50_000.0, 10.0, 0.05, rng)
     assert worker._fraction < 0.1
-    # The load stops: the ring stays empty and the worker does not drain, until a lone
-    # statement comes 30 s later.
-    worker._adapt_sampling(1, 30.0, 0.05)
+    # The load drops to 20 statements/s: while sampling, the worker looks at every poll
+    # (200 ms), empty intervals included, so the estimate follows the load down.
+    run(20.0, 20.0, 0.05, rng, step=0.2)
     assert worker._fraction == 1.0
     assert pg.fractions[-1] == 1.0
 
@@ -103,6 +133,7 @@ def test_a_larger_budget_captures_more(pg: FakePg, monkeypatch: pytest.MonkeyPat
     for share in (0.01, 0.05, 0.2):
         monkeypatch.setattr(worker, "_fraction", 1.0)
         monkeypatch.setattr(worker, "_rate", 0.0)
+        monkeypatch.setattr(worker, "_query_rates", {})
         run(100_000.0, 20.0, share, np.random.default_rng(11))
         seen[share] = worker._fraction
     assert seen[0.01] < seen[0.05] < seen[0.2]
