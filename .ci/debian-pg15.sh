@@ -26,6 +26,7 @@ cat >> "$WORK/data/postgresql.conf" <<CONF
 shared_preload_libraries = 'ruvector_dag'
 ruvector.dag_worker_cpu_percent = 100
 ruvector.dag_learn_query_rate = 1000000
+ruvector.dag_capture_settled_fraction = 1
 port = $PORT
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$WORK'

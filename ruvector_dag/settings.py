@@ -174,6 +174,12 @@ SETTINGS: tuple[Setting, ...] = (
         "ruvector.dag_worker_cpu_percent would allow more.  Queries being steered are exempt.",
     ),
     RealSetting(
+        "dag_capture_settled_fraction", 0.125, 0.0, 1.0, "PGC_SIGHUP",
+        "Fraction of the executions of a settled, expensive query that are captured.",
+        "Settled: not being steered, 10 executions under its arm averaging 20 ms or more.  Row "
+        "instrumentation costs a long analytic query a few per cent; 1 captures every execution.",
+    ),
+    RealSetting(
         "dag_capture_sample_rate", 1.0, 0.0, 1.0, "PGC_SUSET",
         "Largest fraction of statements on enrolled tables that are captured.",
         "As auto_explain.sample_rate.  The background worker lowers the fraction further while "
@@ -204,6 +210,7 @@ SETTINGS: tuple[Setting, ...] = (
 EXACT_LEARNING: dict[str, str | int | float] = {
     "ruvector.dag_worker_cpu_percent": 100,
     "ruvector.dag_learn_query_rate": 1000000.0,
+    "ruvector.dag_capture_settled_fraction": 1.0,
 }
 
 

@@ -51,6 +51,12 @@ RATE_UPDATE_S = 0.5
 SAMPLE_HEADROOM = 0.8
 #: Query ids whose rate is followed (the least frequent are forgotten beyond this).
 MAX_RATED_QUERIES = 2000
+#: A query is settled (captured at ruvector.dag_capture_settled_fraction) once the arm in force has
+#: this many executions averaging at least SETTLE_MIN_US, and it is not being steered.
+SETTLE_RUNS = 10
+SETTLE_MIN_US = 20_000.0
+#: Most per-query capture rules (pgext/src/ruvector_dag.h: RVD_MAX_CAPTURE_RULES).
+MAX_CAPTURE_RULES = 1024
 #: Lowest capture fraction published (the first execution of each query, and steered ones, are always captured).
 MIN_SAMPLE_FRACTION = 1e-6
 #: Relative change of the capture fraction worth publishing (every statement reads it: write rarely).
@@ -76,7 +82,8 @@ _query_rates: dict[int, float] = {}  # the same per query id (of the records lea
 _pending_arrived = 0  # records, seconds and per-query records since the estimates were updated
 _pending_elapsed = 0.0
 _pending_queries: dict[int, int] = {}
-_watched = b""  # query ids published as always captured (uint64 bytes)
+_watched = b""  # query ids published as always captured (uint64 bytes): skip_ring keeps them
+_rules: dict[int, float] = {}  # the capture rules published
 _logged_fraction = 1.0
 _last_sample_log = -SAMPLE_LOG_S
 
@@ -175,30 +182,53 @@ def start() -> str:
     warm_ms = (time.perf_counter() - began) * 1000.0
     _learners.clear()
     _set_fraction(1.0)  # a restarted worker starts from capturing everything
-    _pg.set_watched(b"")
+    _pg.set_capture_rules(b"", b"")
     _refresh_tables()
-    _publish_watched()
+    _publish_capture_rules()
     _last_save = time.monotonic()
     return (f"engine ready: kernels warmed in {warm_ms:.0f} ms "
             f"(cache {os.environ.get('NUMBA_CACHE_DIR', 'in memory')}); "
             f"{len(_learners)} table(s) learning")
 
 
-def _exploring() -> set[int]:
-    """Query ids whose steering is still in play (they are learned from first when the budget is short)."""
-    out: set[int] = set()
-    for learner in _learners.values():
-        out.update(qid for qid, q in learner.steering.queries.items() if set(q.candidates) - q.banned)
-    return out
+def capture_rules(policies: list[Any], settled_fraction: float,
+                  limit: int = MAX_CAPTURE_RULES) -> dict[int, float]:
+    """Per-query capture fractions for the backends (``SteeringPolicy`` objects in).
+
+    Queries being steered: 1.0, every execution (exploration and the guard
+    need them all).  Settled queries, whose arm has SETTLE_RUNS executions
+    averaging SETTLE_MIN_US or more: ``settled_fraction``; on a long
+    analytic query row instrumentation costs a few per cent, and what its
+    executions teach the engine has been learned.  Steered ones first, then
+    the slowest settled ones, at most ``limit``.
+    """
+    steered: list[int] = []
+    settled: list[tuple[float, int]] = []
+    for policy in policies:
+        for qid, q in policy.queries.items():
+            if set(q.candidates) - q.banned:
+                steered.append(qid)
+            elif settled_fraction < 1.0:
+                s = q.stats.get(q.arm)
+                if s is not None and s.n >= SETTLE_RUNS and math.exp(s.mean) >= SETTLE_MIN_US:
+                    settled.append((s.mean, qid))
+    rules = {qid: 1.0 for qid in steered[:limit]}
+    for _, qid in sorted(settled, reverse=True)[:max(0, limit - len(rules))]:
+        rules[qid] = settled_fraction
+    return rules
 
 
-def _publish_watched() -> None:
-    """Tell capture which queries to keep whatever the sampling: those being steered."""
-    global _watched
-    watched = np.array(sorted(_exploring()), dtype=np.uint64).tobytes()
-    if watched != _watched:
-        _pg.set_watched(watched)
-        _watched = watched
+def _publish_capture_rules() -> None:
+    """Tell capture which queries have their own fraction (steered ones: every execution)."""
+    global _watched, _rules
+    rules = capture_rules([learner.steering for learner in _learners.values()],
+                          float(_setting("ruvector.dag_capture_settled_fraction") or 1.0))
+    if rules != _rules:
+        ids = sorted(rules)
+        _pg.set_capture_rules(np.array(ids, dtype=np.uint64).tobytes(),
+                              np.array([rules[i] for i in ids], dtype=np.float64).tobytes())
+        _rules = rules
+        _watched = np.array(sorted(q for q, f in rules.items() if f >= 1.0), dtype=np.uint64).tobytes()
 
 
 def _set_fraction(fraction: float) -> None:
@@ -336,7 +366,7 @@ def drain() -> None:
         _cost_s = 0.9 * _cost_s + 0.1 * max(spent / len(batch), 1e-6)
         cpu_start += spent  # charged already
     _adapt_sampling(arrived, per_query, elapsed, share, float(_setting("ruvector.dag_learn_query_rate")))
-    _publish_watched()  # now: with sampling, the next record of a query just found may never come otherwise
+    _publish_capture_rules()  # now: with sampling, the next record of a query just found may never come otherwise
     for relid in touched | (counted & _learners.keys()):
         _publish(_learners[relid])  # the consumed count too, so trajectories_buffered stays true
         _publish_decisions(_learners[relid])

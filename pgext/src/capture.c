@@ -19,11 +19,13 @@
  * Sampling (rvd_sampled): a statement is captured with probability
  * min(ruvector.dag_capture_sample_rate, the worker's published fraction),
  * as auto_explain.sample_rate does it; a statement left out pays neither
- * instrumentation nor a record.  Always kept: the first execution of each
- * query id in a session (a new query reaches the engine at once, whatever
- * the rate), the queries the worker is steering and those on an
- * administrator's trial arm (exploration and the regression guard need
- * every measurement).  Nothing here calls Python, allocates, or
+ * instrumentation nor a record.  The worker also publishes per-query rules:
+ * every execution of the queries it is steering (exploration and the
+ * regression guard need every measurement), a fraction of settled,
+ * expensive ones (on a long analytic query, row instrumentation costs a few
+ * per cent).  Always kept: the first execution of each query id in a
+ * session (a new query reaches the engine at once, whatever the rate) and
+ * executions on an administrator's trial arm.  Nothing here calls Python, allocates, or
  * can raise an error once the statement has run: a capture problem can
  * never fail a user's query.
  *
@@ -319,14 +321,27 @@ rvd_capture(QueryDesc *qd, int slot)
 #define RVD_SEEN_SLOTS 256
 static uint64 seen_query_ids[RVD_SEEN_SLOTS];
 
-/* Whether this execution of query_id is captured. */
+/*
+ * Whether this execution of query_id is captured: a query with a capture
+ * rule of the worker's (steered: always; settled: its own fraction) or
+ * else the worker's global fraction, both capped by
+ * ruvector.dag_capture_sample_rate; the first execution in this session and
+ * those on a trial arm are kept regardless.
+ */
 static bool
 rvd_sampled(uint64 query_id)
 {
 	uint32		threshold = pg_atomic_read_u32(&rvd_shared->sample_threshold);
+	uint32		rule;
 	uint64	   *seen;
 	uint8		source;
 
+	if (rvd_capture_rule(query_id, &rule))
+	{
+		if (rule == PG_UINT32_MAX)
+			return true;		/* being steered: every execution */
+		threshold = Min(threshold, rule);
+	}
 	if (rvd_dag_capture_sample_rate < 1.0)
 		threshold = Min(threshold, (uint32) (rvd_dag_capture_sample_rate * (double) PG_UINT32_MAX));
 	if (threshold == PG_UINT32_MAX)
@@ -337,8 +352,6 @@ rvd_sampled(uint64 query_id)
 		*seen = query_id;		/* first execution here (or a colliding id came in between) */
 		return true;
 	}
-	if (rvd_steer_watched(query_id))
-		return true;
 	/* An administrator's trial arm is judged from every execution too. */
 	(void) rvd_steer_lookup(query_id, &source);
 	return source == RVD_DECISION_TRIAL ||

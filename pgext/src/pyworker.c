@@ -20,8 +20,8 @@
  *	setting(name)				a setting's current value (no SQL)
  *	generation()				the enrollment registry's generation
  *	set_decision(relid, query_id, arm)	a learned steering decision (steer.c)
- *	set_watched(query_ids)		the queries whose every execution is captured
- *								(bytes of uint64)
+ *	set_capture_rules(query_ids, fractions)	per-query capture fractions
+ *								(bytes of uint64, bytes of float64)
  *	set_sample_fraction(f)		the fraction of other statements captured
  *	log(message)				a LOG line in the server log
  *
@@ -470,16 +470,55 @@ rvd_pg_set_decision(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
-/* set_watched(query_ids): replace the watch list (bytes of uint64; no error can occur). */
+/* The uint32 keep threshold of a capture fraction in [0, 1]. */
+static uint32
+rvd_fraction_threshold(double f)
+{
+	return f >= 1.0 ? PG_UINT32_MAX : (uint32) (f * (double) PG_UINT32_MAX);
+}
+
+/*
+ * set_capture_rules(query_ids, fractions): replace the per-query capture
+ * rules (bytes of uint64 and of float64, one fraction in [0, 1] per id).
+ */
 static PyObject *
-rvd_pg_set_watched(PyObject *self, PyObject *args)
+rvd_pg_set_capture_rules(PyObject *self, PyObject *args)
 {
 	Py_buffer	ids;
+	Py_buffer	fractions;
+	RvdCaptureRule *rules;
+	int			n;
+	int			i;
 
-	if (!PyArg_ParseTuple(args, "y*", &ids))
+	if (!PyArg_ParseTuple(args, "y*y*", &ids, &fractions))
 		return NULL;
-	rvd_set_watched((const uint64 *) ids.buf, (int) (ids.len / sizeof(uint64)));
+	n = (int) (ids.len / sizeof(uint64));
+	if (fractions.len != (Py_ssize_t) (n * sizeof(double)))
+	{
+		PyBuffer_Release(&ids);
+		PyBuffer_Release(&fractions);
+		PyErr_SetString(PyExc_ValueError, "set_capture_rules: one float64 fraction per uint64 query id");
+		return NULL;
+	}
+	n = Min(n, RVD_MAX_CAPTURE_RULES);
+	rules = (RvdCaptureRule *) PyMem_Malloc(sizeof(RvdCaptureRule) * Max(n, 1));
+	if (rules == NULL)
+	{
+		PyBuffer_Release(&ids);
+		PyBuffer_Release(&fractions);
+		return PyErr_NoMemory();
+	}
+	for (i = 0; i < n; i++)
+	{
+		double		f = ((const double *) fractions.buf)[i];
+
+		rules[i].query_id = ((const uint64 *) ids.buf)[i];
+		rules[i].threshold = rvd_fraction_threshold(f >= 0.0 ? f : 0.0);
+	}
+	rvd_set_capture_rules(rules, n);
+	PyMem_Free(rules);
 	PyBuffer_Release(&ids);
+	PyBuffer_Release(&fractions);
 	Py_RETURN_NONE;
 }
 
@@ -496,8 +535,7 @@ rvd_pg_set_sample_fraction(PyObject *self, PyObject *args)
 		PyErr_Format(PyExc_ValueError, "set_sample_fraction: %g is not in [0, 1]", f);
 		return NULL;
 	}
-	pg_atomic_write_u32(&rvd_shared->sample_threshold,
-						f >= 1.0 ? PG_UINT32_MAX : (uint32) (f * (double) PG_UINT32_MAX));
+	pg_atomic_write_u32(&rvd_shared->sample_threshold, rvd_fraction_threshold(f));
 	Py_RETURN_NONE;
 }
 
@@ -544,7 +582,7 @@ static PyMethodDef rvd_pg_methods[] = {
 	{"publish", rvd_pg_publish, METH_VARARGS, "Publish a table's learning counters."},
 	{"forget", rvd_pg_forget, METH_VARARGS, "Drop a table's learning counters."},
 	{"set_decision", rvd_pg_set_decision, METH_VARARGS, "Set a learned steering decision."},
-	{"set_watched", rvd_pg_set_watched, METH_VARARGS, "Replace the list of query ids always captured."},
+	{"set_capture_rules", rvd_pg_set_capture_rules, METH_VARARGS, "Replace the per-query capture fractions."},
 	{"set_sample_fraction", rvd_pg_set_sample_fraction, METH_VARARGS, "Set the fraction of other statements captured."},
 	{"log", rvd_pg_log, METH_VARARGS, "Write a LOG line."},
 	{NULL, NULL, 0, NULL}

@@ -161,7 +161,20 @@ typedef struct RvdRequest
 #define RVD_DECISION_PINNED 1
 #define RVD_DECISION_LEARNED 2
 #define RVD_DECISION_TRIAL 3
-#define RVD_MAX_WATCHED 1024
+
+/*
+ * A capture rule, published by the worker: capture keeps an execution of
+ * query_id when a uniform uint32 draw is below threshold, instead of the
+ * global sample threshold.  PG_UINT32_MAX for a query being steered (every
+ * execution), lower for a settled, expensive one (see worker.py).
+ */
+#define RVD_MAX_CAPTURE_RULES 1024
+
+typedef struct RvdCaptureRule
+{
+	uint64		query_id;
+	uint32		threshold;
+} RvdCaptureRule;
 
 typedef struct RvdDecision
 {
@@ -190,7 +203,7 @@ typedef struct RvdDecision
  *					peek: while it is held, tail cannot move, so no producer
  *					can reuse a slot a peeker is reading.
  *	stats_lock		exclusive for the worker to publish learn[], shared to read.
- *	decisions_lock	exclusive to change decisions[] and watched[] (and then
+ *	decisions_lock	exclusive to change decisions[] and capture_rules[] (and then
  *					bump `steer_generation`), shared to copy them: backends
  *					keep a private copy (steer.c), so the planner's lookup
  *					takes no lock.
@@ -226,7 +239,7 @@ typedef struct RvdShared
 	 * Read by every captured statement, written rarely (by the worker): a
 	 * cache line each, away from the counters above.
 	 *
-	 * steer_generation	bumped on every change of decisions[] or watched[].
+	 * steer_generation	bumped on every change of decisions[] or capture_rules[].
 	 * sample_threshold	capture keeps a statement when a uniform uint32 draw
 	 *					is below it (PG_UINT32_MAX: every statement); the
 	 *					worker lowers it while statements arrive faster than
@@ -247,9 +260,9 @@ typedef struct RvdShared
 	RvdRequest	request;
 	pg_atomic_uint32 n_decisions;	/* read without the lock: 0 skips the lookup */
 	RvdDecision decisions[RVD_MAX_DECISIONS];	/* under decisions_lock */
-	/* Query ids whose every execution is captured (being steered), sorted. */
-	int			n_watched;		/* under decisions_lock */
-	uint64		watched[RVD_MAX_WATCHED];
+	/* Per-query capture rules, sorted by query id. */
+	int			n_capture_rules;	/* under decisions_lock */
+	RvdCaptureRule capture_rules[RVD_MAX_CAPTURE_RULES];
 	int			worker_pid;		/* 0 when not running; under request.mutex */
 	struct Latch *worker_latch;
 	pg_atomic_uint64 *slot_seq; /* per slot: seq of the record it holds, 0 while written */
@@ -280,8 +293,8 @@ struct Query;
 extern int	rvd_steer_arm(struct Query *parse, uint8 *source);
 extern int	rvd_steer_lookup(uint64 query_id, uint8 *source);
 extern bool rvd_set_decision(uint64 query_id, int arm, uint8 source);
-extern bool rvd_steer_watched(uint64 query_id);
-extern void rvd_set_watched(const uint64 *query_ids, int n);
+extern bool rvd_capture_rule(uint64 query_id, uint32 *threshold);
+extern void rvd_set_capture_rules(const RvdCaptureRule *rules, int n);
 extern int	rvd_steer_begin(int arm);
 extern void rvd_steer_end(int nest_level);
 

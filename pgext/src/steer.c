@@ -15,8 +15,8 @@
  * decisions_lock, shared) only when the shared steer_generation moved, so a
  * statement pays one atomic read and a binary search.  It is done only when
  * the statement reads an enrolled table, and never with
- * ruvector.dag_learning_mode = off.  The same copy holds the worker's watch
- * list, the queries whose every execution capture keeps (sampling, capture.c).
+ * ruvector.dag_learning_mode = off.  The same copy holds the worker's
+ * capture rules (per-query sampling, capture.c).
  *
  * EXPLAIN of a steered statement plans and prints inside the arm's nest
  * level with the SETTINGS option forced on, so its output ends with
@@ -55,12 +55,12 @@ PG_FUNCTION_INFO_V1(rvd_pin_arm);
 PG_FUNCTION_INFO_V1(rvd_try_arm);
 PG_FUNCTION_INFO_V1(rvd_unpin);
 
-/* This backend's copy of its database's decisions and of the watch list, both sorted by query id. */
+/* This backend's copy of its database's decisions and of the capture rules, both sorted by query id. */
 static uint32 local_generation = 0;
 static int	local_n_decisions = 0;
 static RvdDecision local_decisions[RVD_MAX_DECISIONS];
-static int	local_n_watched = 0;
-static uint64 local_watched[RVD_MAX_WATCHED];
+static int	local_n_rules = 0;
+static RvdCaptureRule local_rules[RVD_MAX_CAPTURE_RULES];
 
 static int
 rvd_decision_cmp(const void *a, const void *b)
@@ -72,15 +72,15 @@ rvd_decision_cmp(const void *a, const void *b)
 }
 
 static int
-rvd_u64_cmp(const void *a, const void *b)
+rvd_rule_cmp(const void *a, const void *b)
 {
-	uint64		x = *(const uint64 *) a;
-	uint64		y = *(const uint64 *) b;
+	uint64		x = ((const RvdCaptureRule *) a)->query_id;
+	uint64		y = ((const RvdCaptureRule *) b)->query_id;
 
 	return x < y ? -1 : x > y;
 }
 
-/* Re-copy decisions and watch list when the shared generation moved. */
+/* Re-copy decisions and capture rules when the shared generation moved. */
 static void
 rvd_refresh_local(void)
 {
@@ -97,8 +97,8 @@ rvd_refresh_local(void)
 	for (i = 0; i < n; i++)
 		if (rvd_shared->decisions[i].dbid == MyDatabaseId)
 			local_decisions[local_n_decisions++] = rvd_shared->decisions[i];
-	local_n_watched = rvd_shared->n_watched;
-	memcpy(local_watched, rvd_shared->watched, sizeof(uint64) * local_n_watched);
+	local_n_rules = rvd_shared->n_capture_rules;
+	memcpy(local_rules, rvd_shared->capture_rules, sizeof(RvdCaptureRule) * local_n_rules);
 	local_generation = gen;
 	LWLockRelease(rvd_shared->decisions_lock);
 	qsort(local_decisions, local_n_decisions, sizeof(RvdDecision), rvd_decision_cmp);
@@ -146,26 +146,35 @@ rvd_steer_lookup(uint64 query_id, uint8 *source)
 	return d->arm;
 }
 
-/* Whether the worker asked for every execution of query_id (it is being steered). */
+/* The worker's capture rule for query_id, if it has one: *threshold its keep threshold. */
 bool
-rvd_steer_watched(uint64 query_id)
+rvd_capture_rule(uint64 query_id, uint32 *threshold)
 {
+	RvdCaptureRule key;
+	const RvdCaptureRule *r;
+
 	if (query_id == 0 || rvd_shared == NULL)
 		return false;
 	rvd_refresh_local();
-	return local_n_watched > 0 &&
-		bsearch(&query_id, local_watched, local_n_watched, sizeof(uint64), rvd_u64_cmp) != NULL;
+	if (local_n_rules == 0)
+		return false;
+	key.query_id = query_id;
+	r = bsearch(&key, local_rules, local_n_rules, sizeof(RvdCaptureRule), rvd_rule_cmp);
+	if (r == NULL)
+		return false;
+	*threshold = r->threshold;
+	return true;
 }
 
-/* Replace the watch list (the worker's; at most RVD_MAX_WATCHED ids are kept). */
+/* Replace the capture rules (the worker's; at most RVD_MAX_CAPTURE_RULES are kept). */
 void
-rvd_set_watched(const uint64 *query_ids, int n)
+rvd_set_capture_rules(const RvdCaptureRule *rules, int n)
 {
-	n = Min(Max(n, 0), RVD_MAX_WATCHED);
+	n = Min(Max(n, 0), RVD_MAX_CAPTURE_RULES);
 	LWLockAcquire(rvd_shared->decisions_lock, LW_EXCLUSIVE);
-	memcpy(rvd_shared->watched, query_ids, sizeof(uint64) * n);
-	qsort(rvd_shared->watched, n, sizeof(uint64), rvd_u64_cmp);
-	rvd_shared->n_watched = n;
+	memcpy(rvd_shared->capture_rules, rules, sizeof(RvdCaptureRule) * n);
+	qsort(rvd_shared->capture_rules, n, sizeof(RvdCaptureRule), rvd_rule_cmp);
+	rvd_shared->n_capture_rules = n;
 	pg_atomic_fetch_add_u32(&rvd_shared->steer_generation, 1);
 	LWLockRelease(rvd_shared->decisions_lock);
 }

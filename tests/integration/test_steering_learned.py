@@ -99,6 +99,33 @@ def test_sampling_keeps_every_execution_of_a_steered_query(traps: Any) -> None:
     assert 27 <= processed(c) - before <= 32
 
 
+def test_settled_expensive_query_is_captured_at_a_fraction(server: Any, traps: Any) -> None:
+    """ruvector.dag_capture_settled_fraction: after 10 executions of 20 ms or more, not steered,
+    a query is captured at that fraction (its row instrumentation costs a few per cent)."""
+    c = traps
+    sql = "SELECT count(*), sum(a2.x) FROM trap_a a1 JOIN trap_a a2 USING (id)"  # ~100 ms, well estimated
+    c.execute("ALTER SYSTEM SET ruvector.dag_capture_settled_fraction = 0.125")
+    c.execute("SELECT pg_reload_conf()")
+    try:
+        time.sleep(0.5)
+        rows = c.execute(sql).fetchall()
+        wait_drained(c, "trap_a")
+        before = processed(c, "trap_a")
+        for _ in range(12):  # until settled: every execution
+            assert c.execute(sql).fetchall() == rows
+            wait_drained(c, "trap_a")
+        settled = processed(c, "trap_a")
+        assert settled - before >= 10
+        for _ in range(48):
+            assert c.execute(sql).fetchall() == rows
+            wait_drained(c, "trap_a")
+        thinned = processed(c, "trap_a") - settled
+        assert 1 <= thinned <= 18, thinned  # about 48 / 8 = 6, not 48
+    finally:
+        c.execute("ALTER SYSTEM RESET ruvector.dag_capture_settled_fraction")
+        c.execute("SELECT pg_reload_conf()")
+
+
 def test_bad_trial_arm_is_reverted_by_the_guard(traps: Any) -> None:
     c = traps
     sql = workloads.QUERIES["control"]

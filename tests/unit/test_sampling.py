@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
 
 from ruvector_dag import settings, worker
+from ruvector_dag.steering import ArmStats, QuerySteering, SteeringPolicy
 
 
 class FakePg:
@@ -137,3 +139,29 @@ def test_a_larger_budget_captures_more(pg: FakePg, monkeypatch: pytest.MonkeyPat
         run(100_000.0, 20.0, share, np.random.default_rng(11))
         seen[share] = worker._fraction
     assert seen[0.01] < seen[0.05] < seen[0.2]
+
+
+def _policy_with(queries: dict[int, tuple[list[int], set[int], int, float]]) -> SteeringPolicy:
+    """query id -> (candidates, banned, executions under the default, latency in us)."""
+    policy = SteeringPolicy()
+    for qid, (candidates, banned, n, latency_us) in queries.items():
+        stats = ArmStats()
+        for _ in range(n):
+            stats.add(math.log(latency_us))
+        policy.queries[qid] = QuerySteering(candidates, {0: stats}, banned)
+    return policy
+
+
+def test_capture_rules_watch_steered_and_thin_out_settled_expensive_queries() -> None:
+    policy = _policy_with({
+        1: ([3, 4], set(), 2, 50_000.0),  # being steered: every execution
+        2: ([], set(), 12, 80_000.0),  # settled, slow: its own fraction
+        3: ([], set(), 12, 1_000.0),  # settled, fast: instrumentation costs it nothing worth saving
+        4: ([], set(), 5, 80_000.0),  # slow, not enough executions yet
+        5: ([3], {3}, 12, 30_000.0),  # its only arm banned: settled
+    })
+    rules = worker.capture_rules([policy], 0.125)
+    assert rules == {1: 1.0, 2: 0.125, 5: 0.125}
+    assert worker.capture_rules([policy], 1.0) == {1: 1.0}  # settled_fraction 1: only the steered
+    # at most `limit`: steered first, then the slowest settled
+    assert worker.capture_rules([policy], 0.125, limit=2) == {1: 1.0, 2: 0.125}
