@@ -41,7 +41,8 @@ def test_every_setting_is_registered_with_its_default(conn: Any) -> None:
         if source == "default":  # (the test server sets a few in postgresql.conf)
             assert _show(conn, s.name) == _expected_text(s), s.name
         else:
-            assert isinstance(s, settings.IntSetting) and int(boot_val) == s.default, s.name
+            assert isinstance(s, (settings.IntSetting, settings.RealSetting)), s.name
+            assert float(boot_val) == pytest.approx(s.default), s.name
         assert context == contexts[s.context], s.name
         if isinstance(s, (settings.IntSetting, settings.RealSetting)):
             assert float(lo) == pytest.approx(s.min) and float(hi) == pytest.approx(s.max), s.name
