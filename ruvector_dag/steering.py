@@ -229,7 +229,9 @@ class SteeringPolicy:
     (:func:`suggested_arms`, at most EXPLORED_ARMS) and any arm an
     administrator put on trial.
 
-    Safety: nothing is explored before BASELINE_RUNS default executions, or
+    Safety: nothing is explored before BASELINE_RUNS default executions
+    (the query's first execution, usually cold, is not one of them: it
+    would inflate the baseline and let neutral arms pass the guard), or
     for a plan whose estimates were right; an arm is banned as soon as one
     execution takes BAN_FACTOR times the default's mean (so an exploratory
     plan costs that once), and by the regression guard once, after
@@ -255,6 +257,7 @@ class SteeringPolicy:
         if query_id == 0 or not 0 <= arm < len(ARMS):
             return None
         q = self.queries.pop(query_id, None)
+        first = q is None
         if q is None:
             q = QuerySteering([], {}, set())
             if len(self.queries) >= MAX_QUERIES:
@@ -269,7 +272,10 @@ class SteeringPolicy:
             q.suggested = True
         elif arm != 0 and arm not in q.candidates and not pinned:
             q.candidates.append(arm)  # a trial, or a decision from before a restart
-        q.stats.setdefault(arm, ArmStats()).add(math.log(max(latency_us, 1.0)))
+        if not (first and arm == 0):
+            # A query's first execution is usually its cold one (nothing of it in the buffer
+            # cache yet): in the default's baseline it would make neutral arms look faster.
+            q.stats.setdefault(arm, ArmStats()).add(math.log(max(latency_us, 1.0)))
         base = q.stats.get(0)
         if base is None or base.n < BASELINE_RUNS:
             best = 0

@@ -78,7 +78,8 @@ def test_a_bad_trial_arm_is_reverted() -> None:
     policy = SteeringPolicy(seed=6)
     run(policy, {0: 1000.0}, 5, rng)
     bad = arm_index("no_indexscan")
-    assert policy.observe(42, bad, 30_000.0, TRAP) == 0  # the administrator's trial: 30x slower, reverted
+    back = policy.observe(42, bad, 30_000.0, TRAP)  # the administrator's trial: 30x slower
+    assert back is not None and back != bad  # reverted (to the default, or to an arm still in play)
     assert bad in policy.queries[42].banned
 
 
@@ -134,3 +135,16 @@ def test_an_arm_that_does_not_help_leaves_play_after_two_runs() -> None:
     q = policy.queries[42]
     assert set(q.candidates) <= q.banned  # none is 5 % faster: all out of play
     assert arms[-30:] == [0] * 30  # the default plan for good
+
+
+def test_a_cold_first_execution_does_not_bias_the_baseline() -> None:
+    """The first execution runs cold (3x here); an arm merely as fast as the warm default must still go."""
+    rng = np.random.default_rng(8)
+    policy = SteeringPolicy(seed=8)
+    neutral = arm_index("hash_only")
+    policy.observe(42, 0, 3000.0, TRAP)  # cold
+    arms = run(policy, {0: 1000.0, neutral: 1000.0}, 60, rng)
+    q = policy.queries[42]
+    assert q.stats[0].n == len([a for a in arms if a == 0])  # the cold one is not in the baseline
+    assert neutral in q.banned  # not 5 % faster than the warm default: out after GUARD_RUNS
+    assert q.stats[neutral].n <= steering.GUARD_RUNS
