@@ -49,6 +49,10 @@ def arm_index(name: str) -> int:
     raise KeyError(name)
 
 
+#: Most per-query capture rules the worker publishes (shared memory: RVD_MAX_CAPTURE_RULES).
+MAX_CAPTURE_RULES = 1024
+
+
 def render_header() -> str:
     """Text of pgext/src/steering_defs.h."""
 
@@ -68,7 +72,8 @@ def render_header() -> str:
         " *\t\tDo not edit.\n */\n"
         "#ifndef RVD_STEERING_DEFS_H\n#define RVD_STEERING_DEFS_H\n\n"
         f"#define RVD_MAX_ARM_SETTINGS {MAX_ARM_SETTINGS}\n"
-        f"#define RVD_N_ARMS {len(ARMS)}\n\n"
+        f"#define RVD_N_ARMS {len(ARMS)}\n"
+        f"#define RVD_MAX_CAPTURE_RULES {MAX_CAPTURE_RULES}\n\n"
         "typedef struct RvdArm\n{\n\tconst char *name;\n\tint\t\t\tn_settings;\n"
         "\tconst char *gucs[RVD_MAX_ARM_SETTINGS];\n\tconst char *values[RVD_MAX_ARM_SETTINGS];\n} RvdArm;\n\n"
         f"#define RVD_ARMS {{ \\\n{body} \\\n}}\n\n"

@@ -31,6 +31,7 @@ import numpy as np
 from . import attention, clustering, features, storage
 from .errors import InvalidParameter, NotEnrolled
 from .learner import LearnerConfig, TableLearner
+from .steering import MAX_CAPTURE_RULES
 from .trajectory import decode
 
 #: Learners are saved at least this often while they learn (and after every
@@ -55,8 +56,6 @@ MAX_RATED_QUERIES = 2000
 #: this many executions averaging at least SETTLE_MIN_US, and it is not being steered.
 SETTLE_RUNS = 10
 SETTLE_MIN_US = 20_000.0
-#: Most per-query capture rules (pgext/src/ruvector_dag.h: RVD_MAX_CAPTURE_RULES).
-MAX_CAPTURE_RULES = 1024
 #: Lowest capture fraction published (the first execution of each query, and steered ones, are always captured).
 MIN_SAMPLE_FRACTION = 1e-6
 #: Relative change of the capture fraction worth publishing (every statement reads it: write rarely).
@@ -82,7 +81,6 @@ _query_rates: dict[int, float] = {}  # the same per query id (of the records lea
 _pending_arrived = 0  # records, seconds and per-query records since the estimates were updated
 _pending_elapsed = 0.0
 _pending_queries: dict[int, int] = {}
-_watched = b""  # query ids published as always captured (uint64 bytes): skip_ring keeps them
 _rules: dict[int, float] = {}  # the capture rules published
 _logged_fraction = 1.0
 _last_sample_log = -SAMPLE_LOG_S
@@ -220,7 +218,7 @@ def capture_rules(policies: list[Any], settled_fraction: float,
 
 def _publish_capture_rules() -> None:
     """Tell capture which queries have their own fraction (steered ones: every execution)."""
-    global _watched, _rules
+    global _rules
     rules = capture_rules([learner.steering for learner in _learners.values()],
                           float(_setting("ruvector.dag_capture_settled_fraction") or 1.0))
     if rules != _rules:
@@ -228,7 +226,6 @@ def _publish_capture_rules() -> None:
         _pg.set_capture_rules(np.array(ids, dtype=np.uint64).tobytes(),
                               np.array([rules[i] for i in ids], dtype=np.float64).tobytes())
         _rules = rules
-        _watched = np.array(sorted(q for q, f in rules.items() if f >= 1.0), dtype=np.uint64).tobytes()
 
 
 def _set_fraction(fraction: float) -> None:
@@ -330,7 +327,8 @@ def drain() -> None:
     elapsed = now - _last_drain
     _tokens = min(_tokens + elapsed * share, TOKENS_MAX_S)
     _last_drain = now
-    keep = _watched
+    # over the budget, skip_ring keeps the records of the queries captured at every execution
+    keep = np.array(sorted(q for q, f in _rules.items() if f >= 1.0), dtype=np.uint64).tobytes()
     arrived = 0
     per_query: dict[int, int] = {}
     touched: set[int] = set()  # tables learned from

@@ -342,8 +342,7 @@ rvd_sampled(uint64 query_id)
 			return true;		/* being steered: every execution */
 		threshold = Min(threshold, rule);
 	}
-	if (rvd_dag_capture_sample_rate < 1.0)
-		threshold = Min(threshold, (uint32) (rvd_dag_capture_sample_rate * (double) PG_UINT32_MAX));
+	threshold = Min(threshold, rvd_fraction_threshold(rvd_dag_capture_sample_rate));
 	if (threshold == PG_UINT32_MAX)
 		return true;
 	seen = &seen_query_ids[query_id % RVD_SEEN_SLOTS];

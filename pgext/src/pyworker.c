@@ -470,13 +470,6 @@ rvd_pg_set_decision(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
-/* The uint32 keep threshold of a capture fraction in [0, 1]. */
-static uint32
-rvd_fraction_threshold(double f)
-{
-	return f >= 1.0 ? PG_UINT32_MAX : (uint32) (f * (double) PG_UINT32_MAX);
-}
-
 /*
  * set_capture_rules(query_ids, fractions): replace the per-query capture
  * rules (bytes of uint64 and of float64, one fraction in [0, 1] per id).

@@ -71,6 +71,7 @@ extern char *rvd_py_worker_request(const char *kind, Oid relid, int int_arg, dou
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "trajectory_defs.h"
+#include "steering_defs.h"		/* RVD_MAX_CAPTURE_RULES */
 
 /* Enrolled tables across the whole cluster (one database in practice). */
 #define RVD_MAX_ENROLLED 256
@@ -168,7 +169,13 @@ typedef struct RvdRequest
  * global sample threshold.  PG_UINT32_MAX for a query being steered (every
  * execution), lower for a settled, expensive one (see worker.py).
  */
-#define RVD_MAX_CAPTURE_RULES 1024
+
+/* The uint32 keep threshold of a capture fraction in [0, 1] (1: every statement). */
+static inline uint32
+rvd_fraction_threshold(double f)
+{
+	return f >= 1.0 ? PG_UINT32_MAX : (uint32) (f * (double) PG_UINT32_MAX);
+}
 
 typedef struct RvdCaptureRule
 {

@@ -8,6 +8,7 @@
 
 #define RVD_MAX_ARM_SETTINGS 4
 #define RVD_N_ARMS 10
+#define RVD_MAX_CAPTURE_RULES 1024
 
 typedef struct RvdArm
 {
