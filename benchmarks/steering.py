@@ -26,6 +26,7 @@ Writes benchmarks/out/steering.json and docs/img/steering_*.png.
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import subprocess
 import sys
@@ -123,7 +124,9 @@ def summarize(result: dict[str, Any], rounds: int) -> dict[str, Any]:
         paired = [r / v for r, v in zip(t["ruvector"][q][steady], t["vanilla"][q][steady])]
         lo, hi = median_ci(paired)
         own = t["vanilla"][q][steady]
-        per_query[q] = {"vanilla_ms": van * 1e3, "ruvector_ms": ruv * 1e3, "ratio": ruv / van,
+        every = [r / v for r, v in zip(t["ruvector"][q], t["vanilla"][q])]
+        per_query[q] = {"worst_round_ratio": max(every),
+                        "vanilla_ms": van * 1e3, "ruvector_ms": ruv * 1e3, "ratio": ruv / van,
                         "paired_ratio": statistics.median(paired), "paired_ci90": [lo, hi],
                         "vanilla_aa_ratio": statistics.median(own[1::2]) / statistics.median(own[0::2]),
                         "final_arm": result["arms"][q][-1]}
@@ -134,6 +137,7 @@ def summarize(result: dict[str, Any], rounds: int) -> dict[str, Any]:
             "all_rounds_total_ratio": total_all["ruvector"] / total_all["vanilla"],
             "worst_steady_ratio": max(p["ratio"] for p in per_query.values()),
             "worst_paired_ratio": max(p["paired_ratio"] for p in per_query.values()),
+            "worst_round_ratio": max(p["worst_round_ratio"] for p in per_query.values()),
             "row_mismatches": result["row_mismatches"]}
 
 
@@ -150,6 +154,19 @@ def fixed_after(times_ruv: list[float], times_van: list[float]) -> int | None:
         if all(x < FIXED_SHARE * ref for x in times_ruv[i:]):
             return i + 1
     return None
+
+
+TRIAL_LINE = re.compile(r"trial of arm (\S+) for query (-?\d+): (did not finish|[\d.]+ ms) "
+                        r"\(limit ([\d.]+) ms\), (cleared|banned)")
+
+
+def trials_logged(log: Path) -> dict[str, Any]:
+    """The worker's trials, from its log lines: how many, how they ended, the worker time they took."""
+    found = [m.groups() for m in TRIAL_LINE.finditer(log.read_text(errors="replace"))]
+    spent = sum(float(t.split()[0]) if t != "did not finish" else float(limit) for _, _, t, limit, _ in found)
+    return {"trials": len(found), "cleared": sum(v == "cleared" for *_, v in found),
+            "timed_out": sum(t == "did not finish" for _, _, t, _, _ in found), "worker_ms": spent,
+            "lines": [" ".join(g) for g in found]}
 
 
 def plot_trap(result: dict[str, Any], path: Path) -> None:
@@ -234,7 +251,7 @@ def main() -> int:
             summary = summarize(res, args.trap_rounds)
             for q, p in summary["per_query"].items():
                 p["fixed_after_executions"] = fixed_after(res["times"]["ruvector"][q], res["times"]["vanilla"][q])
-            report["trap"] = {"summary": summary, "raw": res}
+            report["trap"] = {"summary": summary, "raw": res, "trials": trials_logged(servers["ruvector"].log_file)}
             plot_trap(res, IMG_DIR / "steering_trap.png")
             print(f"\ntrap workload (scale {args.trap_scale}, {args.trap_rounds} rounds; steady = last half)")
             print(f"{'query':<11} {'vanilla ms':>11} {'ruvector ms':>12} {'ratio':>7} {'fixed after':>12}  arm")
@@ -243,7 +260,8 @@ def main() -> int:
                       f"{p['fixed_after_executions']!s:>12}  {p['final_arm']}")
             print(f"total steady-state ratio {summary['steady_total_ratio']:.3f}; "
                   f"all rounds incl. learning {summary['all_rounds_total_ratio']:.3f}; "
-                  f"row mismatches {len(summary['row_mismatches'])}")
+                  f"row mismatches {len(summary['row_mismatches'])}; "
+                  f"{report['trap']['trials']['trials']} worker trials")
 
         if "tpch" in parts:
             data = tpch.generate(args.tpch_scale, tpch.default_data_dir(args.tpch_scale))
@@ -258,7 +276,7 @@ def main() -> int:
             wait_for_engine(ruv, "lineitem")
             res = run_workload(conns, tpch.QUERIES, args.tpch_rounds, "TPC-H rounds", exact_rows=False)
             summary = summarize(res, args.tpch_rounds)
-            report["tpch"] = {"summary": summary, "raw": res}
+            report["tpch"] = {"summary": summary, "raw": res, "trials": trials_logged(servers["ruvector"].log_file)}
             plot_tpch(summary, IMG_DIR / "steering_tpch.png")
             print(f"\nTPC-H SF{args.tpch_scale} ({args.tpch_rounds} rounds; steady = last half)")
             print(f"{'query':<6} {'vanilla ms':>11} {'ruvector ms':>12} {'ratio':>7} {'paired':>7} "
@@ -272,6 +290,10 @@ def main() -> int:
                   f"{summary['all_rounds_total_ratio']:.3f}); worst query {summary['worst_steady_ratio']:.3f} "
                   f"(paired {summary['worst_paired_ratio']:.3f}); "
                   f"row mismatches {len(summary['row_mismatches'])}")
+            tr = report["tpch"]["trials"]
+            print(f"slowest single round of any query {summary['worst_round_ratio']:.2f}x vanilla; worker trials "
+                  f"(trap part included) {tr['trials']}: {tr['cleared']} cleared, {tr['timed_out']} cancelled at "
+                  f"their limit, {tr['worker_ms'] / 1e3:.1f} s of worker time")
 
         if "pgbench" in parts:
             for srv in servers.values():

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .steering import BAN_FACTOR, SETTLE_MIN_US, SETTLE_RUNS
+
 #: Attention mechanisms the engine implements, in the order the GUC lists them.
 ATTENTION_MECHANISMS: tuple[str, ...] = (
     "topological",
@@ -176,8 +178,18 @@ SETTINGS: tuple[Setting, ...] = (
     RealSetting(
         "dag_capture_settled_fraction", 0.125, 0.0, 1.0, "PGC_SIGHUP",
         "Fraction of the executions of a settled, expensive query that are captured.",
-        "Settled: not being steered, 10 executions under its arm averaging 20 ms or more.  Row "
+        f"Settled: not being steered, {SETTLE_RUNS} executions under its arm averaging "
+        f"{SETTLE_MIN_US / 1000:g} ms or more.  Row "
         "instrumentation costs a long analytic query a few per cent; 1 captures every execution.",
+    ),
+    BoolSetting(
+        "dag_steering_trials", True, "PGC_SIGHUP",
+        "Try each exploratory steering arm in the background worker before any user's query runs with it.",
+        "The worker runs the statement once under the arm, read-only and as the role that ran it, and "
+        f"cancels it at {BAN_FACTOR:g} times the default plan's mean latency: an arm that does not finish is never "
+        "used.  On, queries whose statement cannot be tried (not a plain SELECT, parameters of "
+        "user-defined types, another database than ruvector.dag_worker_database) are not explored; "
+        "off, arms are explored on users' executions, bounded by count only.",
     ),
     RealSetting(
         "dag_capture_sample_rate", 1.0, 0.0, 1.0, "PGC_SUSET",

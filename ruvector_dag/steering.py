@@ -14,7 +14,7 @@ method (or, when none is left, uses the disabled one at a penalty).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -105,6 +105,16 @@ BETA0 = 0.25
 MISESTIMATE = 10.0
 #: Queries tracked per table (the oldest is forgotten first).
 MAX_QUERIES = 1000
+#: A query is settled (captured at ruvector.dag_capture_settled_fraction) once the arm in force has
+#: this many executions averaging at least SETTLE_MIN_US, and it is not being steered.
+SETTLE_RUNS = 10
+SETTLE_MIN_US = 20_000.0
+#: A trial (the worker's run of an arm on the statement itself, before any user's execution is
+#: planned with it) is cancelled at BAN_FACTOR times the default's mean, and never sooner than this:
+#: the statement timeout's resolution, and the noise of a sub-millisecond query.
+TRIAL_MIN_TIMEOUT_US = 10_000.0
+#: A trial this many times slower than the default's mean bans its arm too: no user would gain from it.
+TRIAL_SLOWER = 1.25
 
 #: Arms a misestimate suggests, by (where the wrong estimate feeds, direction).
 _SUGGESTIONS: dict[str, tuple[str, ...]] = {
@@ -209,17 +219,36 @@ class QuerySteering:
     arm: int = 0  # the arm last published for it (0: no decision)
     embedding: list[float] | None = None  # its plan's embedding: which learned pattern it falls in
     suggested: bool = False  # candidates come from a default plan's estimates
+    cleared: set[int] = field(default_factory=set)  # arms that finished their trial in time
+    untriable: bool = False  # its statement cannot be tried: its untried arms stay out of play
+    trials: dict[int, float | None] = field(default_factory=dict)  # trial microseconds (None: timed out)
 
     def to_json(self) -> dict[str, Any]:
         return {"candidates": self.candidates, "banned": sorted(self.banned), "arm": self.arm,
                 "embedding": self.embedding, "suggested": self.suggested,
+                "cleared": sorted(self.cleared), "untriable": self.untriable,
+                "trials": {str(a): t for a, t in self.trials.items()},
                 "stats": {str(a): [s.n, s.mean, s.m2, s.worst] for a, s in self.stats.items()}}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> QuerySteering:
         return cls([int(a) for a in d["candidates"]],
                    {int(a): ArmStats(int(v[0]), float(v[1]), float(v[2]), float(v[3])) for a, v in d["stats"].items()},
-                   {int(a) for a in d["banned"]}, int(d["arm"]), d.get("embedding"), bool(d.get("suggested")))
+                   {int(a) for a in d["banned"]}, int(d["arm"]), d.get("embedding"), bool(d.get("suggested")),
+                   {int(a) for a in d.get("cleared", [])}, bool(d.get("untriable")),
+                   {int(a): (None if t is None else float(t)) for a, t in d.get("trials", {}).items()})
+
+    def tried(self, arm: int) -> bool:
+        """Whether users may be planned with ``arm``: the default, an arm that passed its
+        trial, or one users have run already (an administrator's trial, a decision of before)."""
+        return arm == 0 or arm in self.cleared or arm in self.stats
+
+    def exploring(self, require_trial: bool) -> bool:
+        """Whether an arm of this query is still in play (every execution is then worth a record)."""
+        live = set(self.candidates) - self.banned
+        if require_trial and self.untriable:
+            live = {a for a in live if self.tried(a)}
+        return bool(live)
 
 
 class SteeringPolicy:
@@ -237,19 +266,26 @@ class SteeringPolicy:
     Safety: nothing is explored before BASELINE_RUNS default executions
     (the query's first execution, usually cold, is not one of them: it
     would inflate the baseline and let neutral arms pass the guard), or
-    for a plan whose estimates were right; an arm is banned as soon as one
-    execution takes BAN_FACTOR times the default's mean (so an exploratory
-    plan costs that once), and by the regression guard once, after
-    GUARD_RUNS executions, its mean is not MIN_GAIN faster than the
-    default's (stricter than "slower with confidence": an arm that does not
-    help leaves play after two executions, and a decision for it reverts),
-    so a query's steady state is the default plan unless an arm is measured
-    clearly faster.  Pinned arms are measured but never replaced.
+    for a plan whose estimates were right.  With ``require_trial`` (the
+    worker's setting) an arm reaches no user's execution before it passed a
+    *trial*: the worker runs the statement itself under the arm, cancelled
+    at BAN_FACTOR times the default's mean (:meth:`wanted_trials`,
+    :meth:`trial_result`); one that does not finish is banned having cost
+    no user anything, and a query whose statement cannot be tried is not
+    explored.  An arm is banned as soon as one user's execution takes
+    BAN_FACTOR times the default's mean too (data and parameters change),
+    and by the regression guard once, after GUARD_RUNS executions, its
+    mean is not MIN_GAIN faster than the default's (stricter than "slower
+    with confidence": an arm that does not help leaves play after two
+    executions, and a decision for it reverts), so a query's steady state
+    is the default plan unless an arm is measured clearly faster.  Pinned
+    arms are measured but never replaced.
     """
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, *, require_trial: bool = False) -> None:
         import numpy as np
 
+        self.require_trial = bool(require_trial)
         self.queries: dict[int, QuerySteering] = {}
         self.rng = np.random.default_rng(seed)
         self.retired: list[int] = []  # forgotten queries whose published decision must be removed
@@ -311,7 +347,7 @@ class SteeringPolicy:
 
         best, best_draw = 0, math.inf
         for a in [0, *q.candidates]:
-            if a in q.banned:
+            if a in q.banned or (self.require_trial and not q.tried(a)):
                 continue
             mu, kappa, alpha, beta = q.stats.get(a, ArmStats()).posterior(base.mean)
             sigma2 = beta / float(self.rng.gamma(alpha))
@@ -319,6 +355,61 @@ class SteeringPolicy:
             if draw < best_draw:
                 best, best_draw = a, draw
         return best
+
+    def wanted_trials(self) -> list[tuple[int, int, float]]:
+        """(query id, arm, timeout in microseconds) of the trials exploration waits for.
+
+        One per query: its first candidate not tried yet, once the default
+        has its BASELINE_RUNS executions.  The timeout is BAN_FACTOR times
+        the default's mean (at least TRIAL_MIN_TIMEOUT_US): the latency at
+        which a user's execution would ban the arm anyway.
+        """
+        import math
+
+        wanted: list[tuple[int, int, float]] = []
+        if not self.require_trial:
+            return wanted
+        for query_id, q in self.queries.items():
+            base = q.stats.get(0)
+            if q.untriable or base is None or base.n < BASELINE_RUNS:
+                continue
+            for a in q.candidates:
+                if a not in q.banned and not q.tried(a):
+                    timeout = max(BAN_FACTOR * math.exp(base.mean), TRIAL_MIN_TIMEOUT_US)
+                    wanted.append((query_id, a, timeout))
+                    break
+        return wanted
+
+    def trial_result(self, query_id: int, arm: int, latency_us: float | None) -> int | None:
+        """Record a trial of ``arm`` (None: cancelled at its timeout); return the arm to publish if
+        the decision must change.  An arm whose trial finished within TRIAL_SLOWER times the
+        default's mean is cleared for users, any other is banned; the trial time is kept as
+        evidence, not as a sample (the worker's execution is not a user's: no client, other
+        settings)."""
+        import math
+
+        q = self.queries.get(query_id)
+        if q is None or arm == 0 or arm not in q.candidates:
+            return None
+        base = q.stats.get(0)
+        q.trials[arm] = latency_us
+        if latency_us is None or base is None or math.log(max(latency_us, 1.0)) > base.mean + math.log(TRIAL_SLOWER):
+            q.banned.add(arm)
+        else:
+            q.cleared.add(arm)
+        if base is None or base.n < BASELINE_RUNS:
+            return None
+        best = self._thompson(q, base)
+        if best != q.arm:
+            q.arm = best
+            return best
+        return None
+
+    def untriable(self, query_id: int) -> None:
+        """The statement of ``query_id`` cannot be tried: its untried arms stay out of play."""
+        q = self.queries.get(query_id)
+        if q is not None:
+            q.untriable = True
 
     def evidence(self, pattern_of: Any = None) -> list[dict[str, Any]]:
         """One row per (query, arm) seen: what the decisions rest on.
@@ -332,7 +423,9 @@ class SteeringPolicy:
         for query_id, q in self.queries.items():
             signed = query_id - (1 << 64) if query_id >= 1 << 63 else query_id  # as SQL's bigint shows it
             pattern = pattern_of(q.embedding) if pattern_of is not None and q.embedding is not None else None
-            for a, s in sorted(q.stats.items()):
+            # arms users ran, and arms banned by their trial before any user did
+            arms = {**q.stats, **{a: ArmStats() for a in q.trials if a not in q.stats}}
+            for a, s in sorted(arms.items()):
                 rows.append({"query_id": signed, "arm": ARMS[a].name, "executions": s.n,
                              "mean_latency_us": math.exp(s.mean) if s.n else None,
                              "sd_log_latency": math.sqrt(s.m2 / (s.n - 1)) if s.n > 1 else None,

@@ -31,7 +31,7 @@ import numpy as np
 from . import attention, clustering, features, storage
 from .errors import InvalidParameter, NotEnrolled
 from .learner import LearnerConfig, TableLearner
-from .steering import MAX_CAPTURE_RULES
+from .steering import ARMS, MAX_CAPTURE_RULES, SETTLE_MIN_US, SETTLE_RUNS
 from .trajectory import decode
 
 #: Learners are saved at least this often while they learn (and after every
@@ -52,10 +52,18 @@ RATE_UPDATE_S = 0.5
 SAMPLE_HEADROOM = 0.8
 #: Query ids whose rate is followed (the least frequent are forgotten beyond this).
 MAX_RATED_QUERIES = 2000
-#: A query is settled (captured at ruvector.dag_capture_settled_fraction) once the arm in force has
-#: this many executions averaging at least SETTLE_MIN_US, and it is not being steered.
-SETTLE_RUNS = 10
-SETTLE_MIN_US = 20_000.0
+#: Statement texts kept for trials at most (a text is dropped once its query wants no more trials).
+MAX_TEXTS = 256
+#: Executions of a query captured while its text is wanted, after which it counts as untriable
+#: (its backends never offer it: parameters of user-defined types, a text too long, ...).
+TEXT_WAIT_RUNS = 5
+#: SQLSTATEs of a trial that failed for now (a lock, a cancel, a serialization failure): tried again later.
+TRIAL_RETRY_SQLSTATES = frozenset({"55P03", "57014", "40001", "40P01", "53200"})
+#: Trials run only while this many CPUs were idle since the last drain: the worker runs at nice 19, so
+#: on a saturated machine a trial would measure the scheduler, not the plan (and ban good arms).
+TRIAL_IDLE_CPUS = 0.9
+#: Flag of a capture rule: the worker wants the query's text (RVD_RULE_WANT_TEXT in ruvector_dag.h).
+RULE_WANT_TEXT = 1
 #: Lowest capture fraction published (the first execution of each query, and steered ones, are always captured).
 MIN_SAMPLE_FRACTION = 1e-6
 #: Relative change of the capture fraction worth publishing (every statement reads it: write rarely).
@@ -82,6 +90,11 @@ _pending_arrived = 0  # records, seconds and per-query records since the estimat
 _pending_elapsed = 0.0
 _pending_queries: dict[int, int] = {}
 _rules: dict[int, float] = {}  # the capture rules published
+_wanted: set[int] = set()  # ... and the query ids whose text they ask for
+_texts: dict[int, tuple[int, str, str, tuple[tuple[int, str | None], ...]]] = {}  # query id: (role, path, text, params)
+_text_waits: dict[int, int] = {}  # executions captured since a query's text was asked for
+_trial_ready_at = 0.0  # monotonic time the next trial may start (trials share the CPU budget)
+_cpu_times: tuple[float, float] | None = None  # (all, idle) CPU seconds of the machine at the last drain
 _logged_fraction = 1.0
 _last_sample_log = -SAMPLE_LOG_S
 
@@ -120,6 +133,7 @@ def _refresh_tables() -> None:
         if learner is None:
             saved = storage.load_state(_execute, relid)
             learner = TableLearner.from_state_bytes(saved, cfg) if saved else TableLearner(relid, cfg, seed=relid)
+            learner.steering.require_trial = _trials_on()
             _learners[relid] = learner
             # Shared memory starts empty: re-publish the decisions learned before.
             for query_id, q in learner.steering.queries.items():
@@ -129,6 +143,11 @@ def _refresh_tables() -> None:
             _publish(learner)
         elif learner.config != cfg:
             learner.reconfigure(cfg)
+        learner.steering.require_trial = _trials_on()
+
+
+def _trials_on() -> bool:
+    return _setting("ruvector.dag_steering_trials") == "on"
 
 
 def _publish_decisions(learner: TableLearner) -> None:
@@ -137,7 +156,7 @@ def _publish_decisions(learner: TableLearner) -> None:
         try:
             _pg.set_decision(learner.relid, query_id, arm)
         except Exception as exc:  # the shared cache is full: the query keeps its plan, learning goes on
-            _pg.log(f"ruvector_dag: steering decision for query {query_id} not published: {exc}")
+            _pg.log(f"steering decision for query {query_id} not published: {exc}")
 
 
 def _publish(learner: TableLearner) -> None:
@@ -180,9 +199,9 @@ def start() -> str:
     warm_ms = (time.perf_counter() - began) * 1000.0
     _learners.clear()
     _set_fraction(1.0)  # a restarted worker starts from capturing everything
-    _pg.set_capture_rules(b"", b"")
+    _pg.set_capture_rules(b"", b"", b"")
     _refresh_tables()
-    _publish_capture_rules()
+    _publish_capture_rules(set())
     _last_save = time.monotonic()
     return (f"engine ready: kernels warmed in {warm_ms:.0f} ms "
             f"(cache {os.environ.get('NUMBA_CACHE_DIR', 'in memory')}); "
@@ -204,7 +223,7 @@ def capture_rules(policies: list[Any], settled_fraction: float,
     settled: list[tuple[float, int]] = []
     for policy in policies:
         for qid, q in policy.queries.items():
-            if set(q.candidates) - q.banned:
+            if q.exploring(policy.require_trial):
                 steered.append(qid)
             elif settled_fraction < 1.0:
                 s = q.stats.get(q.arm)
@@ -216,16 +235,99 @@ def capture_rules(policies: list[Any], settled_fraction: float,
     return rules
 
 
-def _publish_capture_rules() -> None:
-    """Tell capture which queries have their own fraction (steered ones: every execution)."""
-    global _rules
+def _publish_capture_rules(wanted: set[int]) -> None:
+    """Tell capture which queries have their own fraction (steered ones: every execution), and
+    whose text the worker wants (``wanted``: to try an arm on it)."""
+    global _rules, _wanted
     rules = capture_rules([learner.steering for learner in _learners.values()],
                           float(_setting("ruvector.dag_capture_settled_fraction") or 1.0))
-    if rules != _rules:
+    wanted = {qid for qid in wanted if qid in rules}  # (a query wanting a trial is being steered)
+    if rules != _rules or wanted != _wanted:
         ids = sorted(rules)
         _pg.set_capture_rules(np.array(ids, dtype=np.uint64).tobytes(),
-                              np.array([rules[i] for i in ids], dtype=np.float64).tobytes())
-        _rules = rules
+                              np.array([rules[i] for i in ids], dtype=np.float64).tobytes(),
+                              bytes(RULE_WANT_TEXT if i in wanted else 0 for i in ids))
+        _rules, _wanted = rules, wanted
+
+
+def idle_cpus(before: tuple[float, float] | None, after: tuple[float, float] | None, ncpu: int) -> float:
+    """CPUs idle on average between two readings of :func:`_machine_cpu` (all of them when unknown)."""
+    if before is None or after is None or after[0] <= before[0]:
+        return float(ncpu)
+    return ncpu * (after[1] - before[1]) / (after[0] - before[0])
+
+
+def _machine_cpu() -> tuple[float, float] | None:
+    """(all, idle) CPU time of the machine from /proc/stat (Linux), in jiffies; None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(fields[:8]), fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+
+
+def _trials(per_query: dict[int, int], share: float) -> set[int]:
+    """Take the statement texts offered, run at most one trial, and return the query ids whose
+    text is still wanted.
+
+    A trial runs the statement under the arm (``_pg.trial``: read-only, as the role that ran it,
+    cancelled at the policy's timeout); trials take at most ``share`` of the worker's time on
+    average, as learning does, and wait for an idle CPU (TRIAL_IDLE_CPUS).  A query whose
+    backends never offer its text (``per_query`` counts its executions captured meanwhile) or
+    whose text fails to run is untriable.
+    """
+    global _trial_ready_at, _cpu_times
+    cpu_times = _machine_cpu()
+    idle = idle_cpus(_cpu_times, cpu_times, os.cpu_count() or 1)
+    _cpu_times = cpu_times
+    for qid, userid, path, text, params in _pg.take_statements():
+        _texts.pop(qid, None)
+        _texts[qid] = (int(userid), str(path), str(text), tuple(params))
+    wanted: dict[int, tuple[TableLearner, int, float]] = {}
+    for learner in _learners.values():
+        for qid, arm, timeout_us in learner.steering.wanted_trials():
+            wanted[qid] = (learner, arm, timeout_us)
+    for qid in [q for q in _texts if q not in wanted]:
+        del _texts[qid]  # (statements hold users' constants: keep them no longer than needed)
+    while len(_texts) > MAX_TEXTS:
+        del _texts[next(iter(_texts))]
+    for qid in list(_text_waits):
+        if qid not in wanted or qid in _texts:
+            del _text_waits[qid]
+    for qid in _wanted & wanted.keys():
+        if qid not in _texts:
+            _text_waits[qid] = _text_waits.get(qid, 0) + per_query.get(qid, 0)
+            if _text_waits[qid] >= TEXT_WAIT_RUNS:
+                wanted[qid][0].steering.untriable(qid)
+                _dirty.add(wanted[qid][0].relid)
+                _pg.log(f"query {qid} is not explored: its statement cannot be tried")
+    now = time.monotonic()
+    ready = [qid for qid in wanted if qid in _texts]
+    if ready and now >= _trial_ready_at and idle >= TRIAL_IDLE_CPUS:
+        qid = ready[0]
+        learner, arm, timeout_us = wanted[qid]
+        userid, path, text, params = _texts[qid]
+        began = time.monotonic()
+        try:
+            latency = _pg.trial(qid, userid, path, text, params, arm, max(1, math.ceil(timeout_us / 1000.0)))
+        except _pg.Error as exc:
+            if getattr(exc, "sqlstate", "") not in TRIAL_RETRY_SQLSTATES:
+                learner.steering.untriable(qid)
+                _pg.log(f"query {qid} is not explored: its trial failed: {exc}")
+            latency, arm = None, 0
+        took = time.monotonic() - began
+        _trial_ready_at = time.monotonic() + took * (1.0 / max(share, 1e-3) - 1.0)
+        if arm != 0:
+            decision = learner.steering.trial_result(qid, arm, latency)
+            if decision is not None:
+                learner.pending_decisions[qid] = decision
+            verdict = "cleared" if latency is not None and arm not in learner.steering.queries[qid].banned else "banned"
+            shown = "did not finish" if latency is None else f"{latency / 1000.0:.1f} ms"
+            _pg.log(f"trial of arm {ARMS[arm].name} for query {qid}: {shown} "
+                    f"(limit {timeout_us / 1000.0:.1f} ms), {verdict}")
+        _dirty.add(learner.relid)
+    return {qid for qid in wanted if qid not in _texts and not wanted[qid][0].steering.queries[qid].untriable}
 
 
 def _set_fraction(fraction: float) -> None:
@@ -298,7 +400,7 @@ def _adapt_sampling(arrived: int, per_query: dict[int, int], elapsed: float, sha
     now = time.monotonic()
     ratio = max(_fraction, _logged_fraction) / min(_fraction, _logged_fraction)
     if ratio >= SAMPLE_LOG_FACTOR and now - _last_sample_log >= SAMPLE_LOG_S:
-        _pg.log(f"ruvector_dag: capturing {_fraction:.2%} of statements on enrolled tables "
+        _pg.log(f"capturing {_fraction:.2%} of statements on enrolled tables "
                 f"(about {_rate:.0f}/s arrive, {len(_query_rates)} distinct queries; "
                 f"learning from {capacity:.0f}/s)")
         _logged_fraction, _last_sample_log = _fraction, now
@@ -364,7 +466,13 @@ def drain() -> None:
         _cost_s = 0.9 * _cost_s + 0.1 * max(spent / len(batch), 1e-6)
         cpu_start += spent  # charged already
     _adapt_sampling(arrived, per_query, elapsed, share, float(_setting("ruvector.dag_learn_query_rate")))
-    _publish_capture_rules()  # now: with sampling, the next record of a query just found may never come otherwise
+    trial_cpu = time.process_time()
+    wanted = _trials(per_query, share)  # a trial's CPU is bounded by its own allowance, not the tokens
+    cpu_start += time.process_time() - trial_cpu
+    _publish_capture_rules(wanted)  # now: with sampling, the next record of a query just found may never come otherwise
+    for relid in _learners.keys() - touched:
+        if _learners[relid].pending_decisions:
+            touched.add(relid)  # a trial's decision
     for relid in touched | (counted & _learners.keys()):
         _publish(_learners[relid])  # the consumed count too, so trajectories_buffered stays true
         _publish_decisions(_learners[relid])

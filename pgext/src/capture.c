@@ -133,7 +133,7 @@ refresh_cache(void)
 bool
 rvd_capture_active(void)
 {
-	if (!rvd_neural_dag_enabled || rvd_shared == NULL || IsParallelWorker())
+	if (!rvd_neural_dag_enabled || rvd_shared == NULL || IsParallelWorker() || rvd_capture_suspended)
 		return false;
 	refresh_cache();
 	return cache_count > 0;
@@ -333,10 +333,11 @@ rvd_sampled(uint64 query_id)
 {
 	uint32		threshold = pg_atomic_read_u32(&rvd_shared->sample_threshold);
 	uint32		rule;
+	uint8		flags;
 	uint64	   *seen;
 	uint8		source;
 
-	if (rvd_capture_rule(query_id, &rule))
+	if (rvd_capture_rule(query_id, &rule, &flags))
 	{
 		if (rule == PG_UINT32_MAX)
 			return true;		/* being steered: every execution */
@@ -491,7 +492,16 @@ rvd_ExecutorEnd(QueryDesc *qd)
 		(qd->estate->es_top_eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
 		(qd->instrument_options & INSTRUMENT_ROWS) != 0 &&
 		(slot = rvd_enrolled_slot(qd->plannedstmt)) >= 0)
+	{
+		uint32		threshold;
+		uint8		flags;
+
 		rvd_capture(qd, slot);
+		/* The worker wants this query's text, to try an arm on it first (statements.c). */
+		if (rvd_capture_rule(qd->plannedstmt->queryId, &threshold, &flags) &&
+			(flags & RVD_RULE_WANT_TEXT) != 0)
+			rvd_statement_offer(qd);
+	}
 
 	if (prev_ExecutorEnd)
 		prev_ExecutorEnd(qd);

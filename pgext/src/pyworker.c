@@ -20,8 +20,14 @@
  *	setting(name)				a setting's current value (no SQL)
  *	generation()				the enrollment registry's generation
  *	set_decision(relid, query_id, arm)	a learned steering decision (steer.c)
- *	set_capture_rules(query_ids, fractions)	per-query capture fractions
- *								(bytes of uint64, bytes of float64)
+ *	set_capture_rules(query_ids, fractions, flags)	per-query capture fractions
+ *								(bytes of uint64, of float64, of uint8 RVD_RULE_*)
+ *	take_statements() -> list	the statement texts backends offered
+ *								(statements.c), each (query_id, userid,
+ *								search_path, text, ((type oid, value or None), ...))
+ *	trial(query_id, userid, search_path, text, params, arm, timeout_ms)
+ *								run the statement once under arm (statements.c):
+ *								its microseconds, or None if it did not finish in time
  *	set_sample_fraction(f)		the fraction of other statements captured
  *	log(message)				a LOG line in the server log
  *
@@ -479,18 +485,21 @@ rvd_pg_set_capture_rules(PyObject *self, PyObject *args)
 {
 	Py_buffer	ids;
 	Py_buffer	fractions;
+	Py_buffer	flags;
 	RvdCaptureRule *rules;
 	int			n;
 	int			i;
 
-	if (!PyArg_ParseTuple(args, "y*y*", &ids, &fractions))
+	if (!PyArg_ParseTuple(args, "y*y*y*", &ids, &fractions, &flags))
 		return NULL;
 	n = (int) (ids.len / sizeof(uint64));
-	if (fractions.len != (Py_ssize_t) (n * sizeof(double)))
+	if (fractions.len != (Py_ssize_t) (n * sizeof(double)) || flags.len != (Py_ssize_t) n)
 	{
 		PyBuffer_Release(&ids);
 		PyBuffer_Release(&fractions);
-		PyErr_SetString(PyExc_ValueError, "set_capture_rules: one float64 fraction per uint64 query id");
+		PyBuffer_Release(&flags);
+		PyErr_SetString(PyExc_ValueError,
+						"set_capture_rules: one float64 fraction and one uint8 flag per uint64 query id");
 		return NULL;
 	}
 	n = Min(n, RVD_MAX_CAPTURE_RULES);
@@ -499,6 +508,7 @@ rvd_pg_set_capture_rules(PyObject *self, PyObject *args)
 	{
 		PyBuffer_Release(&ids);
 		PyBuffer_Release(&fractions);
+		PyBuffer_Release(&flags);
 		return PyErr_NoMemory();
 	}
 	for (i = 0; i < n; i++)
@@ -507,12 +517,151 @@ rvd_pg_set_capture_rules(PyObject *self, PyObject *args)
 
 		rules[i].query_id = ((const uint64 *) ids.buf)[i];
 		rules[i].threshold = rvd_fraction_threshold(f >= 0.0 ? f : 0.0);
+		rules[i].flags = ((const uint8 *) flags.buf)[i];
 	}
 	rvd_set_capture_rules(rules, n);
 	PyMem_Free(rules);
 	PyBuffer_Release(&ids);
 	PyBuffer_Release(&fractions);
+	PyBuffer_Release(&flags);
 	Py_RETURN_NONE;
+}
+
+/* take_statements(): the statement texts offered since the last call (their slots are freed). */
+static PyObject *
+rvd_pg_take_statements(PyObject *self, PyObject *args)
+{
+	RvdStatement *taken = palloc(sizeof(RvdStatement) * RVD_MAX_STATEMENTS);
+	int			n = rvd_statements_take(taken, RVD_MAX_STATEMENTS);
+	PyObject   *list = PyList_New(0);
+	int			i;
+
+	for (i = 0; list != NULL && i < n; i++)
+	{
+		RvdStatement *s = &taken[i];
+		const char *p = s->data;
+		const char *end = s->data + s->len;
+		const char *path = p;
+		const char *text;
+		PyObject   *params = PyTuple_New(s->nparams);
+		PyObject   *item;
+		int			k;
+
+		p += strlen(p) + 1;
+		text = p;
+		p += strlen(p) + 1;
+		for (k = 0; params != NULL && k < s->nparams && p < end; k++)
+		{
+			unsigned int oid = (unsigned int) strtoul(p, NULL, 10);
+			PyObject   *param;
+
+			p += strlen(p) + 1;
+			if (p >= end)
+				break;
+			if (*p == 'V')
+				param = Py_BuildValue("(Is)", oid, p + 1);
+			else
+				param = Py_BuildValue("(IO)", oid, Py_None);
+			p += strlen(p) + 1;
+			if (param == NULL)
+			{
+				Py_CLEAR(params);
+				break;
+			}
+			PyTuple_SET_ITEM(params, k, param);
+		}
+		if (params == NULL)
+		{
+			Py_CLEAR(list);
+			break;
+		}
+		if (k < s->nparams)
+		{
+			Py_DECREF(params);	/* malformed: cannot happen, and is not tried */
+			continue;
+		}
+		item = Py_BuildValue("(KIssN)", (unsigned long long) s->query_id, s->userid, path, text, params);
+		if (item == NULL || PyList_Append(list, item) != 0)
+		{
+			Py_XDECREF(item);
+			Py_CLEAR(list);
+			break;
+		}
+		Py_DECREF(item);
+	}
+	pfree(taken);
+	return list;
+}
+
+/*
+ * trial(query_id, userid, search_path, text, params, arm, timeout_ms):
+ * run the statement once under arm (statements.c, rvd_trial_run); its
+ * elapsed microseconds, or None when it was cancelled at timeout_ms.
+ * params: ((type oid, text value or None), ...).
+ */
+static PyObject *
+rvd_pg_trial(PyObject *self, PyObject *args)
+{
+	unsigned long long query_id;
+	unsigned int userid;
+	const char *path;
+	const char *text;
+	PyObject   *params;
+	int			arm;
+	int			timeout_ms;
+	Py_ssize_t	n;
+	Py_ssize_t	i;
+	Oid		   *types;
+	const char **values;
+	volatile double us = -1;
+	volatile bool failed = false;
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ErrorData  *edata = NULL;
+
+	if (!PyArg_ParseTuple(args, "KIssO!ii", &query_id, &userid, &path, &text, &PyTuple_Type, &params,
+						  &arm, &timeout_ms))
+		return NULL;
+	if (arm < 0 || arm >= RVD_N_ARMS_FOR_PY || timeout_ms < 1)
+	{
+		PyErr_SetString(PyExc_ValueError, "trial: arm out of range or timeout_ms < 1");
+		return NULL;
+	}
+	n = PyTuple_GET_SIZE(params);
+	types = palloc(sizeof(Oid) * Max(n, 1));
+	values = palloc(sizeof(char *) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		PyObject   *p = PyTuple_GET_ITEM(params, i);
+		unsigned int oid;
+		PyObject   *value;
+
+		if (!PyArg_ParseTuple(p, "IO", &oid, &value))
+			return NULL;
+		types[i] = (Oid) oid;
+		values[i] = value == Py_None ? NULL : PyUnicode_AsUTF8(value);
+		if (value != Py_None && values[i] == NULL)
+			return NULL;
+	}
+	PG_TRY();
+	{
+		us = rvd_trial_run((uint64) query_id, (Oid) userid, path, text, (int) n, types, values, arm, timeout_ms);
+	}
+	PG_CATCH();
+	{
+		edata = rvd_take_pg_error(oldcontext);
+		failed = true;
+	}
+	PG_END_TRY();
+	pfree(types);
+	pfree(values);
+	if (failed)
+	{
+		rvd_raise_pg_error(edata);
+		return NULL;
+	}
+	if (us < 0)
+		Py_RETURN_NONE;
+	return PyFloat_FromDouble(us);
 }
 
 /* set_sample_fraction(f): capture keeps this fraction of the statements not always kept. */
@@ -576,6 +725,8 @@ static PyMethodDef rvd_pg_methods[] = {
 	{"forget", rvd_pg_forget, METH_VARARGS, "Drop a table's learning counters."},
 	{"set_decision", rvd_pg_set_decision, METH_VARARGS, "Set a learned steering decision."},
 	{"set_capture_rules", rvd_pg_set_capture_rules, METH_VARARGS, "Replace the per-query capture fractions."},
+	{"take_statements", rvd_pg_take_statements, METH_NOARGS, "The statement texts offered for trials."},
+	{"trial", rvd_pg_trial, METH_VARARGS, "Run a statement once under an arm, with a time limit."},
 	{"set_sample_fraction", rvd_pg_set_sample_fraction, METH_VARARGS, "Set the fraction of other statements captured."},
 	{"log", rvd_pg_log, METH_VARARGS, "Write a LOG line."},
 	{NULL, NULL, 0, NULL}

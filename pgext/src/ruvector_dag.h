@@ -19,6 +19,7 @@
  *	sql_learn.c		SQL entry points served by the worker (requests, stats)
  *	sql_mincut.c	the read-only check of ruvector_dag_mincut_plan's query
  *	steer.c			the decision cache and planning under an arm (plan steering)
+ *	statements.c	statement texts for the worker, and its trials of arms
  *
  *-------------------------------------------------------------------------
  */
@@ -64,6 +65,8 @@ extern char *rvd_py_worker_request(const char *kind, Oid relid, int int_arg, dou
 #endif							/* RUVECTOR_DAG_H */
 
 /* --- shmem.c: registry of enrolled tables and the trajectory ring ------- */
+
+#include <signal.h>
 
 #include "datatype/timestamp.h"
 #include "port/atomics.h"
@@ -181,7 +184,35 @@ typedef struct RvdCaptureRule
 {
 	uint64		query_id;
 	uint32		threshold;
+	uint8		flags;			/* RVD_RULE_* */
 } RvdCaptureRule;
+
+/* The worker wants the statement's text, to try an arm on it (RvdStatement). */
+#define RVD_RULE_WANT_TEXT 1
+
+/*
+ * The text of one execution of a statement, offered by a backend when the
+ * worker asked for it (RVD_RULE_WANT_TEXT), so that the worker can try an
+ * exploratory arm on the statement itself, under a time limit, before any
+ * user's execution is planned with it (worker.py, pyworker.c trial()).
+ * Only plain SELECTs whose parameters are all of built-in types are
+ * offered.  `data` holds NUL-terminated strings: the search_path, the
+ * statement, then per parameter its type oid in decimal and its value in
+ * text form prefixed by 'V', or "N" for NULL.  query_id 0: a free slot.
+ * Under statements_lock; the worker takes (and frees) them.
+ */
+#define RVD_MAX_STATEMENTS 16
+#define RVD_STATEMENT_DATA_LEN 8192
+
+typedef struct RvdStatement
+{
+	uint64		query_id;
+	Oid			dbid;
+	Oid			userid;
+	int32		nparams;
+	int32		len;			/* bytes of data used */
+	char		data[RVD_STATEMENT_DATA_LEN];
+} RvdStatement;
 
 typedef struct RvdDecision
 {
@@ -214,6 +245,7 @@ typedef struct RvdDecision
  *					bump `steer_generation`), shared to copy them: backends
  *					keep a private copy (steer.c), so the planner's lookup
  *					takes no lock.
+ *	statements_lock	exclusive to fill or take statements[].
  */
 typedef struct RvdShared
 {
@@ -221,6 +253,7 @@ typedef struct RvdShared
 	LWLock	   *consumer_lock;
 	LWLock	   *stats_lock;
 	LWLock	   *decisions_lock;
+	LWLock	   *statements_lock;
 	bool		registry_loaded;	/* the worker reloaded enrollments */
 	int			capacity;		/* ring slots (ruvector.dag_max_trajectories) */
 	/*
@@ -270,6 +303,7 @@ typedef struct RvdShared
 	/* Per-query capture rules, sorted by query id. */
 	int			n_capture_rules;	/* under decisions_lock */
 	RvdCaptureRule capture_rules[RVD_MAX_CAPTURE_RULES];
+	RvdStatement statements[RVD_MAX_STATEMENTS];	/* under statements_lock */
 	int			worker_pid;		/* 0 when not running; under request.mutex */
 	struct Latch *worker_latch;
 	pg_atomic_uint64 *slot_seq; /* per slot: seq of the record it holds, 0 while written */
@@ -300,7 +334,7 @@ struct Query;
 extern int	rvd_steer_arm(struct Query *parse, uint8 *source);
 extern int	rvd_steer_lookup(uint64 query_id, uint8 *source);
 extern bool rvd_set_decision(uint64 query_id, int arm, uint8 source);
-extern bool rvd_capture_rule(uint64 query_id, uint32 *threshold);
+extern bool rvd_capture_rule(uint64 query_id, uint32 *threshold, uint8 *flags);
 extern void rvd_set_capture_rules(const RvdCaptureRule *rules, int n);
 extern int	rvd_steer_begin(int arm);
 extern void rvd_steer_end(int nest_level);
@@ -310,9 +344,21 @@ extern void rvd_steer_end(int nest_level);
 extern void rvd_install_capture_hooks(void);
 extern void rvd_install_steer_hooks(void);
 extern bool rvd_capture_active(void);
+/* Set by the worker around its trials: its own statements are neither captured nor steered. */
+extern bool rvd_capture_suspended;
 struct List;
 extern int	rvd_rtable_enrolled_slot(struct List *rtable);
 extern const char *rvd_operator_name(int code);
+
+/* --- statements.c: statement texts and the worker's trials ------------ */
+
+struct QueryDesc;
+extern void rvd_statement_offer(struct QueryDesc *qd);
+extern int	rvd_statements_take(RvdStatement *out, int max);
+extern double rvd_trial_run(uint64 query_id, Oid userid, const char *search_path, const char *text,
+							int nparams, const Oid *types, const char *const *values, int arm,
+							int timeout_ms);
+extern volatile sig_atomic_t rvd_trial_running;
 
 /* --- enroll.c: enrollment SQL and transactional registry updates ------- */
 

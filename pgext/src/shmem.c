@@ -51,7 +51,7 @@ rvd_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(rvd_shmem_size());
-	RequestNamedLWLockTranche("ruvector_dag", 4);
+	RequestNamedLWLockTranche("ruvector_dag", 5);
 }
 
 static void
@@ -81,6 +81,7 @@ rvd_shmem_startup(void)
 		rvd_shared->consumer_lock = &locks[1].lock;
 		rvd_shared->stats_lock = &locks[2].lock;
 		rvd_shared->decisions_lock = &locks[3].lock;
+		rvd_shared->statements_lock = &locks[4].lock;
 		pg_atomic_init_u32(&rvd_shared->n_decisions, 0);
 		SpinLockInit(&rvd_shared->request.mutex);
 		ConditionVariableInit(&rvd_shared->request.cv);

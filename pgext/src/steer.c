@@ -146,9 +146,9 @@ rvd_steer_lookup(uint64 query_id, uint8 *source)
 	return d->arm;
 }
 
-/* The worker's capture rule for query_id, if it has one: *threshold its keep threshold. */
+/* The worker's capture rule for query_id, if it has one: its keep threshold and RVD_RULE_* flags. */
 bool
-rvd_capture_rule(uint64 query_id, uint32 *threshold)
+rvd_capture_rule(uint64 query_id, uint32 *threshold, uint8 *flags)
 {
 	RvdCaptureRule key;
 	const RvdCaptureRule *r;
@@ -163,6 +163,7 @@ rvd_capture_rule(uint64 query_id, uint32 *threshold)
 	if (r == NULL)
 		return false;
 	*threshold = r->threshold;
+	*flags = r->flags;
 	return true;
 }
 

@@ -301,6 +301,18 @@ rvd_worker_exit(int code, Datum arg)
 #define RVD_BUSY_POLL_MS 50L
 #define RVD_BUSY_SHARE 8		/* one eighth */
 
+/* SIGTERM: shut down, and cancel a trial in progress rather than wait for it (statements.c). */
+static void
+rvd_worker_sigterm(SIGNAL_ARGS)
+{
+	if (rvd_trial_running)
+	{
+		QueryCancelPending = true;
+		InterruptPending = true;
+	}
+	SignalHandlerForShutdownRequest(postgres_signal_arg);
+}
+
 void
 rvd_worker_main(Datum main_arg)
 {
@@ -313,7 +325,7 @@ rvd_worker_main(Datum main_arg)
 		elog(LOG, "ruvector_dag worker: could not lower its CPU priority: %m");
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGTERM, rvd_worker_sigterm);
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnection(rvd_dag_worker_database, NULL, 0);

@@ -1,4 +1,4 @@
-"""What EXPLAIN says about a statement, for the steering tests."""
+"""What EXPLAIN says about a statement, and the decision cache's clean-up, for the steering tests."""
 
 from __future__ import annotations
 
@@ -22,3 +22,9 @@ def join_types(conn: Any, sql: str) -> set[str]:
 
     walk(conn.execute(f"EXPLAIN (FORMAT JSON) {sql}").fetchone()[0][0]["Plan"])
     return found
+
+
+def unpin_all(conn: Any) -> None:
+    """Remove every steering decision of the database (a fixture's teardown)."""
+    for (qid,) in conn.execute("SELECT query_id FROM ruvector_dag_steering_decisions()").fetchall():
+        conn.execute("SELECT ruvector_dag_unpin(%s)", (qid,))

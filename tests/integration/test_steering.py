@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from explained import join_types, query_id
+from explained import join_types, query_id, unpin_all
 
 from ruvector_dag import steering
 
@@ -27,8 +27,7 @@ def tables(conn: Any) -> Iterator[Any]:
     """)
     conn.execute("SELECT ruvector_enable_neural_dag('sa')")
     yield conn
-    for (qid,) in conn.execute("SELECT query_id FROM ruvector_dag_steering_decisions()").fetchall():
-        conn.execute("SELECT ruvector_dag_unpin(%s)", (qid,))
+    unpin_all(conn)
     conn.execute("DROP TABLE IF EXISTS sa, sb")
 
 

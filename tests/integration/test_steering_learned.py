@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from explained import join_types, query_id
+from explained import join_types, query_id, unpin_all
 
 from ruvector_dag import workloads
 
@@ -25,8 +25,7 @@ def traps(conn: Any) -> Iterator[Any]:
     for table in workloads.ENROLLED:
         conn.execute("SELECT ruvector_enable_neural_dag(%s)", (table,))
     yield conn
-    for (qid,) in conn.execute("SELECT query_id FROM ruvector_dag_steering_decisions()").fetchall():
-        conn.execute("SELECT ruvector_dag_unpin(%s)", (qid,))
+    unpin_all(conn)
     workloads.drop(conn.execute)
 
 
@@ -167,4 +166,75 @@ def test_frozen_mode_keeps_decisions_and_stops_learning(server: Any, traps: Any)
         assert "Nested Loop" not in join_types(c, SKEWED)
     finally:
         c.execute("ALTER SYSTEM RESET ruvector.dag_learning_mode")
+        c.execute("SELECT pg_reload_conf()")
+
+
+PROBE = ("SELECT count(*), sum(length(b.pad)) FROM probe_s s JOIN probe_big b ON b.id = s.id * 97 "
+         "WHERE s.a = 1 AND s.b = 1")
+
+
+@pytest.fixture
+def probe(conn: Any) -> Iterator[Any]:
+    """A query whose plan misestimates the outer side of its nested loop 50 times over (a = b
+    always), yet the loop is the right plan: 100 index probes.  Every arm the misestimate
+    suggests scans or walks the million-row table instead, 50 times slower or worse."""
+    conn.execute("""
+        DROP TABLE IF EXISTS probe_s, probe_big;
+        CREATE TABLE probe_s (id int, a int, b int);
+        INSERT INTO probe_s SELECT g, g % 100, g % 100 FROM generate_series(1, 10000) g;
+        CREATE TABLE probe_big (id int PRIMARY KEY, pad text);
+        INSERT INTO probe_big SELECT g, repeat('x', 20) FROM generate_series(1, 1000000) g;
+        ANALYZE probe_s, probe_big;
+    """)
+    conn.execute("SELECT ruvector_enable_neural_dag('probe_s')")
+    yield conn
+    unpin_all(conn)
+    conn.execute("DROP TABLE IF EXISTS probe_s, probe_big")
+
+
+def test_catastrophic_arms_are_banned_by_their_trial_before_any_user_runs_them(probe: Any) -> None:
+    """The hard bound on exploration: the worker tries each arm on the statement itself and cancels
+    it at 3x the default's mean; users' executions are never planned with an arm that failed."""
+    c = probe
+    qid = query_id(c, PROBE)
+    assert join_types(c, PROBE) == {"Nested Loop"}
+    rows = c.execute(PROBE).fetchall()
+    for _ in range(16):
+        assert c.execute(PROBE).fetchall() == rows
+        wait_drained(c, "probe_s")
+        assert decision(c, qid) is None  # never published: no user ran an exploratory arm
+    c.execute("SELECT ruvector_dag_learn('probe_s')")  # saves the evidence
+    ev = {arm: (n, banned) for arm, n, banned in c.execute(
+        "SELECT arm, executions, banned FROM ruvector_dag.steering_evidence WHERE query_id = %s", (qid,))}
+    assert ev["default"][0] >= 3
+    tried = {arm: v for arm, v in ev.items() if arm != "default"}
+    # the three arms the misestimate suggests, each banned with no user execution
+    assert set(tried) == {"hash_only", "no_nestloop", "merge_only"}, ev
+    assert all(v == (0, True) for v in tried.values()), ev
+
+
+def test_trials_off_explores_on_users_executions(server: Any, probe: Any) -> None:
+    """ruvector.dag_steering_trials = off: arms go to users' executions directly, banned after one
+    slow execution each (the count bound)."""
+    c = probe
+    c.execute("ALTER SYSTEM SET ruvector.dag_steering_trials = off")
+    c.execute("SELECT pg_reload_conf()")
+    try:
+        time.sleep(0.5)
+        qid = query_id(c, PROBE)
+        rows = c.execute(PROBE).fetchall()
+        seen = set()
+        for _ in range(16):
+            assert c.execute(PROBE).fetchall() == rows
+            wait_drained(c, "probe_s")
+            d = decision(c, qid)
+            if d is not None:
+                seen.add(d[0])
+        assert seen  # users ran an exploratory arm
+        c.execute("SELECT ruvector_dag_learn('probe_s')")
+        ev = dict(c.execute("SELECT arm, banned FROM ruvector_dag.steering_evidence WHERE query_id = %s",
+                            (qid,)).fetchall())
+        assert all(ev[a] for a in seen), ev
+    finally:
+        c.execute("ALTER SYSTEM RESET ruvector.dag_steering_trials")
         c.execute("SELECT pg_reload_conf()")

@@ -165,3 +165,11 @@ def test_capture_rules_watch_steered_and_thin_out_settled_expensive_queries() ->
     assert worker.capture_rules([policy], 1.0) == {1: 1.0}  # settled_fraction 1: only the steered
     # at most `limit`: steered first, then the slowest settled
     assert worker.capture_rules([policy], 0.125, limit=2) == {1: 1.0, 2: 0.125}
+
+
+def test_idle_cpus_from_two_readings() -> None:
+    from ruvector_dag.worker import idle_cpus
+
+    assert idle_cpus(None, (100.0, 50.0), 2) == 2.0  # unknown: assume idle
+    assert idle_cpus((100.0, 50.0), (300.0, 150.0), 2) == pytest.approx(1.0)  # half of 2 CPUs idle
+    assert idle_cpus((100.0, 50.0), (300.0, 50.0), 2) == 0.0  # saturated: no trials

@@ -148,3 +148,64 @@ def test_a_cold_first_execution_does_not_bias_the_baseline() -> None:
     assert q.stats[0].n == len([a for a in arms if a == 0])  # the cold one is not in the baseline
     assert neutral in q.banned  # not 5 % faster than the warm default: out after GUARD_RUNS
     assert q.stats[neutral].n <= steering.GUARD_RUNS
+
+
+def _trial_run(policy: SteeringPolicy, latency_of: dict[int, float], trial_of: dict[int, float | None],
+               n: int) -> tuple[list[int], list[tuple[int, float]]]:
+    """Like run(), with the worker's trials between executions: each wanted trial gets trial_of[arm]."""
+    arm, arms, trials = 0, [], []
+    for _ in range(n):
+        arms.append(arm)
+        change = policy.observe(42, arm, latency_of.get(arm, latency_of[0]), TRAP)
+        arm = change if change is not None else arm
+        for qid, a, timeout in policy.wanted_trials():
+            trials.append((a, timeout))
+            t = trial_of[a]
+            change = policy.trial_result(qid, a, None if t is None or t > timeout else t)
+            arm = change if change is not None else arm
+    return arms, trials
+
+
+def test_with_trials_no_user_runs_an_arm_that_failed_its_trial() -> None:
+    """require_trial: an arm is planned for users only once the worker's trial of it finished within
+    TRIAL_SLOWER x the default's mean; the trial is cancelled at BAN_FACTOR x (the hard bound)."""
+    policy = SteeringPolicy(seed=2, require_trial=True)
+    hash_only, no_nestloop, merge_only = (arm_index(a) for a in ("hash_only", "no_nestloop", "merge_only"))
+    latency = {0: 10_000.0, hash_only: 4_000.0}
+    trial_of: dict[int, float | None] = {hash_only: 4_200.0, no_nestloop: 10_000_000.0, merge_only: 14_000.0}
+    arms, trials = _trial_run(policy, latency, trial_of, 40)
+    q = policy.queries[42]
+    assert no_nestloop not in arms and merge_only not in arms  # failed trials: never a user's plan
+    assert {no_nestloop, merge_only} <= q.banned and q.cleared == {hash_only}
+    assert q.trials[no_nestloop] is None  # cancelled at its timeout
+    assert q.trials[merge_only] == 14_000.0  # finished, 1.4x the default: banned all the same
+    # every trial's limit is the ban threshold: BAN_FACTOR x the default's mean
+    assert all(math.isclose(t, steering.BAN_FACTOR * 10_000.0, rel_tol=1e-9) for _, t in trials)
+    assert hash_only in arms[:12] and arms[-5:] == [hash_only] * 5  # the trap is still fixed
+    # without trials the same query explores on users' executions: the 1000x arm is run once
+    blind = SteeringPolicy(seed=2)
+    blind_arms, blind_trials = _trial_run(blind, {**latency, no_nestloop: 10_000_000.0, merge_only: 14_000.0},
+                                          trial_of, 40)
+    assert blind_trials == [] and (no_nestloop in blind_arms or merge_only in blind_arms)
+
+
+def test_untriable_queries_are_not_explored() -> None:
+    policy = SteeringPolicy(seed=3, require_trial=True)
+    for _ in range(steering.BASELINE_RUNS + 1):
+        assert policy.observe(42, 0, 10_000.0, TRAP) is None
+    assert [a for _, a, _ in policy.wanted_trials()] == [arm_index("hash_only")]
+    assert policy.queries[42].exploring(True)
+    policy.untriable(42)
+    assert policy.wanted_trials() == [] and not policy.queries[42].exploring(True)
+    for _ in range(20):
+        assert policy.observe(42, 0, 10_000.0, TRAP) is None  # the default plan, for good
+    clone = SteeringPolicy(require_trial=True)
+    clone.load_json(policy.to_json())
+    assert clone.queries[42].untriable and clone.queries[42].to_json() == policy.queries[42].to_json()
+
+
+def test_trial_timeout_has_a_floor() -> None:
+    policy = SteeringPolicy(require_trial=True)
+    for _ in range(steering.BASELINE_RUNS + 1):
+        policy.observe(42, 0, 100.0, TRAP)  # 0.1 ms: 3x would be below the timer's resolution
+    assert [t for _, _, t in policy.wanted_trials()] == [steering.TRIAL_MIN_TIMEOUT_US]
