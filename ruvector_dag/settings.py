@@ -185,10 +185,11 @@ SETTINGS: tuple[Setting, ...] = (
     BoolSetting(
         "dag_steering_trials", True, "PGC_SIGHUP",
         "Try each exploratory steering arm in the background worker before any user's query runs with it.",
-        "The worker runs the statement once under the arm, read-only and as the role that ran it, and "
-        f"cancels it at {BAN_FACTOR:g} times the default plan's mean latency: an arm that does not finish is never "
-        "used.  On, queries whose statement cannot be tried (not a plain SELECT, parameters of "
-        "user-defined types, another database than ruvector.dag_worker_database) are not explored; "
+        "The worker runs the statement under the default plan and then under the arm, read-only and "
+        f"as the role that ran it, and cancels the arm at {BAN_FACTOR:g} times the default's time: an "
+        "arm that does not finish is never used.  On, queries whose statement cannot be tried (not a "
+        "plain SELECT, parameters of user-defined types, another database than "
+        "ruvector.dag_worker_database) are not explored; "
         "off, arms are explored on users' executions, bounded by count only.",
     ),
     RealSetting(

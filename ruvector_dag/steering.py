@@ -184,6 +184,12 @@ def suggested_arms(nodes: Any) -> list[int]:
     return [arm_index(n) for n in names]
 
 
+def trial_limit(default_us: float) -> float:
+    """Microseconds at which a trial is cancelled, given the default's time: BAN_FACTOR times it, at
+    least TRIAL_MIN_TIMEOUT_US.  The hard bound on what an exploratory plan can cost."""
+    return max(BAN_FACTOR * float(default_us), TRIAL_MIN_TIMEOUT_US)
+
+
 @dataclass
 class ArmStats:
     """Running mean and sum of squares of log latency under one arm (Welford)."""
@@ -221,13 +227,14 @@ class QuerySteering:
     suggested: bool = False  # candidates come from a default plan's estimates
     cleared: set[int] = field(default_factory=set)  # arms that finished their trial in time
     untriable: bool = False  # its statement cannot be tried: its untried arms stay out of play
-    trials: dict[int, float | None] = field(default_factory=dict)  # trial microseconds (None: timed out)
+    # per arm tried: (its trial's microseconds or None if cancelled, the default's just before)
+    trials: dict[int, tuple[float | None, float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"candidates": self.candidates, "banned": sorted(self.banned), "arm": self.arm,
                 "embedding": self.embedding, "suggested": self.suggested,
                 "cleared": sorted(self.cleared), "untriable": self.untriable,
-                "trials": {str(a): t for a, t in self.trials.items()},
+                "trials": {str(a): list(t) for a, t in self.trials.items()},
                 "stats": {str(a): [s.n, s.mean, s.m2, s.worst] for a, s in self.stats.items()}}
 
     @classmethod
@@ -236,7 +243,8 @@ class QuerySteering:
                    {int(a): ArmStats(int(v[0]), float(v[1]), float(v[2]), float(v[3])) for a, v in d["stats"].items()},
                    {int(a) for a in d["banned"]}, int(d["arm"]), d.get("embedding"), bool(d.get("suggested")),
                    {int(a) for a in d.get("cleared", [])}, bool(d.get("untriable")),
-                   {int(a): (None if t is None else float(t)) for a, t in d.get("trials", {}).items()})
+                   {int(a): (None if t[0] is None else float(t[0]), float(t[1]))
+                    for a, t in d.get("trials", {}).items()})
 
     def tried(self, arm: int) -> bool:
         """Whether users may be planned with ``arm``: the default, an arm that passed its
@@ -244,11 +252,16 @@ class QuerySteering:
         return arm == 0 or arm in self.cleared or arm in self.stats
 
     def exploring(self, require_trial: bool) -> bool:
-        """Whether an arm of this query is still in play (every execution is then worth a record)."""
+        """Whether every execution of this query is worth a record: an arm is in play, and users
+        run it or the default's baseline is still being measured (a query whose arms only wait
+        for their trials needs its text, not its executions)."""
         live = set(self.candidates) - self.banned
-        if require_trial and self.untriable:
-            live = {a for a in live if self.tried(a)}
-        return bool(live)
+        if not require_trial or not live:
+            return bool(live)
+        if any(self.tried(a) for a in live):
+            return True
+        base = self.stats.get(0)
+        return not self.untriable and (base is None or base.n < BASELINE_RUNS)
 
 
 class SteeringPolicy:
@@ -268,11 +281,11 @@ class SteeringPolicy:
     would inflate the baseline and let neutral arms pass the guard), or
     for a plan whose estimates were right.  With ``require_trial`` (the
     worker's setting) an arm reaches no user's execution before it passed a
-    *trial*: the worker runs the statement itself under the arm, cancelled
-    at BAN_FACTOR times the default's mean (:meth:`wanted_trials`,
-    :meth:`trial_result`); one that does not finish is banned having cost
-    no user anything, and a query whose statement cannot be tried is not
-    explored.  An arm is banned as soon as one user's execution takes
+    *trial*: the worker runs the statement itself under the default and then
+    under the arm, cancelled at BAN_FACTOR times the default's time
+    (:meth:`wanted_trials`, :meth:`trial_result`); one that does not finish,
+    or is TRIAL_SLOWER slower, is banned having cost no user anything, and a
+    query whose statement cannot be tried is not explored.  An arm is banned as soon as one user's execution takes
     BAN_FACTOR times the default's mean too (data and parameters change),
     and by the regression guard once, after GUARD_RUNS executions, its
     mean is not MIN_GAIN faster than the default's (stricter than "slower
@@ -357,12 +370,13 @@ class SteeringPolicy:
         return best
 
     def wanted_trials(self) -> list[tuple[int, int, float]]:
-        """(query id, arm, timeout in microseconds) of the trials exploration waits for.
+        """(query id, arm, the default's time limit in microseconds) of the trials exploration waits for.
 
         One per query: its first candidate not tried yet, once the default
-        has its BASELINE_RUNS executions.  The timeout is BAN_FACTOR times
-        the default's mean (at least TRIAL_MIN_TIMEOUT_US): the latency at
-        which a user's execution would ban the arm anyway.
+        has its BASELINE_RUNS executions.  A trial is paired: the worker runs
+        the default plan first, cancelled at BAN_FACTOR times its users'
+        mean (beyond that the machine is too busy to measure anything), then
+        the arm, cancelled at :func:`trial_limit` of the default's trial time.
         """
         import math
 
@@ -375,28 +389,24 @@ class SteeringPolicy:
                 continue
             for a in q.candidates:
                 if a not in q.banned and not q.tried(a):
-                    timeout = max(BAN_FACTOR * math.exp(base.mean), TRIAL_MIN_TIMEOUT_US)
-                    wanted.append((query_id, a, timeout))
+                    wanted.append((query_id, a, trial_limit(math.exp(base.mean))))
                     break
         return wanted
 
-    def trial_result(self, query_id: int, arm: int, latency_us: float | None) -> int | None:
-        """Record a trial of ``arm`` (None: cancelled at its timeout); return the arm to publish if
-        the decision must change.  An arm whose trial finished within TRIAL_SLOWER times the
-        default's mean is cleared for users, any other is banned; the trial time is kept as
-        evidence, not as a sample (the worker's execution is not a user's: no client, other
-        settings)."""
-        import math
-
+    def trial_result(self, query_id: int, arm: int, latency_us: float | None, default_us: float) -> int | None:
+        """Record a trial of ``arm`` (None: cancelled at its limit) paired with the default's
+        ``default_us`` just before; return the arm to publish if the decision must change.  An arm
+        that finished within TRIAL_SLOWER times the default's trial is cleared for users, any other
+        is banned.  The times are kept as evidence, not as samples (the worker is not a client)."""
         q = self.queries.get(query_id)
         if q is None or arm == 0 or arm not in q.candidates:
             return None
-        base = q.stats.get(0)
-        q.trials[arm] = latency_us
-        if latency_us is None or base is None or math.log(max(latency_us, 1.0)) > base.mean + math.log(TRIAL_SLOWER):
+        q.trials[arm] = (latency_us, float(default_us))
+        if latency_us is None or latency_us > TRIAL_SLOWER * default_us:
             q.banned.add(arm)
         else:
             q.cleared.add(arm)
+        base = q.stats.get(0)
         if base is None or base.n < BASELINE_RUNS:
             return None
         best = self._thompson(q, base)

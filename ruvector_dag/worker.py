@@ -31,7 +31,7 @@ import numpy as np
 from . import attention, clustering, features, storage
 from .errors import InvalidParameter, NotEnrolled
 from .learner import LearnerConfig, TableLearner
-from .steering import ARMS, MAX_CAPTURE_RULES, SETTLE_MIN_US, SETTLE_RUNS
+from .steering import ARMS, MAX_CAPTURE_RULES, SETTLE_MIN_US, SETTLE_RUNS, trial_limit
 from .trajectory import decode
 
 #: Learners are saved at least this often while they learn (and after every
@@ -59,11 +59,18 @@ MAX_TEXTS = 256
 TEXT_WAIT_RUNS = 5
 #: SQLSTATEs of a trial that failed for now (a lock, a cancel, a serialization failure): tried again later.
 TRIAL_RETRY_SQLSTATES = frozenset({"55P03", "57014", "40001", "40P01", "53200"})
-#: Trials run only while this many CPUs were idle since the last drain: the worker runs at nice 19, so
-#: on a saturated machine a trial would measure the scheduler, not the plan (and ban good arms).
-TRIAL_IDLE_CPUS = 0.9
-#: Flag of a capture rule: the worker wants the query's text (RVD_RULE_WANT_TEXT in ruvector_dag.h).
-RULE_WANT_TEXT = 1
+#: Trials start only while this many CPUs were idle since the last drain: the worker runs at nice 19,
+#: so on a saturated machine a trial would measure the scheduler, not the plan (and ban good arms).
+TRIAL_IDLE_CPUS = 0.5
+#: ... and a trial that spent more than this share of its time waiting for a CPU (Linux's
+#: /proc/self/schedstat) counts for nothing: it is tried again later.
+TRIAL_STARVED_SHARE = 0.5
+#: Trials take at most this share of the worker's time (or ruvector.dag_worker_cpu_percent, if more):
+#: they run on idle CPU only, and each is bounded (3x the default's time, per arm, once per query).
+TRIAL_SHARE = 0.25
+#: Flags of a capture rule (RVD_RULE_* in ruvector_dag.h): capture every execution; send the text.
+RULE_EVERY = 1
+RULE_WANT_TEXT = 2
 #: Lowest capture fraction published (the first execution of each query, and steered ones, are always captured).
 MIN_SAMPLE_FRACTION = 1e-6
 #: Relative change of the capture fraction worth publishing (every statement reads it: write rarely).
@@ -94,6 +101,7 @@ _wanted: set[int] = set()  # ... and the query ids whose text they ask for
 _texts: dict[int, tuple[int, str, str, tuple[tuple[int, str | None], ...]]] = {}  # query id: (role, path, text, params)
 _text_waits: dict[int, int] = {}  # executions captured since a query's text was asked for
 _trial_ready_at = 0.0  # monotonic time the next trial may start (trials share the CPU budget)
+_trials_waiting = False  # a trial's statement is held and waits for its turn (drain() says so)
 _cpu_times: tuple[float, float] | None = None  # (all, idle) CPU seconds of the machine at the last drain
 _logged_fraction = 1.0
 _last_sample_log = -SAMPLE_LOG_S
@@ -241,12 +249,13 @@ def _publish_capture_rules(wanted: set[int]) -> None:
     global _rules, _wanted
     rules = capture_rules([learner.steering for learner in _learners.values()],
                           float(_setting("ruvector.dag_capture_settled_fraction") or 1.0))
-    wanted = {qid for qid in wanted if qid in rules}  # (a query wanting a trial is being steered)
+    wanted = set(list(wanted)[:max(0, MAX_CAPTURE_RULES - len(rules))]) | (wanted & rules.keys())
     if rules != _rules or wanted != _wanted:
-        ids = sorted(rules)
+        ids = sorted(rules.keys() | wanted)
         _pg.set_capture_rules(np.array(ids, dtype=np.uint64).tobytes(),
-                              np.array([rules[i] for i in ids], dtype=np.float64).tobytes(),
-                              bytes(RULE_WANT_TEXT if i in wanted else 0 for i in ids))
+                              np.array([rules.get(i, 1.0) for i in ids], dtype=np.float64).tobytes(),
+                              bytes((RULE_EVERY if rules.get(i) == 1.0 else 0) | (RULE_WANT_TEXT if i in wanted else 0)
+                                    for i in ids))
         _rules, _wanted = rules, wanted
 
 
@@ -265,6 +274,37 @@ def _machine_cpu() -> tuple[float, float] | None:
     except (OSError, ValueError):
         return None
     return sum(fields[:8]), fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+
+
+def _run_delay() -> float | None:
+    """Seconds this process has waited for a CPU while runnable (Linux), or None."""
+    try:
+        with open("/proc/self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _paired_trial(learner: TableLearner, qid: int, arm: int,
+                  default_limit_us: float) -> tuple[float | None, float | None, float]:
+    """Run the default and then ``arm`` on the statement of ``qid``, back to back under the same
+    conditions; (the default's microseconds, the arm's or None if cancelled, the arm's limit).
+    The default's time is None when the pair tells nothing: it did not finish within its users'
+    BAN_FACTOR x (a machine too busy), or the statement failed (then, unless the failure is a
+    passing one, the query is untriable)."""
+    userid, path, text, params = _texts[qid]
+    limit_us = default_limit_us
+    try:
+        default_us = _pg.trial(qid, userid, path, text, params, 0, max(1, round(default_limit_us / 1000.0)))
+        if default_us is None:
+            return None, None, limit_us
+        limit_us = trial_limit(default_us)
+        return default_us, _pg.trial(qid, userid, path, text, params, arm, max(1, round(limit_us / 1000.0))), limit_us
+    except _pg.Error as exc:
+        if getattr(exc, "sqlstate", "") not in TRIAL_RETRY_SQLSTATES:
+            learner.steering.untriable(qid)
+            _pg.log(f"query {qid} is not explored: its trial failed: {exc}")
+        return None, None, limit_us
 
 
 def _trials(per_query: dict[int, int], share: float) -> set[int]:
@@ -306,27 +346,27 @@ def _trials(per_query: dict[int, int], share: float) -> set[int]:
     ready = [qid for qid in wanted if qid in _texts]
     if ready and now >= _trial_ready_at and idle >= TRIAL_IDLE_CPUS:
         qid = ready[0]
-        learner, arm, timeout_us = wanted[qid]
-        userid, path, text, params = _texts[qid]
-        began = time.monotonic()
-        try:
-            latency = _pg.trial(qid, userid, path, text, params, arm, max(1, math.ceil(timeout_us / 1000.0)))
-        except _pg.Error as exc:
-            if getattr(exc, "sqlstate", "") not in TRIAL_RETRY_SQLSTATES:
-                learner.steering.untriable(qid)
-                _pg.log(f"query {qid} is not explored: its trial failed: {exc}")
-            latency, arm = None, 0
+        learner, arm, default_limit_us = wanted[qid]
+        began, delay = time.monotonic(), _run_delay()
+        default_us, latency, limit_us = _paired_trial(learner, qid, arm, default_limit_us)
         took = time.monotonic() - began
-        _trial_ready_at = time.monotonic() + took * (1.0 / max(share, 1e-3) - 1.0)
-        if arm != 0:
-            decision = learner.steering.trial_result(qid, arm, latency)
+        after = _run_delay()
+        waited = after - delay if after is not None and delay is not None else 0.0
+        _trial_ready_at = time.monotonic() + took * (1.0 / max(share, TRIAL_SHARE) - 1.0)
+        if default_us is not None and waited > TRIAL_STARVED_SHARE * took:
+            _pg.log(f"trial of arm {ARMS[arm].name} for query {qid} waited {waited * 1000.0:.0f} ms of "
+                    f"{took * 1000.0:.0f} for a CPU: tried again later")
+        elif default_us is not None:
+            decision = learner.steering.trial_result(qid, arm, latency, default_us)
             if decision is not None:
                 learner.pending_decisions[qid] = decision
-            verdict = "cleared" if latency is not None and arm not in learner.steering.queries[qid].banned else "banned"
+            verdict = "banned" if arm in learner.steering.queries[qid].banned else "cleared"
             shown = "did not finish" if latency is None else f"{latency / 1000.0:.1f} ms"
-            _pg.log(f"trial of arm {ARMS[arm].name} for query {qid}: {shown} "
-                    f"(limit {timeout_us / 1000.0:.1f} ms), {verdict}")
+            _pg.log(f"trial of arm {ARMS[arm].name} for query {qid}: {shown} (limit {limit_us / 1000.0:.1f} ms, "
+                    f"default {default_us / 1000.0:.1f} ms), {verdict}")
         _dirty.add(learner.relid)
+    global _trials_waiting
+    _trials_waiting = any(qid in _texts for qid in wanted)
     return {qid for qid in wanted if qid not in _texts and not wanted[qid][0].steering.queries[qid].untriable}
 
 
@@ -406,7 +446,7 @@ def _adapt_sampling(arrived: int, per_query: dict[int, int], elapsed: float, sha
         _logged_fraction, _last_sample_log = _fraction, now
 
 
-def drain() -> None:
+def drain() -> str | None:
     """Run the instant loop over what the ring holds, within the CPU budget.
 
     The ring is always emptied, so capture never drops because the worker is
@@ -416,7 +456,9 @@ def drain() -> None:
     being copied (``skip_ring``), except those of queries being steered, which
     are still learned from until the debt reaches PRIORITY_DEBT_S.  A call
     returns after DRAIN_MAX_S, so the worker's loop stays responsive to
-    signals and requests under any load.
+    signals and requests under any load.  Returns "trials" while a trial
+    waits for its turn (worker.c then calls again at its next poll even if no
+    record arrives).
     """
     global _tokens, _last_drain, _cost_s, _generation, _last_refresh
     now = time.monotonic()
@@ -480,6 +522,7 @@ def drain() -> None:
     _tokens -= time.process_time() - cpu_start  # the rest of the call (skipping, bookkeeping) counts too
     if time.monotonic() - _last_save >= SAVE_INTERVAL_S:
         _save_dirty()
+    return "trials" if _trials_waiting else None  # worker.c drains again at its next poll, records or not
 
 
 def _cycle(relid: int, k: int | None = None) -> dict[str, Any]:

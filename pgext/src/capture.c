@@ -339,7 +339,7 @@ rvd_sampled(uint64 query_id)
 
 	if (rvd_capture_rule(query_id, &rule, &flags))
 	{
-		if (rule == PG_UINT32_MAX)
+		if (flags & RVD_RULE_EVERY)
 			return true;		/* being steered: every execution */
 		threshold = Min(threshold, rule);
 	}
@@ -487,21 +487,25 @@ static void
 rvd_ExecutorEnd(QueryDesc *qd)
 {
 	int			slot;
+	uint32		threshold;
+	uint8		flags;
 
 	if (qd->totaltime != NULL && qd->estate != NULL && qd->planstate != NULL &&
 		(qd->estate->es_top_eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
 		(qd->instrument_options & INSTRUMENT_ROWS) != 0 &&
 		(slot = rvd_enrolled_slot(qd->plannedstmt)) >= 0)
-	{
-		uint32		threshold;
-		uint8		flags;
-
 		rvd_capture(qd, slot);
-		/* The worker wants this query's text, to try an arm on it first (statements.c). */
-		if (rvd_capture_rule(qd->plannedstmt->queryId, &threshold, &flags) &&
-			(flags & RVD_RULE_WANT_TEXT) != 0)
-			rvd_statement_offer(qd);
-	}
+
+	/*
+	 * The worker wants this query's text, to try an arm on it before any
+	 * user runs it (statements.c); captured or not, the execution has it.
+	 */
+	if (rvd_texts_wanted() && qd->estate != NULL &&
+		(qd->estate->es_top_eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
+		rvd_capture_rule(qd->plannedstmt->queryId, &threshold, &flags) &&
+		(flags & RVD_RULE_WANT_TEXT) != 0 &&
+		rvd_enrolled_slot(qd->plannedstmt) >= 0)
+		rvd_statement_offer(qd);
 
 	if (prev_ExecutorEnd)
 		prev_ExecutorEnd(qd);

@@ -167,10 +167,12 @@ typedef struct RvdRequest
 #define RVD_DECISION_TRIAL 3
 
 /*
- * A capture rule, published by the worker: capture keeps an execution of
- * query_id when a uniform uint32 draw is below threshold, instead of the
- * global sample threshold.  PG_UINT32_MAX for a query being steered (every
- * execution), lower for a settled, expensive one (see worker.py).
+ * A capture rule, published by the worker for one query: RVD_RULE_EVERY
+ * captures every execution (a query being steered: exploration and the
+ * guard need them all); otherwise an execution is kept when a uniform
+ * uint32 draw is below both the global sample threshold and `threshold`
+ * (lower for a settled, expensive query, see worker.py).
+ * RVD_RULE_WANT_TEXT asks for the statement's text (RvdStatement).
  */
 
 /* The uint32 keep threshold of a capture fraction in [0, 1] (1: every statement). */
@@ -187,8 +189,8 @@ typedef struct RvdCaptureRule
 	uint8		flags;			/* RVD_RULE_* */
 } RvdCaptureRule;
 
-/* The worker wants the statement's text, to try an arm on it (RvdStatement). */
-#define RVD_RULE_WANT_TEXT 1
+#define RVD_RULE_EVERY 1
+#define RVD_RULE_WANT_TEXT 2
 
 /*
  * The text of one execution of a statement, offered by a backend when the
@@ -335,6 +337,7 @@ extern int	rvd_steer_arm(struct Query *parse, uint8 *source);
 extern int	rvd_steer_lookup(uint64 query_id, uint8 *source);
 extern bool rvd_set_decision(uint64 query_id, int arm, uint8 source);
 extern bool rvd_capture_rule(uint64 query_id, uint32 *threshold, uint8 *flags);
+extern bool rvd_texts_wanted(void);
 extern void rvd_set_capture_rules(const RvdCaptureRule *rules, int n);
 extern int	rvd_steer_begin(int arm);
 extern void rvd_steer_end(int nest_level);
@@ -355,6 +358,7 @@ extern const char *rvd_operator_name(int code);
 struct QueryDesc;
 extern void rvd_statement_offer(struct QueryDesc *qd);
 extern int	rvd_statements_take(RvdStatement *out, int max);
+extern bool rvd_statements_offered(void);
 extern double rvd_trial_run(uint64 query_id, Oid userid, const char *search_path, const char *text,
 							int nparams, const Oid *types, const char *const *values, int arm,
 							int timeout_ms);

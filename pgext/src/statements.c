@@ -40,6 +40,7 @@
 #include "miscadmin.h"
 #include "nodes/params.h"
 #include "portability/instr_time.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "tcop/dest.h"
 #include "utils/builtins.h"
@@ -161,6 +162,8 @@ rvd_statement_offer(QueryDesc *qd)
 	}
 	if (fits)
 	{
+		struct Latch *latch;
+
 		LWLockAcquire(rvd_shared->statements_lock, LW_EXCLUSIVE);
 		if (!rvd_statement_held(stmt->queryId))
 		{
@@ -180,8 +183,24 @@ rvd_statement_offer(QueryDesc *qd)
 			}
 		}
 		LWLockRelease(rvd_shared->statements_lock);
+		/* Wake the worker: it tries the statement now, whether or not records arrive. */
+		latch = rvd_worker_latch();
+		if (latch != NULL)
+			SetLatch(latch);
 	}
 	pfree(buf);
+}
+
+/* Whether a statement waits in a slot for the worker (read without the lock: a hint). */
+bool
+rvd_statements_offered(void)
+{
+	int			i;
+
+	for (i = 0; i < RVD_MAX_STATEMENTS; i++)
+		if (rvd_shared->statements[i].query_id != 0)
+			return true;
+	return false;
 }
 
 /*

@@ -61,6 +61,7 @@ static int	local_n_decisions = 0;
 static RvdDecision local_decisions[RVD_MAX_DECISIONS];
 static int	local_n_rules = 0;
 static RvdCaptureRule local_rules[RVD_MAX_CAPTURE_RULES];
+static int	local_n_want_text = 0;	/* rules with RVD_RULE_WANT_TEXT */
 
 static int
 rvd_decision_cmp(const void *a, const void *b)
@@ -99,6 +100,9 @@ rvd_refresh_local(void)
 			local_decisions[local_n_decisions++] = rvd_shared->decisions[i];
 	local_n_rules = rvd_shared->n_capture_rules;
 	memcpy(local_rules, rvd_shared->capture_rules, sizeof(RvdCaptureRule) * local_n_rules);
+	local_n_want_text = 0;
+	for (i = 0; i < (uint32) local_n_rules; i++)
+		local_n_want_text += (local_rules[i].flags & RVD_RULE_WANT_TEXT) != 0;
 	local_generation = gen;
 	LWLockRelease(rvd_shared->decisions_lock);
 	qsort(local_decisions, local_n_decisions, sizeof(RvdDecision), rvd_decision_cmp);
@@ -165,6 +169,16 @@ rvd_capture_rule(uint64 query_id, uint32 *threshold, uint8 *flags)
 	*threshold = r->threshold;
 	*flags = r->flags;
 	return true;
+}
+
+/* Whether the worker wants any statement's text (one atomic read, usually). */
+bool
+rvd_texts_wanted(void)
+{
+	if (rvd_shared == NULL)
+		return false;
+	rvd_refresh_local();
+	return local_n_want_text > 0;
 }
 
 /* Replace the capture rules (the worker's; at most RVD_MAX_CAPTURE_RULES are kept). */

@@ -318,6 +318,7 @@ rvd_worker_main(Datum main_arg)
 {
 	TimestampTz next_cycle;
 	bool		busy = false;	/* the ring had records at the last wake */
+	bool		trials_waiting = false; /* the engine holds a statement to try (worker.py) */
 	char	   *line = NULL;
 
 	/* Before the interpreter starts: threads it creates inherit the priority. */
@@ -392,12 +393,18 @@ rvd_worker_main(Datum main_arg)
 			 * the rate estimate behind the fraction must see the empty
 			 * intervals too, or it could not climb back when the load goes.
 			 */
-			if (buffered > 0 ||
+			if (buffered > 0 || trials_waiting || rvd_statements_offered() ||
 				pg_atomic_read_u32(&rvd_shared->sample_threshold) != PG_UINT32_MAX)
 			{
 				busy = buffered >= (uint64) (rvd_shared->capacity / RVD_BUSY_SHARE);
-				(void) rvd_in_transaction("ruvector_dag: learning from captured queries", rvd_step_call,
-										  "drain", NULL, NULL, NULL);
+				line = NULL;
+				trials_waiting = false;
+				if (rvd_in_transaction("ruvector_dag: learning from captured queries", rvd_step_call,
+									   "drain", &line, NULL, NULL) && line != NULL)
+				{
+					trials_waiting = strcmp(line, "trials") == 0;
+					pfree(line);
+				}
 			}
 			if (GetCurrentTimestamp() >= next_cycle)
 			{

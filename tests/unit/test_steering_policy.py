@@ -158,10 +158,13 @@ def _trial_run(policy: SteeringPolicy, latency_of: dict[int, float], trial_of: d
         arms.append(arm)
         change = policy.observe(42, arm, latency_of.get(arm, latency_of[0]), TRAP)
         arm = change if change is not None else arm
-        for qid, a, timeout in policy.wanted_trials():
-            trials.append((a, timeout))
+        for qid, a, default_limit in policy.wanted_trials():
+            default = latency_of[0]  # the worker's paired run of the default
+            assert default <= default_limit
+            limit = steering.trial_limit(default)
+            trials.append((a, limit))
             t = trial_of[a]
-            change = policy.trial_result(qid, a, None if t is None or t > timeout else t)
+            change = policy.trial_result(qid, a, None if t is None or t > limit else t, default)
             arm = change if change is not None else arm
     return arms, trials
 
@@ -177,9 +180,9 @@ def test_with_trials_no_user_runs_an_arm_that_failed_its_trial() -> None:
     q = policy.queries[42]
     assert no_nestloop not in arms and merge_only not in arms  # failed trials: never a user's plan
     assert {no_nestloop, merge_only} <= q.banned and q.cleared == {hash_only}
-    assert q.trials[no_nestloop] is None  # cancelled at its timeout
-    assert q.trials[merge_only] == 14_000.0  # finished, 1.4x the default: banned all the same
-    # every trial's limit is the ban threshold: BAN_FACTOR x the default's mean
+    assert q.trials[no_nestloop] == (None, 10_000.0)  # cancelled at its limit
+    assert q.trials[merge_only] == (14_000.0, 10_000.0)  # finished, 1.4x the default: banned all the same
+    # every trial's limit is the ban threshold: BAN_FACTOR x the default's (paired) time
     assert all(math.isclose(t, steering.BAN_FACTOR * 10_000.0, rel_tol=1e-9) for _, t in trials)
     assert hash_only in arms[:12] and arms[-5:] == [hash_only] * 5  # the trap is still fixed
     # without trials the same query explores on users' executions: the 1000x arm is run once
@@ -194,7 +197,8 @@ def test_untriable_queries_are_not_explored() -> None:
     for _ in range(steering.BASELINE_RUNS + 1):
         assert policy.observe(42, 0, 10_000.0, TRAP) is None
     assert [a for _, a, _ in policy.wanted_trials()] == [arm_index("hash_only")]
-    assert policy.queries[42].exploring(True)
+    assert not policy.queries[42].exploring(True)  # waiting for a trial: its text, not every execution
+    assert policy.queries[42].exploring(False)
     policy.untriable(42)
     assert policy.wanted_trials() == [] and not policy.queries[42].exploring(True)
     for _ in range(20):
@@ -209,3 +213,16 @@ def test_trial_timeout_has_a_floor() -> None:
     for _ in range(steering.BASELINE_RUNS + 1):
         policy.observe(42, 0, 100.0, TRAP)  # 0.1 ms: 3x would be below the timer's resolution
     assert [t for _, _, t in policy.wanted_trials()] == [steering.TRIAL_MIN_TIMEOUT_US]
+    assert steering.trial_limit(100.0) == steering.TRIAL_MIN_TIMEOUT_US
+    assert steering.trial_limit(1e6) == steering.BAN_FACTOR * 1e6
+
+
+def test_a_query_is_watched_during_its_baseline_and_once_an_arm_is_cleared() -> None:
+    policy = SteeringPolicy(seed=4, require_trial=True)
+    policy.observe(42, 0, 10_000.0, TRAP)
+    assert policy.queries[42].exploring(True)  # its baseline needs every execution
+    for _ in range(steering.BASELINE_RUNS):
+        policy.observe(42, 0, 10_000.0, TRAP)
+    assert not policy.queries[42].exploring(True)
+    policy.trial_result(42, arm_index("hash_only"), 3_000.0, 10_000.0)
+    assert policy.queries[42].exploring(True)  # users may run hash_only now: the guard needs them all

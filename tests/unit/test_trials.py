@@ -1,0 +1,171 @@
+"""The worker's trials of steering arms (worker._trials), against a fake ``_ruvector_pg``."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from plans import plan
+
+from ruvector_dag import steering, worker
+from ruvector_dag.steering import SteeringPolicy, arm_index
+
+TRAP = plan(["Nested Loop", "Seq Scan", "Seq Scan"], [-1, 0, 0], [1, 1, 10000], [100, 10, 80])
+TRAP["actual_rows"] = [5000, 5000, 10000]  # suggests hash_only, no_nestloop, merge_only
+QID = 42
+HASH_ONLY = arm_index("hash_only")
+
+
+class PgError(Exception):
+    def __init__(self, message: str, sqlstate: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class FakePg:
+    """What _trials calls: take_statements, trial, log."""
+
+    Error = PgError
+
+    def __init__(self) -> None:
+        self.offered: list[tuple[Any, ...]] = []
+        self.results: dict[int, Any] = {}  # arm: microseconds, None (timed out) or an exception
+        self.calls: list[tuple[int, int, int]] = []
+        self.lines: list[str] = []
+        self.seconds = 0.0  # how long a trial takes
+
+    def take_statements(self) -> list[tuple[Any, ...]]:
+        taken, self.offered = self.offered, []
+        return taken
+
+    def trial(self, qid: int, userid: int, path: str, text: str, params: Any, arm: int, timeout_ms: int) -> Any:
+        self.calls.append((qid, arm, timeout_ms))
+        time.sleep(self.seconds)
+        r = self.results.get(arm, 10_000.0)  # the default's 10 ms unless told
+        if isinstance(r, Exception):
+            raise r
+        return r
+
+    def log(self, line: str) -> None:
+        self.lines.append(line)
+
+
+@dataclass
+class FakeLearner:
+    relid: int = 1
+    steering: SteeringPolicy = field(default_factory=lambda: SteeringPolicy(seed=0, require_trial=True))
+    pending_decisions: dict[int, int] = field(default_factory=dict)
+
+
+@pytest.fixture
+def pg(monkeypatch: pytest.MonkeyPatch) -> FakePg:
+    fake = FakePg()
+    monkeypatch.setattr(worker, "_pg", fake)
+    for name, value in (("_texts", {}), ("_text_waits", {}), ("_wanted", set()), ("_dirty", set()),
+                        ("_trial_ready_at", 0.0), ("_cpu_times", None)):
+        monkeypatch.setattr(worker, name, value)
+    monkeypatch.setattr(worker, "_machine_cpu", lambda: None)  # idle
+    monkeypatch.setattr(worker, "_run_delay", lambda: None)
+    return fake
+
+
+def learner_after_baseline(monkeypatch: pytest.MonkeyPatch, default_us: float = 10_000.0) -> FakeLearner:
+    learner = FakeLearner()
+    for _ in range(steering.BASELINE_RUNS + 1):
+        learner.steering.observe(QID, 0, default_us, TRAP)
+    monkeypatch.setattr(worker, "_learners", {learner.relid: learner})
+    return learner
+
+
+def offer(pg: FakePg) -> None:
+    pg.offered.append((QID, 10, '"$user", public', "SELECT 1", ((23, "7"),)))
+
+
+def test_text_is_asked_for_then_each_arm_tried_once(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
+    learner = learner_after_baseline(monkeypatch)
+    assert worker._trials({}, 1.0) == {QID}  # no text yet: the capture rule asks for it
+    assert pg.calls == []
+    offer(pg)
+    pg.results = {HASH_ONLY: 4_000.0, arm_index("no_nestloop"): None, arm_index("merge_only"): 20_000.0}
+    for _ in range(3):
+        assert worker._trials({}, 1.0) == set()  # the text is held: nothing more to ask for
+    # each arm paired with the default just before it, under the same conditions
+    assert [a for _, a, _ in pg.calls] == [0, HASH_ONLY, 0, arm_index("no_nestloop"), 0, arm_index("merge_only")]
+    assert all(t == 30 for *_, t in pg.calls)  # 3 x the default's 10 ms (users' mean, then the trial's)
+    q = learner.steering.queries[QID]
+    assert q.cleared == {HASH_ONLY} and {arm_index("no_nestloop"), arm_index("merge_only")} <= q.banned
+    assert learner.pending_decisions.get(QID) in (None, 0, HASH_ONLY)
+    worker._trials({}, 1.0)
+    assert worker._texts == {}  # no trial left: the user's constants are not kept (from the next drain)
+    assert sum("cleared" in line for line in pg.lines) == 1 and sum("banned" in line for line in pg.lines) == 2
+
+
+def test_a_statement_never_offered_is_untriable(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
+    learner = learner_after_baseline(monkeypatch)
+    worker._trials({}, 1.0)
+    monkeypatch.setattr(worker, "_wanted", {QID})  # as _publish_capture_rules would have set it
+    for _ in range(worker.TEXT_WAIT_RUNS):
+        worker._trials({QID: 1}, 1.0)
+    assert learner.steering.queries[QID].untriable
+    assert worker._trials({QID: 1}, 1.0) == set() and pg.calls == []
+
+
+def test_a_default_that_does_not_finish_tells_nothing(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
+    learner = learner_after_baseline(monkeypatch)
+    offer(pg)
+    pg.results = {0: None}  # the machine is too busy for the default to finish within 3x its users' mean
+    worker._trials({}, 1.0)
+    q = learner.steering.queries[QID]
+    assert [a for _, a, _ in pg.calls] == [0] and not q.trials and not q.banned
+
+
+def test_the_arm_is_judged_against_its_paired_default(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
+    learner = learner_after_baseline(monkeypatch)
+    offer(pg)
+    pg.results = {0: 40_000.0, HASH_ONLY: 45_000.0}  # a slow moment: both 4x their users' times
+    worker._trials({}, 1.0)
+    q = learner.steering.queries[QID]
+    assert HASH_ONLY in q.cleared and pg.calls[1][2] == 120  # the arm's limit: 3 x the paired default
+
+
+def test_failed_trials(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
+    learner = learner_after_baseline(monkeypatch)
+    offer(pg)
+    pg.results = {HASH_ONLY: PgError("could not obtain lock", "55P03")}
+    worker._trials({}, 1.0)
+    q = learner.steering.queries[QID]
+    assert not q.untriable and HASH_ONLY not in q.banned | q.cleared  # a lock: tried again later
+    pg.results = {HASH_ONLY: PgError("permission denied for table t", "42501")}
+    worker._trials({}, 1.0)
+    assert q.untriable and HASH_ONLY not in q.cleared  # not explored at all
+
+
+def test_a_starved_trial_counts_for_nothing(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
+    learner = learner_after_baseline(monkeypatch)
+    offer(pg)
+    delays = iter([0.0, 10.0])  # ten seconds waiting for a CPU during the trial
+    monkeypatch.setattr(worker, "_run_delay", lambda: next(delays))
+    pg.results = {HASH_ONLY: None}
+    worker._trials({}, 1.0)
+    q = learner.steering.queries[QID]
+    assert HASH_ONLY not in q.banned and not q.trials and "tried again later" in pg.lines[-1]
+
+
+def test_trials_wait_for_an_idle_cpu_and_share_the_budget(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
+    learner_after_baseline(monkeypatch)
+    offer(pg)
+    ticks = itertools.count(1)
+    monkeypatch.setattr(worker, "_cpu_times", (0.0, 0.0))
+    monkeypatch.setattr(worker, "_machine_cpu", lambda: (100.0 * (k := next(ticks)), 10.0 * k))  # 10 % idle
+    monkeypatch.setattr(worker.os, "cpu_count", lambda: 2)
+    worker._trials({}, 1.0)
+    worker._trials({}, 1.0)
+    assert pg.calls == []  # 0.2 CPUs idle: no trial
+    monkeypatch.setattr(worker, "_machine_cpu", lambda: None)
+    pg.seconds = 0.02
+    worker._trials({}, 0.05)  # one paired trial (0.04 s), then the next waits 1/TRIAL_SHARE - 1 = 3 times that
+    worker._trials({}, 0.05)
+    assert len(pg.calls) == 2 and worker._trial_ready_at - time.monotonic() > 0.08
