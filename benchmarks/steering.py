@@ -164,15 +164,17 @@ def fixed_after(times_ruv: list[float], times_van: list[float]) -> int | None:
 
 
 TRIAL_LINE = re.compile(r"trial of arm (\S+) for query (-?\d+): (did not finish|[\d.]+ ms) "
-                        r"\(limit ([\d.]+) ms\), (cleared|banned)")
+                        r"\(limit ([\d.]+) ms, default ([\d.]+) ms\), (cleared|banned)")
 
 
 def trials_logged(log: Path) -> dict[str, Any]:
-    """The worker's trials, from its log lines: how many, how they ended, the worker time they took."""
+    """The worker's trials, from its log lines: how many, how they ended, the worker time they took
+    (the default's run and the arm's, which a cancelled arm spent up to its limit)."""
     found = [m.groups() for m in TRIAL_LINE.finditer(log.read_text(errors="replace"))]
-    spent = sum(float(t.split()[0]) if t != "did not finish" else float(limit) for _, _, t, limit, _ in found)
-    return {"trials": len(found), "cleared": sum(v == "cleared" for *_, v in found),
-            "timed_out": sum(t == "did not finish" for _, _, t, _, _ in found), "worker_ms": spent,
+    spent = sum(float(default) + (float(limit) if t == "did not finish" else float(t.split()[0]))
+                for _, _, t, limit, default, _ in found)
+    return {"trials": len(found), "cleared": sum(g[-1] == "cleared" for g in found),
+            "timed_out": sum(g[2] == "did not finish" for g in found), "worker_ms": spent,
             "lines": [" ".join(g) for g in found]}
 
 

@@ -33,6 +33,8 @@
  */
 #include "postgres.h"
 
+#include <sys/resource.h>
+
 #include "access/parallel.h"
 #include "common/pg_prng.h"
 #include "executor/executor.h"
@@ -42,6 +44,7 @@
 #include "optimizer/planner.h"
 #include "parser/parsetree.h"
 #include "portability/instr_time.h"
+#include "storage/proc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -407,10 +410,33 @@ rvd_planner(Query *parse, const char *query_string, int cursorOptions, ParamList
 	return result;
 }
 
+/*
+ * A parallel worker of the background worker's trial runs at the worker's
+ * low priority too: postmaster starts it at the users' priority, and a
+ * trial must not take CPU from them (statements.c).
+ */
+static void
+rvd_lower_trial_priority(void)
+{
+	static bool done = false;
+
+	if (done || !IsParallelWorker() || rvd_shared == NULL)
+		return;
+	done = true;
+	/* A parallel worker is a member of its leader's lock group (the leader's PGPROC). */
+	if (MyProc != NULL && MyProc->lockGroupLeader != NULL && rvd_shared->worker_pid != 0 &&
+		MyProc->lockGroupLeader->pid == rvd_shared->worker_pid &&
+		setpriority(PRIO_PROCESS, 0, RVD_WORKER_NICE) != 0)
+		elog(DEBUG1, "ruvector_dag: could not lower a trial's parallel worker's priority: %m");
+}
+
 static void
 rvd_ExecutorStart(QueryDesc *qd, int eflags)
 {
-	bool		capture = (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
+	bool		capture;
+
+	rvd_lower_trial_priority();
+	capture = (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
 		rvd_enrolled_slot(qd->plannedstmt) >= 0 &&
 		rvd_sampled(qd->plannedstmt->queryId);
 

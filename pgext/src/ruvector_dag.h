@@ -370,4 +370,7 @@ extern void rvd_enroll_init(void);
 
 /* --- worker.c ------------------------------------------------------------ */
 
+/* CPU priority of the background worker, and of the parallel workers of its trials. */
+#define RVD_WORKER_NICE 19
+
 extern void rvd_register_worker(void);

@@ -286,8 +286,9 @@ rvd_worker_exit(int code, Datum arg)
  * worker only what the backends leave (weight 15 against 1024).  Learning
  * then slows down, queries do not.  Lock waits cannot invert priorities for
  * long: a backend waiting on one of our LWLocks sleeps, freeing the CPU.
+ * The parallel workers of its trials take the same priority (capture.c).
+ * RVD_WORKER_NICE is in ruvector_dag.h.
  */
-#define RVD_WORKER_NICE 19
 
 /* How often the ring is polled: a trajectory reaches the engine within this. */
 #define RVD_POLL_MS 200L
