@@ -62,6 +62,12 @@ TRIAL_RETRY_SQLSTATES = frozenset({"55P03", "57014", "40001", "40P01", "53200"})
 #: Trials start only while this many CPUs were idle since the last drain: the worker runs at nice 19,
 #: so on a saturated machine a trial would measure the scheduler, not the plan (and ban good arms).
 TRIAL_IDLE_CPUS = 0.5
+#: ... on average over this time constant (a gap between two bursts of load is not idleness).
+IDLE_TAU_S = 2.0
+#: A trial that told nothing (its default did not finish, or it was starved of CPU) is tried again
+#: after this, doubled at each such attempt up to TRIAL_BACKOFF_MAX_S.
+TRIAL_BACKOFF_S = 30.0
+TRIAL_BACKOFF_MAX_S = 600.0
 #: ... and a trial that spent more than this share of its time waiting for a CPU (Linux's
 #: /proc/self/schedstat) counts for nothing: it is tried again later.
 TRIAL_STARVED_SHARE = 0.5
@@ -103,6 +109,9 @@ _text_waits: dict[int, int] = {}  # executions captured since a query's text was
 _trial_ready_at = 0.0  # monotonic time the next trial may start (trials share the CPU budget)
 _trials_waiting = False  # a trial's statement is held and waits for its turn (drain() says so)
 _cpu_times: tuple[float, float] | None = None  # (all, idle) CPU seconds of the machine at the last drain
+_idle_avg = 0.0  # idle CPUs, smoothed over IDLE_TAU_S
+_idle_at = 0.0  # monotonic time of that estimate
+_trial_backoff: dict[int, tuple[float, float]] = {}  # query id: (not before, last backoff) after a void trial
 _logged_fraction = 1.0
 _last_sample_log = -SAMPLE_LOG_S
 
@@ -317,10 +326,14 @@ def _trials(per_query: dict[int, int], share: float) -> set[int]:
     backends never offer its text (``per_query`` counts its executions captured meanwhile) or
     whose text fails to run is untriable.
     """
-    global _trial_ready_at, _cpu_times
-    cpu_times = _machine_cpu()
-    idle = idle_cpus(_cpu_times, cpu_times, os.cpu_count() or 1)
-    _cpu_times = cpu_times
+    global _trial_ready_at, _cpu_times, _idle_avg, _idle_at
+    cpu_times, now = _machine_cpu(), time.monotonic()
+    if cpu_times is None or _cpu_times is None:
+        _idle_avg = idle_cpus(None, None, os.cpu_count() or 1)  # unknown: idle (not Linux), or the first reading
+    else:
+        alpha = 1.0 - math.exp(-max(now - _idle_at, 0.0) / IDLE_TAU_S)
+        _idle_avg += alpha * (idle_cpus(_cpu_times, cpu_times, os.cpu_count() or 1) - _idle_avg)
+    _cpu_times, _idle_at = cpu_times, now
     for qid, userid, path, text, params in _pg.take_statements():
         _texts.pop(qid, None)
         _texts[qid] = (int(userid), str(path), str(text), tuple(params))
@@ -342,9 +355,10 @@ def _trials(per_query: dict[int, int], share: float) -> set[int]:
                 wanted[qid][0].steering.untriable(qid)
                 _dirty.add(wanted[qid][0].relid)
                 _pg.log(f"query {qid} is not explored: its statement cannot be tried")
-    now = time.monotonic()
-    ready = [qid for qid in wanted if qid in _texts]
-    if ready and now >= _trial_ready_at and idle >= TRIAL_IDLE_CPUS:
+    for qid in [q for q in _trial_backoff if q not in wanted]:
+        del _trial_backoff[qid]
+    ready = [qid for qid in wanted if qid in _texts and now >= _trial_backoff.get(qid, (0.0, 0.0))[0]]
+    if ready and now >= _trial_ready_at and _idle_avg >= TRIAL_IDLE_CPUS:
         qid = ready[0]
         learner, arm, default_limit_us = wanted[qid]
         began, delay = time.monotonic(), _run_delay()
@@ -353,10 +367,16 @@ def _trials(per_query: dict[int, int], share: float) -> set[int]:
         after = _run_delay()
         waited = after - delay if after is not None and delay is not None else 0.0
         _trial_ready_at = time.monotonic() + took * (1.0 / max(share, TRIAL_SHARE) - 1.0)
-        if default_us is not None and waited > TRIAL_STARVED_SHARE * took:
-            _pg.log(f"trial of arm {ARMS[arm].name} for query {qid} waited {waited * 1000.0:.0f} ms of "
-                    f"{took * 1000.0:.0f} for a CPU: tried again later")
-        elif default_us is not None:
+        if default_us is None or waited > TRIAL_STARVED_SHARE * took:
+            if not learner.steering.queries[qid].untriable:  # (an untriable one: logged by _paired_trial)
+                backoff = min(2.0 * _trial_backoff.get(qid, (0.0, TRIAL_BACKOFF_S / 2.0))[1], TRIAL_BACKOFF_MAX_S)
+                _trial_backoff[qid] = (time.monotonic() + backoff, backoff)
+                why = (f"waited {waited * 1000.0:.0f} ms of {took * 1000.0:.0f} for a CPU" if default_us is not None
+                       else f"its default did not finish within {default_limit_us / 1000.0:.0f} ms")
+                _pg.log(f"trial of arm {ARMS[arm].name} for query {qid} told nothing ({why}): "
+                        f"tried again in {backoff:.0f} s")
+        else:
+            _trial_backoff.pop(qid, None)
             decision = learner.steering.trial_result(qid, arm, latency, default_us)
             if decision is not None:
                 learner.pending_decisions[qid] = decision

@@ -65,7 +65,8 @@ def pg(monkeypatch: pytest.MonkeyPatch) -> FakePg:
     fake = FakePg()
     monkeypatch.setattr(worker, "_pg", fake)
     for name, value in (("_texts", {}), ("_text_waits", {}), ("_wanted", set()), ("_dirty", set()),
-                        ("_trial_ready_at", 0.0), ("_cpu_times", None)):
+                        ("_trial_ready_at", 0.0), ("_cpu_times", None), ("_trial_backoff", {}),
+                        ("_idle_avg", 0.0), ("_idle_at", 0.0)):
         monkeypatch.setattr(worker, name, value)
     monkeypatch.setattr(worker, "_machine_cpu", lambda: None)  # idle
     monkeypatch.setattr(worker, "_run_delay", lambda: None)
@@ -120,6 +121,9 @@ def test_a_default_that_does_not_finish_tells_nothing(pg: FakePg, monkeypatch: p
     worker._trials({}, 1.0)
     q = learner.steering.queries[QID]
     assert [a for _, a, _ in pg.calls] == [0] and not q.trials and not q.banned
+    assert "told nothing" in pg.lines[-1] and "tried again in 30 s" in pg.lines[-1]
+    worker._trials({}, 1.0)
+    assert len(pg.calls) == 1  # backing off: not before 30 s, then 60, 120, ...
 
 
 def test_the_arm_is_judged_against_its_paired_default(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,6 +142,8 @@ def test_failed_trials(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
     worker._trials({}, 1.0)
     q = learner.steering.queries[QID]
     assert not q.untriable and HASH_ONLY not in q.banned | q.cleared  # a lock: tried again later
+    assert QID in worker._trial_backoff
+    worker._trial_backoff.clear()
     pg.results = {HASH_ONLY: PgError("permission denied for table t", "42501")}
     worker._trials({}, 1.0)
     assert q.untriable and HASH_ONLY not in q.cleared  # not explored at all
@@ -151,7 +157,7 @@ def test_a_starved_trial_counts_for_nothing(pg: FakePg, monkeypatch: pytest.Monk
     pg.results = {HASH_ONLY: None}
     worker._trials({}, 1.0)
     q = learner.steering.queries[QID]
-    assert HASH_ONLY not in q.banned and not q.trials and "tried again later" in pg.lines[-1]
+    assert HASH_ONLY not in q.banned and not q.trials and "told nothing (waited 10000 ms" in pg.lines[-1]
 
 
 def test_trials_wait_for_an_idle_cpu_and_share_the_budget(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -163,7 +169,7 @@ def test_trials_wait_for_an_idle_cpu_and_share_the_budget(pg: FakePg, monkeypatc
     monkeypatch.setattr(worker.os, "cpu_count", lambda: 2)
     worker._trials({}, 1.0)
     worker._trials({}, 1.0)
-    assert pg.calls == []  # 0.2 CPUs idle: no trial
+    assert pg.calls == [] and worker._idle_avg < worker.TRIAL_IDLE_CPUS  # 0.2 CPUs idle: no trial
     monkeypatch.setattr(worker, "_machine_cpu", lambda: None)
     pg.seconds = 0.02
     worker._trials({}, 0.05)  # one paired trial (0.04 s), then the next waits 1/TRIAL_SHARE - 1 = 3 times that
