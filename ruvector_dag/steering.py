@@ -110,10 +110,10 @@ MAX_QUERIES = 1000
 SETTLE_RUNS = 10
 SETTLE_MIN_US = 20_000.0
 #: A trial (the worker's run of an arm on the statement itself, before any user's execution is
-#: planned with it) is cancelled at BAN_FACTOR times the default's mean, and never sooner than this:
-#: the statement timeout's resolution, and the noise of a sub-millisecond query.
+#: planned with it) is cancelled at BAN_FACTOR times the default's run just before it, and never
+#: sooner than this: the statement timeout's resolution, and the noise of a sub-millisecond query.
 TRIAL_MIN_TIMEOUT_US = 10_000.0
-#: A trial this many times slower than the default's mean bans its arm too: no user would gain from it.
+#: A trial this many times slower than its paired default bans its arm too: no user would gain from it.
 TRIAL_SLOWER = 1.25
 
 #: Arms a misestimate suggests, by (where the wrong estimate feeds, direction).
@@ -285,8 +285,9 @@ class SteeringPolicy:
     under the arm, cancelled at BAN_FACTOR times the default's time
     (:meth:`wanted_trials`, :meth:`trial_result`); one that does not finish,
     or is TRIAL_SLOWER slower, is banned having cost no user anything, and a
-    query whose statement cannot be tried is not explored.  An arm is banned as soon as one user's execution takes
-    BAN_FACTOR times the default's mean too (data and parameters change),
+    query whose statement cannot be tried is not explored.  An arm is banned
+    as soon as one user's execution takes BAN_FACTOR times the default's
+    mean too (data and parameters change),
     and by the regression guard once, after GUARD_RUNS executions, its
     mean is not MIN_GAIN faster than the default's (stricter than "slower
     with confidence": an arm that does not help leaves play after two

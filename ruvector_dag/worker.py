@@ -59,8 +59,8 @@ MAX_TEXTS = 256
 TEXT_WAIT_RUNS = 5
 #: SQLSTATEs of a trial that failed for now (a lock, a cancel, a serialization failure): tried again later.
 TRIAL_RETRY_SQLSTATES = frozenset({"55P03", "57014", "40001", "40P01", "53200"})
-#: Trials start only while this many CPUs were idle since the last drain: the worker runs at nice 19,
-#: so on a saturated machine a trial would measure the scheduler, not the plan (and ban good arms).
+#: Trials start only while this many CPUs were idle: the worker runs at nice 19, so on a saturated
+#: machine a trial would measure the scheduler, not the plan (and ban good arms).
 TRIAL_IDLE_CPUS = 0.5
 #: ... on average over this time constant (a gap between two bursts of load is not idleness).
 IDLE_TAU_S = 2.0
@@ -258,7 +258,8 @@ def _publish_capture_rules(wanted: set[int]) -> None:
     global _rules, _wanted
     rules = capture_rules([learner.steering for learner in _learners.values()],
                           float(_setting("ruvector.dag_capture_settled_fraction") or 1.0))
-    wanted = set(list(wanted)[:max(0, MAX_CAPTURE_RULES - len(rules))]) | (wanted & rules.keys())
+    # a text is asked for by a rule of its own where the query has none, as far as the limit allows
+    wanted = (wanted & rules.keys()) | set(sorted(wanted - rules.keys())[:max(0, MAX_CAPTURE_RULES - len(rules))])
     if rules != _rules or wanted != _wanted:
         ids = sorted(rules.keys() | wanted)
         _pg.set_capture_rules(np.array(ids, dtype=np.uint64).tobytes(),
@@ -320,13 +321,14 @@ def _trials(per_query: dict[int, int], share: float) -> set[int]:
     """Take the statement texts offered, run at most one trial, and return the query ids whose
     text is still wanted.
 
-    A trial runs the statement under the arm (``_pg.trial``: read-only, as the role that ran it,
-    cancelled at the policy's timeout); trials take at most ``share`` of the worker's time on
-    average, as learning does, and wait for an idle CPU (TRIAL_IDLE_CPUS).  A query whose
+    A trial is a pair (:func:`_paired_trial`: the default, then the arm, each ``_pg.trial``:
+    read-only, as the role that ran it, cancelled at its limit).  Trials take at most
+    max(``share``, TRIAL_SHARE) of the worker's time on average and start only while
+    TRIAL_IDLE_CPUS were idle over IDLE_TAU_S; one that told nothing backs off.  A query whose
     backends never offer its text (``per_query`` counts its executions captured meanwhile) or
     whose text fails to run is untriable.
     """
-    global _trial_ready_at, _cpu_times, _idle_avg, _idle_at
+    global _trial_ready_at, _cpu_times, _idle_avg, _idle_at, _trials_waiting
     cpu_times, now = _machine_cpu(), time.monotonic()
     if cpu_times is None or _cpu_times is None:
         _idle_avg = idle_cpus(None, None, os.cpu_count() or 1)  # unknown: idle (not Linux), or the first reading
@@ -335,7 +337,7 @@ def _trials(per_query: dict[int, int], share: float) -> set[int]:
         _idle_avg += alpha * (idle_cpus(_cpu_times, cpu_times, os.cpu_count() or 1) - _idle_avg)
     _cpu_times, _idle_at = cpu_times, now
     for qid, userid, path, text, params in _pg.take_statements():
-        _texts.pop(qid, None)
+        _texts.pop(qid, None)  # (re-inserted last: the oldest text goes first beyond MAX_TEXTS)
         _texts[qid] = (int(userid), str(path), str(text), tuple(params))
     wanted: dict[int, tuple[TableLearner, int, float]] = {}
     for learner in _learners.values():
@@ -385,7 +387,6 @@ def _trials(per_query: dict[int, int], share: float) -> set[int]:
             _pg.log(f"trial of arm {ARMS[arm].name} for query {qid}: {shown} (limit {limit_us / 1000.0:.1f} ms, "
                     f"default {default_us / 1000.0:.1f} ms), {verdict}")
         _dirty.add(learner.relid)
-    global _trials_waiting
     _trials_waiting = any(qid in _texts for qid in wanted)
     return {qid for qid in wanted if qid not in _texts and not wanted[qid][0].steering.queries[qid].untriable}
 

@@ -515,23 +515,27 @@ rvd_ExecutorEnd(QueryDesc *qd)
 	int			slot;
 	uint32		threshold;
 	uint8		flags;
-
-	if (qd->totaltime != NULL && qd->estate != NULL && qd->planstate != NULL &&
-		(qd->estate->es_top_eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
-		(qd->instrument_options & INSTRUMENT_ROWS) != 0 &&
-		(slot = rvd_enrolled_slot(qd->plannedstmt)) >= 0)
-		rvd_capture(qd, slot);
+	bool		captured = qd->totaltime != NULL && qd->planstate != NULL &&
+		(qd->instrument_options & INSTRUMENT_ROWS) != 0;
 
 	/*
-	 * The worker wants this query's text, to try an arm on it before any
-	 * user runs it (statements.c); captured or not, the execution has it.
+	 * want_text: the worker wants this query's text, to try an arm on it
+	 * before any user runs it (statements.c); captured or not, the
+	 * execution has it.
 	 */
-	if (rvd_texts_wanted() && qd->estate != NULL &&
-		(qd->estate->es_top_eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
+	bool		want_text = rvd_texts_wanted() &&
 		rvd_capture_rule(qd->plannedstmt->queryId, &threshold, &flags) &&
-		(flags & RVD_RULE_WANT_TEXT) != 0 &&
-		rvd_enrolled_slot(qd->plannedstmt) >= 0)
-		rvd_statement_offer(qd);
+		(flags & RVD_RULE_WANT_TEXT) != 0;
+
+	if ((captured || want_text) && qd->estate != NULL &&
+		(qd->estate->es_top_eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
+		(slot = rvd_enrolled_slot(qd->plannedstmt)) >= 0)
+	{
+		if (captured)
+			rvd_capture(qd, slot);
+		if (want_text)
+			rvd_statement_offer(qd);
+	}
 
 	if (prev_ExecutorEnd)
 		prev_ExecutorEnd(qd);

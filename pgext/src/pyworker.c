@@ -477,8 +477,9 @@ rvd_pg_set_decision(PyObject *self, PyObject *args)
 }
 
 /*
- * set_capture_rules(query_ids, fractions): replace the per-query capture
- * rules (bytes of uint64 and of float64, one fraction in [0, 1] per id).
+ * set_capture_rules(query_ids, fractions, flags): replace the per-query
+ * capture rules (bytes of uint64, of float64 and of uint8: one fraction in
+ * [0, 1] and one set of RVD_RULE_* flags per id).
  */
 static PyObject *
 rvd_pg_set_capture_rules(PyObject *self, PyObject *args)
