@@ -192,6 +192,19 @@ SETTINGS: tuple[Setting, ...] = (
         "ruvector.dag_worker_database) are not explored; "
         "off, arms are explored on users' executions, bounded by count only.",
     ),
+    BoolSetting(
+        "dag_trial_privileged_statements", False, "PGC_SIGHUP",
+        "Also try the statements of superusers and of members of pg_execute_server_program.",
+        "Off (the default), such statements are not tried and so not explored: a trial replays a "
+        "statement as its own roles, and these roles can do anything a function they call does.  "
+        "See docs/security.md.",
+    ),
+    StringSetting(
+        "dag_trial_trusted_roles", "", "PGC_SIGHUP",
+        "Roles whose functions a trial may call, besides superusers' (comma-separated role names).",
+        "A trial refuses to call any function that is not built in unless its owner is a superuser "
+        "or one of these roles; the statement is then not explored.  See docs/security.md.",
+    ),
     RealSetting(
         "dag_capture_sample_rate", 1.0, 0.0, 1.0, "PGC_SUSET",
         "Largest fraction of statements on enrolled tables that are captured.",

@@ -59,6 +59,8 @@ MAX_TEXTS = 256
 TEXT_WAIT_RUNS = 5
 #: SQLSTATEs of a trial that failed for now (a lock, a cancel, a serialization failure): tried again later.
 TRIAL_RETRY_SQLSTATES = frozenset({"55P03", "57014", "40001", "40P01", "53200"})
+#: SQLSTATEs of a trial's own refusals (statements.c): their messages are logged
+TRIAL_REFUSAL_SQLSTATES = frozenset({"0A000", "42501"})
 #: Trials start only while this many CPUs were idle: the worker runs at nice 19, so on a saturated
 #: machine a trial would measure the scheduler, not the plan (and ban good arms).
 TRIAL_IDLE_CPUS = 0.5
@@ -104,7 +106,7 @@ _pending_elapsed = 0.0
 _pending_queries: dict[int, int] = {}
 _rules: dict[int, float] = {}  # the capture rules published
 _wanted: set[int] = set()  # ... and the query ids whose text they ask for
-_texts: dict[int, tuple[int, str, str, tuple[tuple[int, str | None], ...]]] = {}  # query id: (role, path, text, params)
+_texts: dict[int, bytes] = {}  # query id: its statement as offered (opaque: for _pg.trial)
 _text_waits: dict[int, int] = {}  # executions captured since a query's text was asked for
 _trial_ready_at = 0.0  # monotonic time the next trial may start (trials share the CPU budget)
 _trials_waiting = False  # a trial's statement is held and waits for its turn (drain() says so)
@@ -295,6 +297,15 @@ def _run_delay() -> float | None:
         return None
 
 
+def trial_failure(sqlstate: str, message: str) -> str:
+    """How a failed trial is logged: its SQLSTATE, and its message only when it is one of the
+    trial's own refusals (0A000, 42501: they name objects, never values); other messages may
+    quote the user's constants."""
+    if sqlstate in TRIAL_REFUSAL_SQLSTATES:
+        return f"{message} (SQLSTATE {sqlstate})"
+    return f"SQLSTATE {sqlstate or 'unknown'}"
+
+
 def _paired_trial(learner: TableLearner, qid: int, arm: int,
                   default_limit_us: float) -> tuple[float | None, float | None, float]:
     """Run the default and then ``arm`` on the statement of ``qid``, back to back under the same
@@ -302,18 +313,19 @@ def _paired_trial(learner: TableLearner, qid: int, arm: int,
     The default's time is None when the pair tells nothing: it did not finish within its users'
     BAN_FACTOR x (a machine too busy), or the statement failed (then, unless the failure is a
     passing one, the query is untriable)."""
-    userid, path, text, params = _texts[qid]
+    statement = _texts[qid]
     limit_us = default_limit_us
     try:
-        default_us = _pg.trial(qid, userid, path, text, params, 0, max(1, round(default_limit_us / 1000.0)))
+        default_us = _pg.trial(statement, 0, max(1, round(default_limit_us / 1000.0)))
         if default_us is None:
             return None, None, limit_us
         limit_us = trial_limit(default_us)
-        return default_us, _pg.trial(qid, userid, path, text, params, arm, max(1, round(limit_us / 1000.0))), limit_us
+        return default_us, _pg.trial(statement, arm, max(1, round(limit_us / 1000.0))), limit_us
     except _pg.Error as exc:
-        if getattr(exc, "sqlstate", "") not in TRIAL_RETRY_SQLSTATES:
+        sqlstate = getattr(exc, "sqlstate", "")
+        if sqlstate not in TRIAL_RETRY_SQLSTATES:
             learner.steering.untriable(qid)
-            _pg.log(f"query {qid} is not explored: its trial failed: {exc}")
+            _pg.log(f"query {qid} is not explored: its trial failed: {trial_failure(sqlstate, str(exc))}")
         return None, None, limit_us
 
 
@@ -336,9 +348,9 @@ def _trials(per_query: dict[int, int], share: float) -> set[int]:
         alpha = 1.0 - math.exp(-max(now - _idle_at, 0.0) / IDLE_TAU_S)
         _idle_avg += alpha * (idle_cpus(_cpu_times, cpu_times, os.cpu_count() or 1) - _idle_avg)
     _cpu_times, _idle_at = cpu_times, now
-    for qid, userid, path, text, params in _pg.take_statements():
+    for qid, statement in _pg.take_statements():
         _texts.pop(qid, None)  # (re-inserted last: the oldest text goes first beyond MAX_TEXTS)
-        _texts[qid] = (int(userid), str(path), str(text), tuple(params))
+        _texts[qid] = bytes(statement)
     wanted: dict[int, tuple[TableLearner, int, float]] = {}
     for learner in _learners.values():
         for qid, arm, timeout_us in learner.steering.wanted_trials():

@@ -420,13 +420,10 @@ rvd_lower_trial_priority(void)
 {
 	static bool done = false;
 
-	if (done || !IsParallelWorker() || rvd_shared == NULL)
+	if (done || !IsParallelWorker())
 		return;
 	done = true;
-	/* A parallel worker is a member of its leader's lock group (the leader's PGPROC). */
-	if (MyProc != NULL && MyProc->lockGroupLeader != NULL && rvd_shared->worker_pid != 0 &&
-		MyProc->lockGroupLeader->pid == rvd_shared->worker_pid &&
-		setpriority(PRIO_PROCESS, 0, RVD_WORKER_NICE) != 0)
+	if (rvd_in_worker_lock_group() && setpriority(PRIO_PROCESS, 0, RVD_WORKER_NICE) != 0)
 		elog(DEBUG1, "ruvector_dag: could not lower a trial's parallel worker's priority: %m");
 }
 
@@ -534,7 +531,7 @@ rvd_ExecutorEnd(QueryDesc *qd)
 		if (captured)
 			rvd_capture(qd, slot);
 		if (want_text)
-			rvd_statement_offer(qd);
+			rvd_statement_offer(qd, nesting_level);
 	}
 
 	if (prev_ExecutorEnd)

@@ -46,6 +46,7 @@ _PG_init(void)
 	rvd_shmem_init_hooks();
 	rvd_install_capture_hooks();
 	rvd_install_steer_hooks();
+	rvd_install_trial_guard();
 	rvd_enroll_init();
 	rvd_register_worker();
 }

@@ -22,12 +22,11 @@
  *	set_decision(relid, query_id, arm)	a learned steering decision (steer.c)
  *	set_capture_rules(query_ids, fractions, flags)	per-query capture fractions
  *								(bytes of uint64, of float64, of uint8 RVD_RULE_*)
- *	take_statements() -> list	the statement texts backends offered
- *								(statements.c), each (query_id, userid,
- *								search_path, text, ((type oid, value or None), ...))
- *	trial(query_id, userid, search_path, text, params, arm, timeout_ms)
- *								run the statement once under arm (statements.c):
- *								its microseconds, or None if it did not finish in time
+ *	take_statements() -> list	the statements backends offered for trials
+ *								(statements.c), each (query_id, statement bytes)
+ *	trial(statement, arm, timeout_ms)	run a taken statement once under arm
+ *								(statements.c): its microseconds, or None if
+ *								it did not finish in time
  *	set_sample_fraction(f)		the fraction of other statements captured
  *	log(message)				a LOG line in the server log
  *
@@ -528,60 +527,45 @@ rvd_pg_set_capture_rules(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
-/* take_statements(): the statement texts offered since the last call (their slots are freed). */
+/*
+ * take_statements(): the statements offered since the last call (their
+ * slots are freed), each (query_id, statement): the statement is opaque
+ * bytes for trial(), which checks them.
+ */
 static PyObject *
 rvd_pg_take_statements(PyObject *self, PyObject *args)
 {
-	RvdStatement *taken = palloc(sizeof(RvdStatement) * RVD_MAX_STATEMENTS);
-	int			n = rvd_statements_take(taken, RVD_MAX_STATEMENTS);
-	PyObject   *list = PyList_New(0);
+	RvdStatement *volatile taken = NULL;
+	volatile int n = 0;
+	volatile bool failed = false;
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ErrorData  *edata = NULL;
+	PyObject   *list;
 	int			i;
 
+	PG_TRY();
+	{
+		taken = palloc(sizeof(RvdStatement) * RVD_MAX_STATEMENTS);
+		n = rvd_statements_take(taken, RVD_MAX_STATEMENTS);
+	}
+	PG_CATCH();
+	{
+		edata = rvd_take_pg_error(oldcontext);
+		failed = true;
+	}
+	PG_END_TRY();
+	if (failed)
+	{
+		rvd_raise_pg_error(edata);
+		return NULL;
+	}
+	list = PyList_New(0);
 	for (i = 0; list != NULL && i < n; i++)
 	{
 		RvdStatement *s = &taken[i];
-		const char *p = s->data;
-		const char *end = s->data + s->len;
-		const char *path = p;
-		const char *text;
-		PyObject   *params = PyTuple_New(s->nparams);
-		PyObject   *item;
-		int			k;
+		PyObject   *item = Py_BuildValue("(Ky#)", (unsigned long long) s->query_id, (const char *) s,
+										 (Py_ssize_t) (offsetof(RvdStatement, data) + s->len));
 
-		p += strlen(p) + 1;
-		text = p;
-		p += strlen(p) + 1;
-		for (k = 0; params != NULL && k < s->nparams && p < end; k++)
-		{
-			unsigned int oid = (unsigned int) strtoul(p, NULL, 10);
-			PyObject   *param;
-
-			p += strlen(p) + 1;
-			if (p >= end)
-				break;
-			if (*p == 'V')
-				param = Py_BuildValue("(Is)", oid, p + 1);
-			else
-				param = Py_BuildValue("(IO)", oid, Py_None);
-			p += strlen(p) + 1;
-			if (param == NULL)
-			{
-				Py_CLEAR(params);
-				break;
-			}
-			PyTuple_SET_ITEM(params, k, param);
-		}
-		if (params == NULL)
-		{
-			Py_CLEAR(list);
-			break;
-		}
-		if (k < s->nparams)
-		{
-			Py_DECREF(params);	/* malformed: cannot happen, and is not tried */
-			continue;
-		}
-		item = Py_BuildValue("(KIssN)", (unsigned long long) s->query_id, s->userid, path, text, params);
 		if (item == NULL || PyList_Append(list, item) != 0)
 		{
 			Py_XDECREF(item);
@@ -595,57 +579,37 @@ rvd_pg_take_statements(PyObject *self, PyObject *args)
 }
 
 /*
- * trial(query_id, userid, search_path, text, params, arm, timeout_ms):
- * run the statement once under arm (statements.c, rvd_trial_run); its
+ * trial(statement, arm, timeout_ms): run a statement taken by
+ * take_statements() once under arm (statements.c, rvd_trial_run); its
  * elapsed microseconds, or None when it was cancelled at timeout_ms.
- * params: ((type oid, text value or None), ...).
  */
 static PyObject *
 rvd_pg_trial(PyObject *self, PyObject *args)
 {
-	unsigned long long query_id;
-	unsigned int userid;
-	const char *path;
-	const char *text;
-	PyObject   *params;
+	Py_buffer	bytes;
 	int			arm;
 	int			timeout_ms;
-	Py_ssize_t	n;
-	Py_ssize_t	i;
-	Oid		   *types;
-	const char **values;
 	volatile double us = -1;
 	volatile bool failed = false;
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ErrorData  *edata = NULL;
+	RvdStatement *volatile stmt = NULL;
 
-	if (!PyArg_ParseTuple(args, "KIssO!ii", &query_id, &userid, &path, &text, &PyTuple_Type, &params,
-						  &arm, &timeout_ms))
+	if (!PyArg_ParseTuple(args, "y*ii", &bytes, &arm, &timeout_ms))
 		return NULL;
-	if (arm < 0 || arm >= RVD_N_ARMS_FOR_PY || timeout_ms < 1)
+	if (arm < 0 || arm >= RVD_N_ARMS_FOR_PY || timeout_ms < 1 ||
+		bytes.len < (Py_ssize_t) offsetof(RvdStatement, data) || bytes.len > (Py_ssize_t) sizeof(RvdStatement) ||
+		bytes.len != (Py_ssize_t) offsetof(RvdStatement, data) + ((const RvdStatement *) bytes.buf)->len)
 	{
-		PyErr_SetString(PyExc_ValueError, "trial: arm out of range or timeout_ms < 1");
+		PyBuffer_Release(&bytes);
+		PyErr_SetString(PyExc_ValueError, "trial: arm out of range, timeout_ms < 1 or not a taken statement");
 		return NULL;
-	}
-	n = PyTuple_GET_SIZE(params);
-	types = palloc(sizeof(Oid) * Max(n, 1));
-	values = palloc(sizeof(char *) * Max(n, 1));
-	for (i = 0; i < n; i++)
-	{
-		PyObject   *p = PyTuple_GET_ITEM(params, i);
-		unsigned int oid;
-		PyObject   *value;
-
-		if (!PyArg_ParseTuple(p, "IO", &oid, &value))
-			return NULL;
-		types[i] = (Oid) oid;
-		values[i] = value == Py_None ? NULL : PyUnicode_AsUTF8(value);
-		if (value != Py_None && values[i] == NULL)
-			return NULL;
 	}
 	PG_TRY();
 	{
-		us = rvd_trial_run((uint64) query_id, (Oid) userid, path, text, (int) n, types, values, arm, timeout_ms);
+		stmt = palloc(sizeof(RvdStatement));
+		memcpy(stmt, bytes.buf, bytes.len);
+		us = rvd_trial_run(stmt, arm, timeout_ms);
 	}
 	PG_CATCH();
 	{
@@ -653,8 +617,9 @@ rvd_pg_trial(PyObject *self, PyObject *args)
 		failed = true;
 	}
 	PG_END_TRY();
-	pfree(types);
-	pfree(values);
+	PyBuffer_Release(&bytes);
+	if (stmt != NULL)
+		pfree(stmt);
 	if (failed)
 	{
 		rvd_raise_pg_error(edata);

@@ -193,15 +193,17 @@ typedef struct RvdCaptureRule
 #define RVD_RULE_WANT_TEXT 2
 
 /*
- * The text of one execution of a statement, offered by a backend when the
- * worker asked for it (RVD_RULE_WANT_TEXT), so that the worker can try an
- * exploratory arm on the statement itself, under a time limit, before any
- * user's execution is planned with it (worker.py, pyworker.c trial()).
- * Only plain SELECTs whose parameters are all of built-in types are
- * offered.  `data` holds NUL-terminated strings: the search_path, the
- * statement, then per parameter its type oid in decimal and its value in
- * text form prefixed by 'V', or "N" for NULL.  query_id 0: a free slot.
- * Under statements_lock; the worker takes (and frees) them.
+ * One execution of a statement, offered by a backend when the worker asked
+ * for it (RVD_RULE_WANT_TEXT), so that the worker can try an exploratory
+ * arm on the statement itself, under a time limit, before any user's
+ * execution is planned with it (worker.py, pyworker.c trial()).  Only what
+ * statements.c's rule allows is offered.  `data` holds the search_path and
+ * the text (NUL-terminated), nsettings (name, value) pairs of settings
+ * (NUL-terminated), then per parameter its type oid (uint32), the length
+ * of its value (int32, -1: NULL) and the value in its type's binary send
+ * form.  query_id 0: a free slot.  Under statements_lock; the worker takes
+ * (and frees) them.  The worker passes a taken statement back whole (as
+ * bytes) to trial(), which checks it (rvd_trial_run).
  */
 #define RVD_MAX_STATEMENTS 16
 #define RVD_STATEMENT_DATA_LEN 8192
@@ -210,7 +212,9 @@ typedef struct RvdStatement
 {
 	uint64		query_id;
 	Oid			dbid;
-	Oid			userid;
+	Oid			session_userid; /* session_user of the execution */
+	Oid			userid;			/* current_user of the execution */
+	int32		nsettings;
 	int32		nparams;
 	int32		len;			/* bytes of data used */
 	char		data[RVD_STATEMENT_DATA_LEN];
@@ -356,12 +360,13 @@ extern const char *rvd_operator_name(int code);
 /* --- statements.c: statement texts and the worker's trials ------------ */
 
 struct QueryDesc;
-extern void rvd_statement_offer(struct QueryDesc *qd);
+extern void rvd_statement_offer(struct QueryDesc *qd, int nesting_level);
 extern int	rvd_statements_take(RvdStatement *out, int max);
 extern bool rvd_statements_offered(void);
-extern double rvd_trial_run(uint64 query_id, Oid userid, const char *search_path, const char *text,
-							int nparams, const Oid *types, const char *const *values, int arm,
-							int timeout_ms);
+extern double rvd_trial_run(const RvdStatement *stmt, int arm, int timeout_ms);
+extern void rvd_trial_init_session(void);
+extern void rvd_install_trial_guard(void);
+extern bool rvd_in_worker_lock_group(void);
 extern volatile sig_atomic_t rvd_trial_running;
 
 /* --- enroll.c: enrollment SQL and transactional registry updates ------- */

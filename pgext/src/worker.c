@@ -339,6 +339,9 @@ rvd_worker_main(Datum main_arg)
 	 */
 	SetConfigOption("lock_timeout", "5000", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("statement_timeout", "300000", PGC_SUSET, PGC_S_OVERRIDE);
+	StartTransactionCommand();
+	rvd_trial_init_session();
+	CommitTransactionCommand();
 
 	if (!rvd_shared->registry_loaded)
 	{

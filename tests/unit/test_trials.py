@@ -33,7 +33,7 @@ class FakePg:
     def __init__(self) -> None:
         self.offered: list[tuple[Any, ...]] = []
         self.results: dict[int, Any] = {}  # arm: microseconds, None (timed out) or an exception
-        self.calls: list[tuple[int, int, int]] = []
+        self.calls: list[tuple[bytes, int, int]] = []
         self.lines: list[str] = []
         self.seconds = 0.0  # how long a trial takes
 
@@ -41,8 +41,8 @@ class FakePg:
         taken, self.offered = self.offered, []
         return taken
 
-    def trial(self, qid: int, userid: int, path: str, text: str, params: Any, arm: int, timeout_ms: int) -> Any:
-        self.calls.append((qid, arm, timeout_ms))
+    def trial(self, statement: bytes, arm: int, timeout_ms: int) -> Any:
+        self.calls.append((statement, arm, timeout_ms))
         time.sleep(self.seconds)
         r = self.results.get(arm, 10_000.0)  # the default's 10 ms unless told
         if isinstance(r, Exception):
@@ -82,7 +82,7 @@ def learner_after_baseline(monkeypatch: pytest.MonkeyPatch, default_us: float = 
 
 
 def offer(pg: FakePg) -> None:
-    pg.offered.append((QID, 10, '"$user", public', "SELECT 1", ((23, "7"),)))
+    pg.offered.append((QID, b"the statement as offered (opaque to the engine)"))
 
 
 def test_text_is_asked_for_then_each_arm_tried_once(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,6 +147,16 @@ def test_failed_trials(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
     pg.results = {HASH_ONLY: PgError("permission denied for table t", "42501")}
     worker._trials({}, 1.0)
     assert q.untriable and HASH_ONLY not in q.cleared  # not explored at all
+    assert "permission denied for table t (SQLSTATE 42501)" in pg.lines[-1]
+
+
+def test_a_failed_trial_logs_no_values(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
+    learner = learner_after_baseline(monkeypatch)
+    offer(pg)
+    pg.results = {HASH_ONLY: PgError('invalid input syntax for type integer: "s3cret"', "22P02")}
+    worker._trials({}, 1.0)
+    assert learner.steering.queries[QID].untriable
+    assert pg.lines[-1].endswith("its trial failed: SQLSTATE 22P02") and "s3cret" not in "".join(pg.lines)
 
 
 def test_a_starved_trial_counts_for_nothing(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
