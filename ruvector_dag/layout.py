@@ -21,7 +21,7 @@ from typing import Any
 #: Plan nodes per record; larger plans are truncated (flagged, never dropped).
 MAX_PLAN_NODES = 64
 #: Bumped whenever the record layout changes.
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 
 #: (PostgreSQL NodeTag, EXPLAIN "Node Type"); code = index + 1, 0 = other.
 OPERATORS: tuple[tuple[str, str], ...] = (
@@ -97,7 +97,8 @@ typedef struct RvdTrajectory
     int64_t  captured_at;    /* TimestampTz: microseconds since 2000-01-01 */
     uint32_t dbid;
     uint32_t relid;          /* the enrolled relation the plan reads */
-    uint32_t userid;
+    uint32_t userid;         /* current_user of the execution */
+    uint32_t session_userid; /* its session_user */
     int32_t  nesting_level;  /* 0 = top level */
     double   planning_us;    /* 0 for cached plans */
     double   execution_us;

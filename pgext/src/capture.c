@@ -280,6 +280,7 @@ rvd_capture(QueryDesc *qd, int slot)
 	rec.dbid = MyDatabaseId;
 	rec.relid = rvd_shared->tables[slot].relid;
 	rec.userid = GetUserId();
+	rec.session_userid = GetSessionUserId();
 	rec.nesting_level = nesting_level;
 	if (rec.query_id != 0 && rec.query_id == last_planned_query_id)
 	{

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #define RVD_MAX_PLAN_NODES 64
-#define RVD_RECORD_VERSION 2
+#define RVD_RECORD_VERSION 3
 #define RVD_FLAG_TRUNCATED 1
 #define RVD_FLAG_TIMING 2
 #define RVD_FLAG_PINNED 4
@@ -37,7 +37,8 @@ typedef struct RvdTrajectory
     int64_t  captured_at;    /* TimestampTz: microseconds since 2000-01-01 */
     uint32_t dbid;
     uint32_t relid;          /* the enrolled relation the plan reads */
-    uint32_t userid;
+    uint32_t userid;         /* current_user of the execution */
+    uint32_t session_userid; /* its session_user */
     int32_t  nesting_level;  /* 0 = top level */
     double   planning_us;    /* 0 for cached plans */
     double   execution_us;
@@ -56,7 +57,7 @@ typedef struct RvdTrajectory
 } RvdTrajectory;
 
 /* Field lists, for ruvector_dag_record_layout() (C offsets vs cffi's). */
-#define RVD_TRAJECTORY_FIELDS(X) X(seq) X(query_id) X(captured_at) X(dbid) X(relid) X(userid) X(nesting_level) X(planning_us) X(execution_us) X(rows_processed) X(memory_bytes) X(shared_blks_hit) X(shared_blks_read) X(n_nodes) X(total_nodes) X(flags) X(cmd_type) X(version) X(arm) X(reserved) X(nodes)
+#define RVD_TRAJECTORY_FIELDS(X) X(seq) X(query_id) X(captured_at) X(dbid) X(relid) X(userid) X(session_userid) X(nesting_level) X(planning_us) X(execution_us) X(rows_processed) X(memory_bytes) X(shared_blks_hit) X(shared_blks_read) X(n_nodes) X(total_nodes) X(flags) X(cmd_type) X(version) X(arm) X(reserved) X(nodes)
 #define RVD_PLAN_NODE_FIELDS(X) X(op) X(parent) X(relid) X(plan_rows) X(startup_cost) X(total_cost) X(plan_width) X(actual_rows) X(loops) X(actual_ms) X(reserved)
 
 /* Operator table: RVD_OP(NodeTag, EXPLAIN name); code = position + 1. */
