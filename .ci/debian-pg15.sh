@@ -23,7 +23,7 @@ chown postgres:postgres "$WORK"
 PORT=55415
 su postgres -c "$PGBIN/initdb -D $WORK/data --auth=trust -U postgres >/dev/null"
 cat >> "$WORK/data/postgresql.conf" <<CONF
-shared_preload_libraries = 'ruvector_dag'
+shared_preload_libraries = 'pg_stat_statements,ruvector_dag'
 ruvector.dag_worker_cpu_percent = 100
 ruvector.dag_learn_query_rate = 1000000
 ruvector.dag_capture_settled_fraction = 1

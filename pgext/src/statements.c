@@ -31,11 +31,11 @@
  *	  pg_execute_server_program are not tried unless
  *	  ruvector.dag_trial_privileged_statements is on.
  *	- What it may call: no volatile function (checked on the parsed and
- *	  rewritten query), and, while it runs, no function that is not built in
- *	  unless its owner is a superuser or a role of
- *	  ruvector.dag_trial_trusted_roles (a needs_fmgr_hook refuses it, as
- *	  sepgsql guards calls), so a wrapper mislabeled STABLE cannot smuggle
- *	  a call in.
+ *	  rewritten query), and, while it is planned and runs, no function that
+ *	  is not built in unless it is not volatile and its owner is a superuser
+ *	  or a role of ruvector.dag_trial_trusted_roles (a needs_fmgr_hook
+ *	  refuses it, as sepgsql guards calls), so a wrapper mislabeled STABLE
+ *	  cannot smuggle a call in.
  *	- What is left: nothing.  The subtransaction is always rolled back
  *	  (settings, notifications, temporary objects, transaction locks), the
  *	  worker's session-level advisory locks are released after it, and
@@ -476,15 +476,18 @@ rvd_trial_guard_on(void)
 }
 
 /*
- * Whether a trial may call a function that is not built in: its owner is
- * a superuser or one of ruvector.dag_trial_trusted_roles (by name; the
+ * Why a trial may not call a function that is not built in, or NULL: it
+ * is volatile (whoever owns it: a domain's CHECK or a trusted function can
+ * reach one the static check did not see), or its owner is neither a
+ * superuser nor one of ruvector.dag_trial_trusted_roles (by name; the
  * owner itself, not its memberships).
  */
-static bool
-rvd_function_trusted(Oid fn_oid)
+static const char *
+rvd_function_refusal(Oid fn_oid)
 {
 	HeapTuple	tup;
 	Oid			owner;
+	char		volatility;
 	char	   *raw;
 	List	   *names;
 	ListCell   *lc;
@@ -492,28 +495,32 @@ rvd_function_trusted(Oid fn_oid)
 
 	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
 	if (!HeapTupleIsValid(tup))
-		return false;
+		return "it does not exist";
 	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	volatility = ((Form_pg_proc) GETSTRUCT(tup))->provolatile;
 	ReleaseSysCache(tup);
+	if (volatility == PROVOLATILE_VOLATILE)
+		return "it is volatile";
 	if (superuser_arg(owner))
-		return true;
-	if (rvd_dag_trial_trusted_roles == NULL || rvd_dag_trial_trusted_roles[0] == '\0')
-		return false;
-	raw = pstrdup(rvd_dag_trial_trusted_roles);
-	if (SplitIdentifierString(raw, ',', &names))
+		return NULL;
+	if (rvd_dag_trial_trusted_roles != NULL && rvd_dag_trial_trusted_roles[0] != '\0')
 	{
-		foreach(lc, names)
+		raw = pstrdup(rvd_dag_trial_trusted_roles);
+		if (SplitIdentifierString(raw, ',', &names))
 		{
-			if (get_role_oid((const char *) lfirst(lc), true) == owner)
+			foreach(lc, names)
 			{
-				trusted = true;
-				break;
+				if (get_role_oid((const char *) lfirst(lc), true) == owner)
+				{
+					trusted = true;
+					break;
+				}
 			}
 		}
+		list_free(names);
+		pfree(raw);
 	}
-	list_free(names);
-	pfree(raw);
-	return trusted;
+	return trusted ? NULL : "its owner is neither a superuser nor one of ruvector.dag_trial_trusted_roles";
 }
 
 /*
@@ -533,12 +540,13 @@ rvd_needs_fmgr_hook(Oid fn_oid)
 static void
 rvd_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 {
+	const char *refusal;
+
 	if (event == FHET_START && flinfo->fn_oid >= FirstNormalObjectId && rvd_trial_guard_on() &&
-		!rvd_function_trusted(flinfo->fn_oid))
+		(refusal = rvd_function_refusal(flinfo->fn_oid)) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("a trial does not call function %s", format_procedure(flinfo->fn_oid)),
-				 errdetail("Its owner is neither a superuser nor one of ruvector.dag_trial_trusted_roles.")));
+				 errmsg("a trial does not call function %s: %s", format_procedure(flinfo->fn_oid), refusal)));
 	if (prev_fmgr_hook != NULL)
 		(*prev_fmgr_hook) (event, flinfo, private);
 }
