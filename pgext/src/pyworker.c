@@ -43,6 +43,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -235,7 +236,9 @@ rvd_spi_rows(void)
 
 /*
  * execute(sql, params=()) -> list of rows.  Every parameter is passed as
- * text ($n::type in the statement converts it); None is NULL.
+ * text ($n::type in the statement converts it); None is NULL.  Everything
+ * that can raise a PostgreSQL ERROR (allocations included) runs inside
+ * PG_TRY.
  */
 static PyObject *
 rvd_pg_execute(PyObject *self, PyObject *args)
@@ -243,11 +246,10 @@ rvd_pg_execute(PyObject *self, PyObject *args)
 	const char *sql;
 	PyObject   *params = NULL;
 	Py_ssize_t	nargs = 0;
-	Oid		   *types = NULL;
-	Datum	   *values = NULL;
-	char	   *nulls = NULL;
+	const char **texts = NULL;
 	Py_ssize_t	i;
 	volatile bool failed = false;
+	volatile bool in_subxact = false;
 	PyObject   *volatile rows = NULL;
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -264,42 +266,39 @@ rvd_pg_execute(PyObject *self, PyObject *args)
 		}
 		nargs = PyTuple_GET_SIZE(params);
 	}
-	/* Convert the parameters before entering PostgreSQL's error domain. */
+	/* The parameters' UTF-8 texts (owned by their str objects), before PostgreSQL's error domain. */
 	if (nargs > 0)
 	{
-		types = palloc(sizeof(Oid) * nargs);
-		values = palloc(sizeof(Datum) * nargs);
-		nulls = palloc(nargs);
+		texts = PyMem_Calloc(nargs, sizeof(char *));
+		if (texts == NULL)
+			return PyErr_NoMemory();
 		for (i = 0; i < nargs; i++)
 		{
 			PyObject   *item = PyTuple_GET_ITEM(params, i);
 
-			types[i] = TEXTOID;
 			if (item == Py_None)
+				continue;
+			texts[i] = PyUnicode_Check(item) ? PyUnicode_AsUTF8(item) : NULL;
+			if (texts[i] == NULL)
 			{
-				values[i] = (Datum) 0;
-				nulls[i] = 'n';
-			}
-			else
-			{
-				const char *s = PyUnicode_Check(item) ? PyUnicode_AsUTF8(item) : NULL;
-
-				if (s == NULL)
-				{
-					if (!PyErr_Occurred())
-						PyErr_Format(PyExc_TypeError, "execute: parameter %zd must be str or None", i + 1);
-					return NULL;
-				}
-				values[i] = CStringGetTextDatum(s);
-				nulls[i] = ' ';
+				if (!PyErr_Occurred())
+					PyErr_Format(PyExc_TypeError, "execute: parameter %zd must be str or None", i + 1);
+				PyMem_Free(texts);
+				return NULL;
 			}
 		}
 	}
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
 	{
+		Oid		   *types = NULL;
+		Datum	   *values = NULL;
+		char	   *nulls = NULL;
+
+		BeginInternalSubTransaction(NULL);
+		in_subxact = true;
+		MemoryContextSwitchTo(oldcontext);
+
 		/*
 		 * A snapshot for this statement only (the worker's transactions hold
 		 * none between statements, see rvd_in_transaction in worker.c).
@@ -307,23 +306,41 @@ rvd_pg_execute(PyObject *self, PyObject *args)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		SPI_execute_with_args(sql, (int) nargs, types, values, nulls, false, 0);
+		if (nargs > 0)
+		{
+			types = palloc(sizeof(Oid) * nargs);
+			values = palloc(sizeof(Datum) * nargs);
+			nulls = palloc(nargs);
+			for (i = 0; i < nargs; i++)
+			{
+				types[i] = TEXTOID;
+				/* (in the server's encoding: the worker's SQL is ASCII, its values are names and JSON) */
+				values[i] = texts[i] == NULL ? (Datum) 0 :
+					CStringGetTextDatum(pg_any_to_server(texts[i], (int) strlen(texts[i]), PG_UTF8));
+				nulls[i] = texts[i] == NULL ? 'n' : ' ';
+			}
+		}
+		SPI_execute_with_args(pg_any_to_server(sql, (int) strlen(sql), PG_UTF8), (int) nargs, types, values,
+							  nulls, false, 0);
 		rows = rvd_spi_rows();
 		SPI_finish();
 		PopActiveSnapshot();
 		ReleaseCurrentSubTransaction();
+		in_subxact = false;
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
 	}
 	PG_CATCH();
 	{
 		edata = rvd_take_pg_error(oldcontext);
-		RollbackAndReleaseCurrentSubTransaction();
+		if (in_subxact)
+			RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
 		failed = true;
 	}
 	PG_END_TRY();
+	PyMem_Free(texts);
 	if (failed)
 	{
 		Py_XDECREF(rows);
