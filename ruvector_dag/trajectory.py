@@ -104,7 +104,8 @@ def decode(buffer: bytes | memoryview) -> list[Trajectory]:
         nodes = np.frombuffer(data, dtype=dtype, count=n, offset=i * size + nodes_offset).copy()
         out.append(Trajectory(
             seq=int(r.seq), query_id=int(r.query_id), captured_at_us=int(r.captured_at) + POSTGRES_EPOCH_US,
-            dbid=int(r.dbid), relid=int(r.relid), userid=int(r.userid), session_userid=int(r.session_userid), nesting_level=int(r.nesting_level),
+            dbid=int(r.dbid), relid=int(r.relid), userid=int(r.userid), session_userid=int(r.session_userid),
+            nesting_level=int(r.nesting_level),
             planning_us=float(r.planning_us), execution_us=float(r.execution_us),
             rows_processed=int(r.rows_processed), memory_bytes=int(r.memory_bytes),
             shared_blks_hit=int(r.shared_blks_hit), shared_blks_read=int(r.shared_blks_read),

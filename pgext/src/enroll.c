@@ -10,9 +10,12 @@
  * a transaction callback, so an aborted ENABLE never starts capture and an
  * aborted DISABLE never stops it.
  *
- * Enrollment is for the table's owner or a superuser.  The catalog row is
- * written as the bootstrap superuser so that ordinary owners need no
- * privileges on the extension's schema.
+ * Enrollment is for the table's owner (GetUserId(), the calling role) or a
+ * superuser; system catalogs and tables of extensions are refused.  The
+ * catalog row is written as the bootstrap superuser so that ordinary owners
+ * need no privileges on the extension's schema, as a security-restricted
+ * operation with search_path = pg_catalog, pg_temp and schema-qualified
+ * names (docs/security.md), so that nothing the caller defined runs.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,7 +23,10 @@
 
 #include <math.h>
 
+#include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/catalog.h"
+#include "catalog/dependency.h"
 #include "catalog/pg_authid.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
@@ -166,8 +172,11 @@ rvd_enroll_init(void)
  * ------------------------------------------------------------------------
  */
 
-/* Resolve a table name as regclass does (search_path, quoting); 42P01 if missing. */
-static Oid
+/*
+ * Resolve a table name as regclass does, on the caller's search_path (before
+ * any switch); 42P01 if missing.  for_change: the caller must own it.
+ */
+Oid
 rvd_resolve_table(FunctionCallInfo fcinfo, int argno, bool for_change)
 {
 	text	   *name;
@@ -192,21 +201,77 @@ rvd_resolve_table(FunctionCallInfo fcinfo, int argno, bool for_change)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a table or materialized view", text_to_cstring(name))));
-	if (for_change)
-	{
-#if PG_VERSION_NUM >= 160000
-		bool		owner = object_ownercheck(RelationRelationId, relid, GetUserId());
-#else
-		bool		owner = pg_class_ownercheck(relid, GetUserId());
-#endif
-
-		if (!owner)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("must be owner of table %s to change its neural DAG enrollment",
-							get_rel_name(relid))));
-	}
+	if (for_change && !rvd_owns_relation(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of table %s to change its neural DAG enrollment",
+						get_rel_name(relid))));
 	return relid;
+}
+
+/*
+ * Whether the calling role owns relid (or is a superuser).  GetUserId() is
+ * the role that called us, before any switch of ours: none of our functions
+ * is SECURITY DEFINER, so inside a user's SECURITY DEFINER function it is
+ * that function's owner, never the session user.  A relation that does not
+ * exist (so has no owner) is owned by nobody.
+ */
+bool
+rvd_owns_relation(Oid relid)
+{
+	if (!OidIsValid(relid) || !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		return false;
+#if PG_VERSION_NUM >= 160000
+	return object_ownercheck(RelationRelationId, relid, GetUserId());
+#else
+	return pg_class_ownercheck(relid, GetUserId());
+#endif
+}
+
+/*
+ * Whether the calling role may read rows about relid (captured plans,
+ * counters, patterns, evidence): superusers, members of pg_read_all_stats
+ * and the relation's owner (docs/security.md).  The SQL functions filter
+ * with it and the row security policies of the extension's tables call it
+ * through ruvector_dag.may_read(oid).
+ */
+bool
+rvd_may_read_relation(Oid relid)
+{
+	return superuser() || has_privs_of_role(GetUserId(), ROLE_PG_READ_ALL_STATS) ||
+		rvd_owns_relation(relid);
+}
+
+PG_FUNCTION_INFO_V1(rvd_may_read);
+Datum
+rvd_may_read(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(rvd_may_read_relation(PG_GETARG_OID(0)));
+}
+
+/*
+ * System catalogs and the tables of extensions (ours included) are never
+ * enrolled, not even by a superuser: 42501, as PostgreSQL refuses to alter
+ * a system catalog.
+ */
+static void
+rvd_check_enrollable(Oid relid)
+{
+	Oid			nsp = get_rel_namespace(relid);
+	char	   *nspname = get_namespace_name(nsp);
+	Oid			ext;
+
+	if (relid < FirstNormalObjectId || IsCatalogRelationOid(relid) || IsCatalogNamespace(nsp) ||
+		IsToastNamespace(nsp) || (nspname != NULL && strcmp(nspname, "information_schema") == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot enroll system relation \"%s\"", get_rel_name(relid))));
+	ext = getExtensionOfObject(RelationRelationId, relid);
+	if (OidIsValid(ext))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot enroll table \"%s\": it belongs to extension \"%s\"",
+						get_rel_name(relid), get_extension_name(ext))));
 }
 
 static void
@@ -439,24 +504,63 @@ rvd_merge_config(Jsonb *config)
  * The durable row, written as the bootstrap superuser
  * ------------------------------------------------------------------------
  */
+
+/*
+ * Open a GUC nest level with search_path = pg_catalog, pg_temp: what every
+ * statement the extension runs for itself is parsed under.  Close it with
+ * AtEOXact_GUC(true, level); an error closes it with the (sub)transaction.
+ */
+int
+rvd_internal_search_path(void)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+/*
+ * Run one of the extension's own statements (schema-qualified) with rights
+ * the caller lacks: as the bootstrap superuser, in a security-restricted
+ * operation (no SET ROLE, no temporary objects, no deferred triggers of the
+ * caller's) under search_path = pg_catalog, pg_temp, so that no operator,
+ * function or table the caller defined can be reached.  An error restores
+ * the user and the settings with the (sub)transaction.
+ */
 static uint64
 rvd_spi_as_superuser(const char *sql, int nargs, Oid *types, Datum *values)
 {
 	Oid			save_userid;
 	int			save_sec;
+	int			level;
 	uint64		processed;
 	int			rc;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	level = rvd_internal_search_path();
 	SPI_connect();
 	rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
 	if (rc < 0)
 		elog(ERROR, "ruvector_dag: SPI_execute failed: %s", SPI_result_code_string(rc));
 	processed = SPI_processed;
 	SPI_finish();
+	AtEOXact_GUC(true, level);
 	SetUserIdAndSecContext(save_userid, save_sec);
 	return processed;
+}
+
+/* Whether relid has an enrollment row (committed, or written by this transaction). */
+bool
+rvd_is_enrolled(Oid relid)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(relid)};
+
+	return rvd_spi_as_superuser("SELECT FROM ruvector_dag.enrolled_tables WHERE relid OPERATOR(pg_catalog.=) $1",
+								1, types, values) > 0;
 }
 
 static char *
@@ -493,6 +597,7 @@ ruvector_enable_neural_dag(PG_FUNCTION_ARGS)
 	Oid			types[4] = {OIDOID, TEXTOID, JSONBOID, OIDOID};
 	Datum		values[4];
 
+	rvd_check_enrollable(relid);
 	rvd_require_worker_database();
 	merged = rvd_merge_config(config);
 	if (!rvd_registry_lookup(MyDatabaseId, relid, NULL) && rvd_registry_count() >= RVD_MAX_ENROLLED)
@@ -507,11 +612,14 @@ ruvector_enable_neural_dag(PG_FUNCTION_ARGS)
 	rvd_spi_as_superuser(
 		"INSERT INTO ruvector_dag.enrolled_tables (relid, table_name, config, enabled_by) "
 		"VALUES ($1, $2, $3, $4) ON CONFLICT (relid) DO UPDATE SET table_name = EXCLUDED.table_name, "
-		"config = EXCLUDED.config, enabled_by = EXCLUDED.enabled_by, enabled_at = now()",
+		"config = EXCLUDED.config, enabled_by = EXCLUDED.enabled_by, enabled_at = pg_catalog.now()",
 		4, types, values);
 	rvd_queue_op(true, relid);
 	PG_RETURN_BOOL(true);
 }
+
+#define RVD_DELETE_ENROLLMENT \
+	"DELETE FROM ruvector_dag.enrolled_tables WHERE relid OPERATOR(pg_catalog.=) $1"
 
 PG_FUNCTION_INFO_V1(ruvector_disable_neural_dag);
 Datum
@@ -521,7 +629,7 @@ ruvector_disable_neural_dag(PG_FUNCTION_ARGS)
 	Oid			types[1] = {OIDOID};
 	Datum		values[1] = {ObjectIdGetDatum(relid)};
 
-	if (rvd_spi_as_superuser("DELETE FROM ruvector_dag.enrolled_tables WHERE relid = $1",
+	if (rvd_spi_as_superuser(RVD_DELETE_ENROLLMENT,
 							 1, types, values) == 0 &&
 		!rvd_registry_lookup(MyDatabaseId, relid, NULL))
 	{
@@ -557,7 +665,7 @@ rvd_forget_relation(PG_FUNCTION_ARGS)
 
 	if (SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
 		PG_RETURN_VOID();
-	if (rvd_spi_as_superuser("DELETE FROM ruvector_dag.enrolled_tables WHERE relid = $1",
+	if (rvd_spi_as_superuser(RVD_DELETE_ENROLLMENT,
 							 1, types, values) > 0 ||
 		rvd_registry_lookup(MyDatabaseId, relid, NULL))
 		rvd_queue_op(false, relid);

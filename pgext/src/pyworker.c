@@ -190,47 +190,87 @@ rvd_pg_skip_ring(PyObject *self, PyObject *args)
 	return result;
 }
 
-/* Rows of the last SPI result as a list of tuples of str/None. */
+/*
+ * A value from the server, in the database's encoding, as UTF-8 for a
+ * Python str (palloc'd, or s itself when no conversion is needed).  In a
+ * UTF8 database a no-op; in LATIN1, WIN1252, EUC_JP... a conversion, which
+ * every server encoding has.  SQL_ASCII declares no encoding: its bytes
+ * are passed as they are, and rvd_utf8_to_py replaces those that are not
+ * UTF-8.  May ERROR: only inside PG_TRY, before any Python object exists.
+ */
+static char *
+rvd_server_to_utf8(const char *s)
+{
+	if (GetDatabaseEncoding() == PG_SQL_ASCII)
+		return unconstify(char *, s);
+	return pg_server_to_any(s, (int) strlen(s), PG_UTF8);
+}
+
+/*
+ * UTF-8 from rvd_server_to_utf8 as a str.  Valid UTF-8 except in an
+ * SQL_ASCII database, where bytes that are not become U+FFFD: the worker
+ * reads names (labels it writes back, execute() converts them to the
+ * server's encoding) and JSON, and a name with U+FFFD still goes back,
+ * where lone surrogates (surrogateescape) would not.
+ */
+static PyObject *
+rvd_utf8_to_py(const char *s)
+{
+	return PyUnicode_DecodeUTF8(s, (Py_ssize_t) strlen(s), "replace");
+}
+
+/*
+ * Rows of the last SPI result as a list of tuples of str/None (NULL with a
+ * Python exception set).  Two passes: the values are first read and
+ * converted to UTF-8 (which may ERROR: the caller's PG_TRY catches it, and
+ * no Python object is left behind), then turned into Python objects (which
+ * raise no ERROR).
+ */
 static PyObject *
 rvd_spi_rows(void)
 {
-	PyObject   *rows = PyList_New(0);
+	PyObject   *rows;
+	TupleDesc	desc;
+	char	  **texts;
+	uint64		nrows;
 	uint64		i;
+	int			natts;
 	int			j;
 
-	if (rows == NULL || SPI_tuptable == NULL)
-		return rows;
-	for (i = 0; i < SPI_processed; i++)
-	{
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		PyObject   *row = PyTuple_New(desc->natts);
-
-		if (row == NULL)
-		{
-			Py_DECREF(rows);
-			return NULL;
-		}
-		for (j = 0; j < desc->natts; j++)
+	if (SPI_tuptable == NULL)
+		return PyList_New(0);
+	desc = SPI_tuptable->tupdesc;
+	natts = desc->natts;
+	nrows = SPI_processed;
+	texts = palloc0(sizeof(char *) * Max(nrows * natts, 1));
+	for (i = 0; i < nrows; i++)
+		for (j = 0; j < natts; j++)
 		{
 			char	   *value = SPI_getvalue(SPI_tuptable->vals[i], desc, j + 1);
-			PyObject   *item = value ? PyUnicode_FromString(value) : (Py_INCREF(Py_None), Py_None);
+
+			texts[i * natts + j] = value ? rvd_server_to_utf8(value) : NULL;
+		}
+
+	rows = PyList_New(0);
+	for (i = 0; rows != NULL && i < nrows; i++)
+	{
+		PyObject   *row = PyTuple_New(natts);
+
+		for (j = 0; row != NULL && j < natts; j++)
+		{
+			const char *text = texts[i * natts + j];
+			PyObject   *item = text ? rvd_utf8_to_py(text) : (Py_INCREF(Py_None), Py_None);
 
 			if (item == NULL)
-			{
-				Py_DECREF(row);
-				Py_DECREF(rows);
-				return NULL;
-			}
-			PyTuple_SET_ITEM(row, j, item);
+				Py_CLEAR(row);
+			else
+				PyTuple_SET_ITEM(row, j, item);
 		}
-		if (PyList_Append(rows, row) < 0)
-		{
-			Py_DECREF(row);
-			Py_DECREF(rows);
-			return NULL;
-		}
-		Py_DECREF(row);
+		if (row == NULL || PyList_Append(rows, row) < 0)
+			Py_CLEAR(rows);
+		Py_XDECREF(row);
 	}
+	pfree(texts);
 	return rows;
 }
 
@@ -475,7 +515,7 @@ rvd_pg_set_decision(PyObject *self, PyObject *args)
 	}
 	PG_TRY();
 	{
-		(void) rvd_set_decision((uint64) query_id, arm, RVD_DECISION_LEARNED);
+		(void) rvd_set_decision_for((Oid) relid, (uint64) query_id, arm, RVD_DECISION_LEARNED);
 		CacheInvalidateRelcacheByRelid((Oid) relid);
 	}
 	PG_CATCH();

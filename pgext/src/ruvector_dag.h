@@ -225,6 +225,7 @@ typedef struct RvdDecision
 	Oid			dbid;
 	int16		arm;
 	uint8		source;
+	Oid			relid;			/* the table it was learned on; InvalidOid: pinned or tried */
 	uint64		query_id;
 } RvdDecision;
 
@@ -311,6 +312,12 @@ typedef struct RvdShared
 	RvdCaptureRule capture_rules[RVD_MAX_CAPTURE_RULES];
 	RvdStatement statements[RVD_MAX_STATEMENTS];	/* under statements_lock */
 	int			worker_pid;		/* 0 when not running; under request.mutex */
+	/*
+	 * Consecutive starts of the worker that did not reach its database
+	 * (worker.c, rvd_worker_backoff): counted before connecting, reset once
+	 * connected.  Only the worker touches it, and only one runs at a time.
+	 */
+	int			worker_failed_starts;
 	struct Latch *worker_latch;
 	pg_atomic_uint64 *slot_seq; /* per slot: seq of the record it holds, 0 while written */
 	RvdTrajectory *ring;
@@ -340,6 +347,7 @@ struct Query;
 extern int	rvd_steer_arm(struct Query *parse, uint8 *source);
 extern int	rvd_steer_lookup(uint64 query_id, uint8 *source);
 extern bool rvd_set_decision(uint64 query_id, int arm, uint8 source);
+extern bool rvd_set_decision_for(Oid relid, uint64 query_id, int arm, uint8 source);
 extern bool rvd_capture_rule(uint64 query_id, uint32 *threshold, uint8 *flags);
 extern bool rvd_texts_wanted(void);
 extern void rvd_set_capture_rules(const RvdCaptureRule *rules, int n);
@@ -372,6 +380,11 @@ extern volatile sig_atomic_t rvd_trial_running;
 /* --- enroll.c: enrollment SQL and transactional registry updates ------- */
 
 extern void rvd_enroll_init(void);
+extern Oid	rvd_resolve_table(FunctionCallInfo fcinfo, int argno, bool for_change);
+extern bool rvd_owns_relation(Oid relid);
+extern bool rvd_may_read_relation(Oid relid);
+extern int	rvd_internal_search_path(void);
+extern bool rvd_is_enrolled(Oid relid);
 
 /* --- worker.c ------------------------------------------------------------ */
 

@@ -15,7 +15,14 @@
  *		(ruvector_dag_learn, ...) are SQL wrappers around this one.
  *
  *	ruvector_dag._learning_counters(relid) -> record
- *		the counters the worker publishes after each batch it learns from.
+ *		the counters the worker publishes after each batch it learns from,
+ *		NULL for a caller that may not read about relid.
+ *
+ * A request is for the table's owner (or a superuser): the calling role,
+ * GetUserId(), is checked here in C, with the bounds of the arguments, for
+ * _worker_request (not executable by PUBLIC) and for the SQL wrappers
+ * ruvector_dag_learn, ruvector_dag_extract_patterns and
+ * ruvector_dag_consolidate_patterns alike (docs/security.md).
  *
  *-------------------------------------------------------------------------
  */
@@ -28,16 +35,22 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "utils/numeric.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "ruvector_dag.h"
 
 PG_FUNCTION_INFO_V1(rvd_worker_request);
 PG_FUNCTION_INFO_V1(rvd_learning_counters);
+PG_FUNCTION_INFO_V1(rvd_learn);
+PG_FUNCTION_INFO_V1(rvd_extract_patterns);
+PG_FUNCTION_INFO_V1(rvd_consolidate_patterns);
 
 /* How long a session waits for a missing worker to (re)appear. */
 #define RVD_WORKER_ABSENT_MS 30000L
@@ -78,12 +91,47 @@ rvd_abandon_request(uint64 ticket)
 	ConditionVariableBroadcast(&r->cv);
 }
 
-Datum
-rvd_worker_request(PG_FUNCTION_ARGS)
+/*
+ * Refuse what the worker must not be asked: an unknown kind, a relation the
+ * calling role does not own (or that does not exist), arguments out of
+ * bounds.  int_arg < 0 and a NaN real_arg mean "not given".
+ */
+static void
+rvd_check_request(const char *kind, Oid relid, int int_arg, double real_arg)
+{
+	bool		cycle = strcmp(kind, "learn") == 0 || strcmp(kind, "extract") == 0;
+
+	if (!cycle && strcmp(kind, "consolidate") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown request kind \"%s\"", kind)));
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	if (!rvd_owns_relation(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of table %s", get_rel_name(relid))));
+	if (cycle && int_arg >= 0 && (int_arg < 1 || int_arg > 1000))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("num_clusters must be between 1 and 1000, got %d", int_arg)));
+	if (!cycle && !isnan(real_arg) && !(real_arg > -1 && real_arg <= 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("similarity_threshold must be in (-1, 1], got %g", real_arg)));
+}
+
+/*
+ * Post a request to the worker and wait for its answer (jsonb).  int_arg
+ * < 0 and a NaN real_arg mean "not given"; a given int_arg < 0 is refused
+ * by the callers.
+ */
+static Datum
+rvd_post_request(const char *kind, Oid relid, int int_arg, double real_arg)
 {
 	RvdRequest *r = &rvd_shared->request;
-	text	   *kind;
-	Oid			relid;
 	uint64		ticket = 0;
 	TimestampTz started = GetCurrentTimestamp();
 	TimestampTz absent_since = 0;
@@ -91,12 +139,9 @@ rvd_worker_request(PG_FUNCTION_ARGS)
 	char		sqlstate[6];
 	char	   *result = palloc(RVD_REQUEST_RESULT_LEN);
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("kind and relid must not be NULL")));
-	kind = PG_GETARG_TEXT_PP(0);
-	relid = PG_GETARG_OID(1);
-	if (VARSIZE_ANY_EXHDR(kind) >= RVD_REQUEST_KIND_LEN)
+	if (strlen(kind) >= RVD_REQUEST_KIND_LEN)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("request kind too long")));
+	rvd_check_request(kind, relid, int_arg, real_arg);
 	rvd_check_worker_database();
 
 	/* 1. Wait for the slot to be free, then post our request. */
@@ -110,11 +155,11 @@ rvd_worker_request(PG_FUNCTION_ARGS)
 			r->abandoned = false;
 			r->ticket++;
 			ticket = r->ticket;
-			text_to_cstring_buffer(kind, r->kind, RVD_REQUEST_KIND_LEN);
+			strlcpy(r->kind, kind, RVD_REQUEST_KIND_LEN);
 			r->dbid = MyDatabaseId;
 			r->relid = relid;
-			r->int_arg = PG_ARGISNULL(2) ? -1 : PG_GETARG_INT32(2);
-			r->real_arg = PG_ARGISNULL(3) ? NAN : PG_GETARG_FLOAT8(3);
+			r->int_arg = int_arg;
+			r->real_arg = real_arg;
 			SpinLockRelease(&r->mutex);
 			break;
 		}
@@ -183,7 +228,131 @@ rvd_worker_request(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4])),
 				 errmsg("%s", result)));
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(result)));
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(result));
+}
+
+/* ruvector_dag._worker_request(kind, relid, int_arg, real_arg): not for PUBLIC, checked all the same. */
+Datum
+rvd_worker_request(PG_FUNCTION_ARGS)
+{
+	int			int_arg = PG_ARGISNULL(2) ? -1 : PG_GETARG_INT32(2);
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("kind and relid must not be NULL")));
+	if (!PG_ARGISNULL(2) && int_arg < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("num_clusters must be between 1 and 1000, got %d", int_arg)));
+	PG_RETURN_DATUM(rvd_post_request(text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_OID(1), int_arg,
+									 PG_ARGISNULL(3) ? NAN : PG_GETARG_FLOAT8(3)));
+}
+
+/*
+ * The enrolled table named by the wrapper's first argument (resolved on the
+ * caller's search_path; 22004 if NULL, 42P01 if missing, 42501 unless the
+ * caller owns it), or InvalidOid if it is not enrolled.
+ */
+static Oid
+rvd_request_table(FunctionCallInfo fcinfo)
+{
+	Oid			relid = rvd_resolve_table(fcinfo, 0, false);
+
+	if (!rvd_owns_relation(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of table %s", get_rel_name(relid))));
+	return rvd_is_enrolled(relid) ? relid : InvalidOid;
+}
+
+/* Text of key in a jsonb object, or NULL. */
+static char *
+rvd_answer_field(Datum answer, const char *key)
+{
+	Jsonb	   *jb = DatumGetJsonbP(answer);
+	JsonbValue	v;
+
+	if (getKeyJsonValueFromContainer(&jb->root, key, strlen(key), &v) == NULL)
+		return NULL;
+	if (v.type == jbvString)
+		return pnstrdup(v.val.string.val, v.val.string.len);
+	if (v.type == jbvBool)
+		return pstrdup(v.val.boolean ? "true" : "false");
+	if (v.type == jbvNumeric)
+		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
+	return NULL;
+}
+
+static int32
+rvd_answer_int(Datum answer, const char *key)
+{
+	char	   *text = rvd_answer_field(answer, key);
+
+	return text ? pg_strtoint32(text) : 0;
+}
+
+/* ruvector_dag_learn(table_name): learn now from everything captured, then a background cycle. */
+Datum
+rvd_learn(PG_FUNCTION_ARGS)
+{
+	Oid			relid = rvd_request_table(fcinfo);
+
+	if (!OidIsValid(relid))
+		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in,
+											CStringGetDatum("{\"success\": false, \"error\": \"Neural DAG not enabled\"}")));
+	PG_RETURN_DATUM(rvd_post_request("learn", relid, -1, NAN));
+}
+
+/* ruvector_dag_extract_patterns(table_name, num_clusters): a background cycle; the patterns extracted. */
+Datum
+rvd_extract_patterns(PG_FUNCTION_ARGS)
+{
+	Oid			relid = rvd_request_table(fcinfo);
+	int			k = PG_ARGISNULL(1) ? -1 : PG_GETARG_INT32(1);
+	Datum		answer;
+	char	   *success;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("Neural DAG not enabled for table '%s'", text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+	if (!PG_ARGISNULL(1) && k < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("num_clusters must be between 1 and 1000, got %d", k)));
+	answer = rvd_post_request("extract", relid, k, NAN);
+	success = rvd_answer_field(answer, "success");
+	if (success == NULL || strcmp(success, "true") != 0)
+	{
+		char	   *reason = rvd_answer_field(answer, "reason");
+
+		ereport(WARNING, (errmsg("Pattern extraction skipped: %s", reason ? reason : "")));
+		PG_RETURN_INT32(0);
+	}
+	PG_RETURN_INT32(rvd_answer_int(answer, "patterns_extracted"));
+}
+
+/* ruvector_dag_consolidate_patterns(table_name, similarity_threshold): patterns merged away. */
+Datum
+rvd_consolidate_patterns(PG_FUNCTION_ARGS)
+{
+	Oid			relid = rvd_request_table(fcinfo);
+
+	if (!OidIsValid(relid))
+	{
+		ereport(WARNING,
+				(errmsg("Neural DAG not enabled for table '%s'", text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+		PG_RETURN_INT32(0);
+	}
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("similarity_threshold must be in (-1, 1], got NULL")));
+	if (isnan(PG_GETARG_FLOAT4(1)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("similarity_threshold must be in (-1, 1], got NaN")));
+	PG_RETURN_INT32(rvd_answer_int(rvd_post_request("consolidate", relid, -1, PG_GETARG_FLOAT4(1)),
+								   "merged"));
 }
 
 /* The published learning counters of relid (zeros before the worker learned anything). */
@@ -200,6 +369,8 @@ rvd_learning_counters(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	if (!rvd_may_read_relation(relid))
+		PG_RETURN_NULL();
 
 	LWLockAcquire(rvd_shared->stats_lock, LW_SHARED);
 	for (i = 0; i < RVD_MAX_ENROLLED; i++)

@@ -5,7 +5,9 @@
  *		buffered trajectories, and the record layout.
  *
  * All of them read shared memory only (no Python), so they are cheap and
- * work from any session.
+ * work from any session.  Rows about a table are returned only to callers
+ * that may read about it (rvd_may_read_relation: superusers, members of
+ * pg_read_all_stats, its owner); the others get no rows.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,38 +34,56 @@ rvd_require_shared(void)
 				 errmsg("ruvector_dag shared memory is not initialised")));
 }
 
-/* Per enrolled table of this database: seen / stored / dropped. */
+/*
+ * Per enrolled table of this database: seen / stored / dropped, for the
+ * tables the caller may read about (rvd_may_read_relation).
+ */
 PG_FUNCTION_INFO_V1(ruvector_dag_capture_stats);
 Datum
 ruvector_dag_capture_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid		   *relids = palloc(sizeof(Oid) * RVD_MAX_ENROLLED);
+	uint64	   *stored = palloc(sizeof(uint64) * RVD_MAX_ENROLLED);
+	uint64	   *dropped = palloc(sizeof(uint64) * RVD_MAX_ENROLLED);
+	int			n = 0;
 	int			i;
 
 	rvd_require_shared();
 	InitMaterializedSRF(fcinfo, 0);
+	/* Copy under the lock; catalog lookups come after it is released. */
 	LWLockAcquire(rvd_shared->registry_lock, LW_SHARED);
 	for (i = 0; i < RVD_MAX_ENROLLED; i++)
 	{
 		RvdTableEntry *e = &rvd_shared->tables[i];
+
+		if (e->relid == InvalidOid || e->dbid != MyDatabaseId)
+			continue;
+		relids[n] = e->relid;
+		stored[n] = pg_atomic_read_u64(&e->stored);
+		dropped[n] = pg_atomic_read_u64(&e->dropped);
+		n++;
+	}
+	LWLockRelease(rvd_shared->registry_lock);
+	for (i = 0; i < n; i++)
+	{
 		Datum		values[5];
 		bool		nulls[5] = {false, false, false, false, false};
 		char	   *name;
 
-		if (e->relid == InvalidOid || e->dbid != MyDatabaseId)
+		if (!rvd_may_read_relation(relids[i]))
 			continue;
-		name = get_rel_name(e->relid);
-		values[0] = ObjectIdGetDatum(e->relid);
+		name = get_rel_name(relids[i]);
+		values[0] = ObjectIdGetDatum(relids[i]);
 		if (name)
 			values[1] = CStringGetTextDatum(name);
 		else
 			nulls[1] = true;
-		values[3] = Int64GetDatum((int64) pg_atomic_read_u64(&e->stored));
-		values[4] = Int64GetDatum((int64) pg_atomic_read_u64(&e->dropped));
-		values[2] = Int64GetDatum(DatumGetInt64(values[3]) + DatumGetInt64(values[4]));	/* seen */
+		values[3] = Int64GetDatum((int64) stored[i]);
+		values[4] = Int64GetDatum((int64) dropped[i]);
+		values[2] = Int64GetDatum((int64) (stored[i] + dropped[i]));	/* seen */
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	LWLockRelease(rvd_shared->registry_lock);
 	return (Datum) 0;
 }
 
@@ -108,6 +128,38 @@ rvd_max_records_arg(FunctionCallInfo fcinfo)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_records must be >= 0, got %d", max)));
 	return Min(max, rvd_shared->capacity);
+}
+
+/*
+ * Keep, in place, the records of relations the caller may read about (all
+ * of them for superusers and members of pg_read_all_stats); returns how
+ * many are kept.  Records come in runs of few relations: the last answer
+ * is remembered.
+ */
+static int
+rvd_readable_records(RvdTrajectory *recs, int n)
+{
+	Oid			last = InvalidOid;
+	bool		last_ok = false;
+	int			kept = 0;
+	int			i;
+
+	if (rvd_may_read_relation(InvalidOid))
+		return n;
+	for (i = 0; i < n; i++)
+	{
+		if (recs[i].relid != last || i == 0)
+		{
+			last = recs[i].relid;
+			last_ok = rvd_may_read_relation(last);
+		}
+		if (!last_ok)
+			continue;
+		if (kept != i)
+			memcpy(&recs[kept], &recs[i], sizeof(RvdTrajectory));
+		kept++;
+	}
+	return kept;
 }
 
 static const char *
@@ -172,7 +224,7 @@ ruvector_dag_buffered_trajectories(PG_FUNCTION_ARGS)
 	/* A large ring (up to 1M records) exceeds palloc's 1 GB limit. */
 	copy = MemoryContextAllocHuge(CurrentMemoryContext, sizeof(RvdTrajectory) * Max(max, 1));
 
-	n = rvd_ring_read(copy, max, false, MyDatabaseId);
+	n = rvd_readable_records(copy, rvd_ring_read(copy, max, false, MyDatabaseId));
 
 	for (i = 0; i < n; i++)
 	{
@@ -223,7 +275,8 @@ ruvector_dag_buffered_records(PG_FUNCTION_ARGS)
 	if ((Size) max * sizeof(RvdTrajectory) > MaxAllocSize - VARHDRSZ)
 		max = (MaxAllocSize - VARHDRSZ) / sizeof(RvdTrajectory);
 	out = palloc0(VARHDRSZ + (Size) Max(max, 1) * sizeof(RvdTrajectory));
-	n = rvd_ring_read((RvdTrajectory *) VARDATA(out), max, false, MyDatabaseId);
+	n = rvd_readable_records((RvdTrajectory *) VARDATA(out),
+							 rvd_ring_read((RvdTrajectory *) VARDATA(out), max, false, MyDatabaseId));
 	SET_VARSIZE(out, VARHDRSZ + (Size) n * sizeof(RvdTrajectory));
 	PG_RETURN_BYTEA_P(out);
 }

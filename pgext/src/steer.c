@@ -339,7 +339,12 @@ rvd_steering_arms(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* (query_id, arm, source) of this database's decisions. */
+/*
+ * (query_id, arm, source) of this database's decisions that the caller may
+ * read: all of them for superusers and members of pg_read_all_stats, those
+ * learned on a table it owns for others (pinned and tried decisions name
+ * no table: privileged readers only).
+ */
 Datum
 rvd_steering_decisions(PG_FUNCTION_ARGS)
 {
@@ -347,6 +352,7 @@ rvd_steering_decisions(PG_FUNCTION_ARGS)
 	RvdDecision *copy;
 	uint32		n;
 	uint32		i;
+	bool		privileged = rvd_may_read_relation(InvalidOid);
 
 	InitMaterializedSRF(fcinfo, 0);
 	copy = palloc(sizeof(RvdDecision) * RVD_MAX_DECISIONS);
@@ -360,6 +366,8 @@ rvd_steering_decisions(PG_FUNCTION_ARGS)
 		bool		nulls[3] = {0};
 
 		if (copy[i].dbid != MyDatabaseId)
+			continue;
+		if (!(privileged || (OidIsValid(copy[i].relid) && rvd_owns_relation(copy[i].relid))))
 			continue;
 		values[0] = Int64GetDatum((int64) copy[i].query_id);
 		values[1] = CStringGetTextDatum(rvd_arms[copy[i].arm].name);
@@ -377,6 +385,13 @@ rvd_steering_decisions(PG_FUNCTION_ARGS)
  */
 bool
 rvd_set_decision(uint64 query_id, int arm, uint8 source)
+{
+	return rvd_set_decision_for(InvalidOid, query_id, arm, source);
+}
+
+/* The same, for a decision learned on relid (who may read it: rvd_steering_decisions). */
+bool
+rvd_set_decision_for(Oid relid, uint64 query_id, int arm, uint8 source)
 {
 	uint32		n;
 	uint32		i;
@@ -402,6 +417,7 @@ rvd_set_decision(uint64 query_id, int arm, uint8 source)
 			{
 				d->arm = (int16) arm;
 				d->source = source;
+				d->relid = relid;
 			}
 			break;
 		}
@@ -419,6 +435,7 @@ rvd_set_decision(uint64 query_id, int arm, uint8 source)
 		rvd_shared->decisions[n].query_id = query_id;
 		rvd_shared->decisions[n].arm = (int16) arm;
 		rvd_shared->decisions[n].source = source;
+		rvd_shared->decisions[n].relid = relid;
 		pg_atomic_write_u32(&rvd_shared->n_decisions, n + 1);
 	}
 	pg_atomic_fetch_add_u32(&rvd_shared->steer_generation, 1);

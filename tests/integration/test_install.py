@@ -177,7 +177,7 @@ def test_not_preloaded_refuses_clearly(tmp_path: Path, server: Server) -> None:
 
 def test_extension_survives_restart(server: Server) -> None:
     server.restart()
-    assert server.execute("SELECT extversion FROM pg_extension WHERE extname = 'ruvector_dag'") == [("0.2.0",)]
+    assert server.execute("SELECT extversion FROM pg_extension WHERE extname = 'ruvector_dag'") == [("0.3.0",)]
     assert server.execute("SHOW shared_preload_libraries") == [("ruvector_dag",)]
 
 

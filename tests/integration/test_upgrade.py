@@ -12,7 +12,7 @@ from ruvector_dag.settings import EXACT_LEARNING
 CATALOG = {
     "functions": """
         SELECT p.oid::regprocedure::text, pg_get_function_result(p.oid), p.provolatile, p.prosecdef,
-               md5(p.prosrc), coalesce(p.proconfig::text, '')
+               md5(p.prosrc), coalesce(p.proconfig::text, ''), coalesce(p.proacl::text, '')
           FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
          WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'ruvector_dag')""",
@@ -27,6 +27,13 @@ CATALOG = {
                "WHERE schemaname = 'ruvector_dag'",
     "config_dump": "SELECT unnest(extconfig)::regclass::text FROM pg_extension WHERE extname = 'ruvector_dag'",
     "event_triggers": "SELECT evtname, evtevent, evtfoid::regproc::text FROM pg_event_trigger",
+    # privileges, row security and view options (docs/security.md)
+    "relations": """
+        SELECT c.relname, c.relkind, coalesce(c.relacl::text, ''), c.relrowsecurity, c.relforcerowsecurity,
+               coalesce(c.reloptions::text, '')
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'ruvector_dag'""",
+    "policies": "SELECT tablename, policyname, cmd, roles::text, qual FROM pg_policies "
+                "WHERE schemaname = 'ruvector_dag'",
 }
 
 
@@ -46,7 +53,7 @@ def test_update_from_0_1_0_equals_a_fresh_install(tmp_path: Path, server: Server
             c.execute("SELECT ruvector_enable_neural_dag('t')")
             c.execute("ALTER EXTENSION ruvector_dag UPDATE")
             assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'ruvector_dag'").fetchone() == (
-                "0.2.0",)
+                "0.3.0",)
             updated = catalog(c)
             c.execute("CREATE DATABASE fresh")
         with srv.connect(dbname="fresh") as f:
@@ -55,7 +62,7 @@ def test_update_from_0_1_0_equals_a_fresh_install(tmp_path: Path, server: Server
         for name in CATALOG:
             assert updated[name] == fresh[name], (name, updated[name] ^ fresh[name])
 
-        # What was enrolled under 0.1.0 learns under 0.2.0.
+        # What was enrolled under 0.1.0 learns under 0.3.0.
         with srv.connect() as c:
             assert c.execute("SELECT ruvector_neural_dag_enabled('t')").fetchone()[0] is True
             for i in range(10):
