@@ -8,7 +8,9 @@ only in shared_preload_libraries: ``vanilla`` (nothing) and ``ruvector``
 (ruvector_dag, the workload's tables enrolled, default settings: learning
 mode ``learn``, the background worker draining every 200 ms).  Every query
 runs on both, alternately (the order flips every round), timed by the
-client; the rows of the two must be the same.
+client; the rows of the two must be the same.  The trap and TPC-H queries
+run as ``workloads.APP_ROLE``, an ordinary role that owns their tables: the
+worker's trials replay no superuser's statement by default.
 
 * trap: ruvector_dag.workloads, queries whose row estimates are wrong by
   100x or more, repeated ``--trap-rounds`` times.  Steady state = the last
@@ -86,9 +88,10 @@ def alternate(conns: dict[str, Any], sql: str, rnd: int) -> dict[str, tuple[floa
     return {name: timed(conns[name], sql) for name in order}
 
 
-def run_workload(conns: dict[str, Any], queries: dict[str, str], rounds: int, desc: str,
+def run_workload(conns: dict[str, Any], queries: dict[str, str], rounds: int, desc: str, observer: Any,
                  *, exact_rows: bool = True) -> dict[str, Any]:
-    """Each query on both servers per round; times, the arm in force, row checks."""
+    """Each query on both servers per round; times, the arm in force (read through ``observer``,
+    a session of the ruvector server), row checks."""
     times = {name: {q: [] for q in queries} for name in conns}
     arms: dict[str, list[str]] = {q: [] for q in queries}
     mismatches: list[str] = []
@@ -101,7 +104,7 @@ def run_workload(conns: dict[str, Any], queries: dict[str, str], rounds: int, de
             same = a == b if exact_rows else sorted(map(repr, a)) == sorted(map(repr, b))
             if not same:
                 mismatches.append(f"{q} round {rnd}")
-            arms[q].append(arm_of(conns["ruvector"], sql))
+            arms[q].append(arm_of(observer, sql))
     return {"times": times, "arms": arms, "row_mismatches": mismatches}
 
 
@@ -250,24 +253,28 @@ def main() -> int:
     IMG_DIR.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"server": str(bin_dir), "args": vars(args) | {"bin_dir": str(bin_dir)}}
     servers: dict[str, Server] = {}
-    conns: dict[str, Any] = {}
+    conns: dict[str, Any] = {}  # superuser sessions: set-up, enrollment, the engine's state
+    apps: dict[str, Any] = {}  # sessions of workloads.APP_ROLE: the timed workloads
     try:
         for name, settings in CONFIGS.items():
             servers[name] = Server(root / name, bin_dir=bin_dir, settings={**COMMON, **settings},
                                    extension=name == "ruvector").start()
             conns[name] = servers[name].connect(autocommit=True, prepare_threshold=None)
+            workloads.own_tables(conns[name].execute, ())
+            apps[name] = servers[name].connect(user=workloads.APP_ROLE, autocommit=True, prepare_threshold=None)
         ruv = conns["ruvector"]
 
         if "trap" in parts:
             for c in conns.values():
                 workloads.create(c.execute, args.trap_scale)
+                workloads.own_tables(c.execute)
             for table in workloads.ENROLLED:
                 ruv.execute("SELECT ruvector_enable_neural_dag(%s)", (table,))
-            for c in conns.values():  # warm caches
+            for c in apps.values():  # warm caches
                 for sql in workloads.QUERIES.values():
                     c.execute(sql).fetchall()
             wait_for_engine(ruv, workloads.ENROLLED[0])
-            res = run_workload(conns, workloads.QUERIES, args.trap_rounds, "trap workload")
+            res = run_workload(apps, workloads.QUERIES, args.trap_rounds, "trap workload", ruv)
             summary = summarize(res, args.trap_rounds)
             for q, p in summary["per_query"].items():
                 p["fixed_after_executions"] = fixed_after(res["times"]["ruvector"][q], res["times"]["vanilla"][q])
@@ -288,13 +295,14 @@ def main() -> int:
             for name, c in conns.items():
                 print(f"loading TPC-H SF{args.tpch_scale} into {name}")
                 tpch.load(c, data)
+                workloads.own_tables(c.execute, tpch.TABLES)
             for table in tpch.TABLES:
                 ruv.execute("SELECT ruvector_enable_neural_dag(%s)", (table,))
-            for c in conns.values():  # warm caches
+            for c in apps.values():  # warm caches
                 for sql in tpch.QUERIES.values():
                     c.execute(sql).fetchall()
             wait_for_engine(ruv, "lineitem")
-            res = run_workload(conns, tpch.QUERIES, args.tpch_rounds, "TPC-H rounds", exact_rows=False)
+            res = run_workload(apps, tpch.QUERIES, args.tpch_rounds, "TPC-H rounds", ruv, exact_rows=False)
             summary = summarize(res, args.tpch_rounds)
             report["tpch"] = {"summary": summary, "raw": res, "trials": trials_logged(servers["ruvector"].log_file)}
             plot_tpch(summary, IMG_DIR / "steering_tpch.png")
@@ -386,7 +394,7 @@ def main() -> int:
                       f"  A/A {cc['aa_ratio'][m]:.3f} ({cc['aa_ci90'][m][0]:.3f}-{cc['aa_ci90'][m][1]:.3f})")
         print(f"written {save('steering', report)}")
     finally:
-        for c in conns.values():
+        for c in [*apps.values(), *conns.values()]:
             c.close()
         for srv in servers.values():
             srv.stop()

@@ -98,13 +98,14 @@ def run(server: Any, statements: int = 600, seed: int = 7) -> int:
             (nodes[0], nodes[1:], "{t,f}")).fetchone()[0]
         print("\ncritical-path attention of a join over its inputs (computed in the server): "
               + ", ".join(f"{w:.3f}" for w in weights))
-        _steering(conn)
+        _steering(server, conn)
     print(f"\nThe server is still running: psql '{server.dsn}'  (stop: ruvector-dag server stop)")
     return 0
 
 
-def _steering(conn: Any, executions: int = 25) -> None:
-    """A trap query PostgreSQL misestimates, fixed by learned steering; latency before and after."""
+def _steering(server: Any, conn: Any, executions: int = 25) -> None:
+    """A trap query PostgreSQL misestimates, fixed by learned steering; latency before and after.
+    The trap runs as workloads.APP_ROLE: the worker's trials replay no superuser's statement."""
     import time
 
     from tqdm import tqdm
@@ -112,15 +113,17 @@ def _steering(conn: Any, executions: int = 25) -> None:
     from . import workloads
 
     workloads.create(conn.execute)
+    workloads.own_tables(conn.execute)
     for table in workloads.ENROLLED:
         conn.execute("SELECT ruvector_enable_neural_dag(%s)", (table,))
     sql = workloads.QUERIES["skewed"]
     latencies = []
-    for _ in tqdm(range(executions), desc="plan steering: a skewed-join trap", unit="exec"):
-        t0 = time.perf_counter()
-        conn.execute(sql).fetchall()
-        latencies.append((time.perf_counter() - t0) * 1e3)
-        time.sleep(0.25)  # the worker drains every 200 ms
+    with server.connect(user=workloads.APP_ROLE) as app:
+        for _ in tqdm(range(executions), desc="plan steering: a skewed-join trap", unit="exec"):
+            t0 = time.perf_counter()
+            app.execute(sql).fetchall()
+            latencies.append((time.perf_counter() - t0) * 1e3)
+            time.sleep(0.25)  # the worker drains every 200 ms
     conn.execute("SELECT ruvector_dag_learn('trap_f')")  # saves the evidence now
     print("\nPlan steering (ruvector_dag.steering):")
     rows = conn.execute("SELECT query_id, arm, source, evidence::text FROM ruvector_dag.steering").fetchall()

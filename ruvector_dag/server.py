@@ -279,7 +279,8 @@ class Server:
     # -- clients -------------------------------------------------------------
 
     def connect(self, **kwargs: Any) -> Any:
-        """A psycopg connection (autocommit unless told otherwise)."""
+        """A psycopg connection (autocommit unless told otherwise); ``user=`` another role
+        (trust authentication: no password)."""
         import psycopg
 
         kwargs.setdefault("autocommit", True)

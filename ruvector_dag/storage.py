@@ -2,10 +2,17 @@
 
 Every statement goes through an ``execute(sql, params) -> rows`` callable:
 in the worker that is ``_ruvector_pg.execute`` (SPI, one subtransaction
-per statement, parameters and results as text).  Nothing here runs in a
-user's transaction: the worker writes in its own, short transactions with
-a lock timeout, so a user's lock on our tables delays learning, never the
-user (the lesson of AQO, which moved its writes out of user transactions).
+per statement, parameters and results as text).  The worker's session runs
+with ``search_path = pg_catalog, pg_temp``, and every table and function
+here is schema-qualified besides, so that no object a user creates can
+stand in for one of ours (tests/unit/test_worker_sql.py checks it).
+Operators are left bare: their operands are of built-in types, pg_catalog
+is searched first, and pg_temp is never searched for operators.
+
+Nothing here runs in a user's transaction: the worker writes in its own,
+short transactions with a lock timeout, so a user's lock on our tables
+delays learning, never the user (the lesson of AQO, which moved its writes
+out of user transactions).
 
 Tables (pgext/ruvector_dag--*.sql):
   ruvector_dag.patterns            one row per live pattern, upserted per cycle
@@ -57,7 +64,8 @@ def load_state(execute: Execute, relid: int) -> bytes | None:
 
 
 def save_state(execute: Execute, learner: TableLearner) -> None:
-    execute("INSERT INTO ruvector_dag.engine_state (relid, state, saved_at) VALUES ($1::oid, $2::bytea, now()) "
+    execute("INSERT INTO ruvector_dag.engine_state (relid, state, saved_at) "
+            "VALUES ($1::oid, $2::bytea, pg_catalog.now()) "
             "ON CONFLICT (relid) DO UPDATE SET state = EXCLUDED.state, saved_at = EXCLUDED.saved_at",
             (str(learner.relid), "\\x" + learner.state_bytes().hex()))
 
@@ -93,12 +101,14 @@ def save_patterns(execute: Execute, learner: TableLearner, table_name: str) -> N
             "optimal_params, confidence, sample_count, avg_latency_us, avg_quality) "
             "SELECT $1::oid, $2, r.pattern_id, r.centroid, r.attention_type, r.optimal_params, "
             "r.confidence, r.sample_count, r.avg_latency_us, r.avg_quality "
-            "FROM jsonb_to_recordset($3::jsonb) AS r(pattern_id bigint, centroid real[], attention_type text, "
-            "optimal_params jsonb, confidence float8, sample_count int, avg_latency_us float8, avg_quality float8) "
+            "FROM pg_catalog.jsonb_to_recordset($3::jsonb) AS r(pattern_id bigint, centroid real[], "
+            "attention_type text, optimal_params jsonb, confidence float8, sample_count int, avg_latency_us float8, "
+            "avg_quality float8) "
             "ON CONFLICT (table_name, pattern_id) DO UPDATE SET relid = EXCLUDED.relid, centroid = EXCLUDED.centroid, "
             "attention_type = EXCLUDED.attention_type, optimal_params = EXCLUDED.optimal_params, "
             "confidence = EXCLUDED.confidence, sample_count = EXCLUDED.sample_count, "
-            "avg_latency_us = EXCLUDED.avg_latency_us, avg_quality = EXCLUDED.avg_quality, updated_at = now()",
+            "avg_latency_us = EXCLUDED.avg_latency_us, avg_quality = EXCLUDED.avg_quality, "
+            "updated_at = pg_catalog.now()",
             (relid, table_name, json.dumps(rows)))
 
 
@@ -123,7 +133,7 @@ def save_steering_evidence(execute: Execute, learner: TableLearner) -> None:
             "INSERT INTO ruvector_dag.steering_evidence (relid, query_id, arm, executions, mean_latency_us, "
             "sd_log_latency, banned, chosen, pattern_id) SELECT $1::oid, r.query_id, r.arm, r.executions, "
             "r.mean_latency_us, r.sd_log_latency, r.banned, r.chosen, r.pattern_id "
-            "FROM jsonb_to_recordset($2::jsonb) AS r(query_id bigint, arm text, executions int, "
+            "FROM pg_catalog.jsonb_to_recordset($2::jsonb) AS r(query_id bigint, arm text, executions int, "
             "mean_latency_us float8, sd_log_latency float8, banned bool, chosen bool, pattern_id bigint)",
             (relid, json.dumps(rows)))
 
@@ -157,9 +167,10 @@ def save_pattern_nodes(execute: Execute, learner: TableLearner) -> None:
             "INSERT INTO ruvector_dag.pattern_nodes (relid, pattern_id, node_id, plan_position, parent_position, "
             "operator, self_cost, criticality, cut_weight) "
             "SELECT $1::oid, r.pattern_id, r.node_id, r.plan_position, r.parent_position, r.operator, r.self_cost, "
-            "r.criticality, r.cut_weight FROM jsonb_to_recordset($2::jsonb) AS r(pattern_id bigint, node_id bigint, "
-            "plan_position int, parent_position int, operator text, self_cost float8, criticality float8, "
-            "cut_weight float8)", (relid, json.dumps(rows)))
+            "r.criticality, r.cut_weight "
+            "FROM pg_catalog.jsonb_to_recordset($2::jsonb) AS r(pattern_id bigint, node_id bigint, plan_position int, "
+            "parent_position int, operator text, self_cost float8, criticality float8, cut_weight float8)",
+            (relid, json.dumps(rows)))
 
 
 def save_history(execute: Execute, relid: int, table_name: str, history: Sequence[HistoryRow]) -> None:
@@ -176,8 +187,9 @@ def save_history(execute: Execute, relid: int, table_name: str, history: Sequenc
         "attention_type, latency_us, quality, query_id, pattern_id, max_criticality) "
         "SELECT $1::oid, $2, r.trajectory_id, r.plan_embedding, r.attention_type, r.latency_us, "
         "r.quality, r.query_id, r.pattern_id, r.max_criticality "
-        "FROM jsonb_to_recordset($3::jsonb) AS r(trajectory_id bigint, plan_embedding real[], attention_type text, "
-        "latency_us bigint, quality float8, query_id bigint, pattern_id bigint, max_criticality float8)",
+        "FROM pg_catalog.jsonb_to_recordset($3::jsonb) AS r(trajectory_id bigint, plan_embedding real[], "
+        "attention_type text, latency_us bigint, quality float8, query_id bigint, pattern_id bigint, "
+        "max_criticality float8)",
         (str(relid), table_name, json.dumps(rows)))
     execute("DELETE FROM ruvector_dag.trajectory_history WHERE relid = $1::oid AND id <= "
             "(SELECT id FROM ruvector_dag.trajectory_history WHERE relid = $1::oid ORDER BY id DESC "

@@ -106,6 +106,7 @@ _pending_elapsed = 0.0
 _pending_queries: dict[int, int] = {}
 _rules: dict[int, float] = {}  # the capture rules published
 _wanted: set[int] = set()  # ... and the query ids whose text they ask for
+_wanted_since: dict[int, float] = {}  # ... since when (Unix microseconds)
 _texts: dict[int, bytes] = {}  # query id: its statement as offered (opaque: for _pg.trial)
 _text_waits: dict[int, int] = {}  # executions captured since a query's text was asked for
 _trial_ready_at = 0.0  # monotonic time the next trial may start (trials share the CPU budget)
@@ -269,6 +270,11 @@ def _publish_capture_rules(wanted: set[int]) -> None:
                               bytes((RULE_EVERY if rules.get(i) == 1.0 else 0) | (RULE_WANT_TEXT if i in wanted else 0)
                                     for i in ids))
         _rules, _wanted = rules, wanted
+        now_us = time.time() * 1e6
+        for qid in [q for q in _wanted_since if q not in wanted]:
+            del _wanted_since[qid]
+        for qid in wanted - _wanted_since.keys():
+            _wanted_since[qid] = now_us
 
 
 def idle_cpus(before: tuple[float, float] | None, after: tuple[float, float] | None, ncpu: int) -> float:
@@ -508,6 +514,9 @@ def drain() -> str | None:
     keep = np.array(sorted(q for q, f in _rules.items() if f >= 1.0), dtype=np.uint64).tobytes()
     arrived = 0
     per_query: dict[int, int] = {}
+    # executions captured since their text was asked for: records captured before (drained late,
+    # e.g. while the engine warmed up) could not have offered it
+    waited: dict[int, int] = {}
     touched: set[int] = set()  # tables learned from
     counted: set[int] = set()  # tables whose records were only consumed (over the budget)
     while time.monotonic() - now < DRAIN_MAX_S:
@@ -530,6 +539,8 @@ def drain() -> str | None:
         arrived += len(batch)
         for t in batch:
             per_query[t.query_id] = per_query.get(t.query_id, 0) + 1
+            if t.captured_at_us >= _wanted_since.get(t.query_id, math.inf):
+                waited[t.query_id] = waited.get(t.query_id, 0) + 1
             _consumed[t.relid] = _consumed.get(t.relid, 0) + 1
             learner = _learners.get(t.relid)
             if learner is None:
@@ -542,7 +553,7 @@ def drain() -> str | None:
         cpu_start += spent  # charged already
     _adapt_sampling(arrived, per_query, elapsed, share, float(_setting("ruvector.dag_learn_query_rate")))
     trial_cpu = time.process_time()
-    wanted = _trials(per_query, share)  # a trial's CPU is bounded by its own allowance, not the tokens
+    wanted = _trials(waited, share)  # a trial's CPU is bounded by its own allowance, not the tokens
     cpu_start += time.process_time() - trial_cpu
     _publish_capture_rules(wanted)  # now: with sampling, the next record of a query just found may never come otherwise
     for relid in _learners.keys() - touched:

@@ -15,14 +15,24 @@ wrong estimate:
 
 Every arm returns the same rows (steering only disables plan methods), so a
 query's result is its check.
+
+The workloads run as :data:`APP_ROLE`, an ordinary role that owns the
+tables (:func:`own_tables`): the background worker tries an arm on a
+statement before users run it, replaying the statement as its own roles, and
+by default never replays a superuser's (``ruvector.dag_trial_privileged_statements``),
+so a superuser's queries are not explored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 TABLES = ("trap_a", "trap_b", "trap_d", "trap_f", "trap_e")
+
+#: The role that runs the workloads: LOGIN, not a superuser, owner of their tables.
+APP_ROLE = "ruvector_app"
 
 #: The tables a benchmark enrolls (each trap reads at least one of them).
 ENROLLED = ("trap_a", "trap_f")
@@ -68,3 +78,19 @@ def create(execute: Callable[[str], Any], scale: int = 1) -> None:
 
 def drop(execute: Callable[[str], Any]) -> None:
     execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
+
+
+def own_tables(execute: Callable[[str], Any], tables: Iterable[str] = TABLES, role: str = APP_ROLE) -> str:
+    """Create ``role`` (LOGIN, not a superuser) unless it exists and make it the owner of ``tables``;
+    return its name.  Run by a superuser; then connect as the role (``Server.connect(user=role)``:
+    the embedded server trusts local connections)."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", role):
+        raise ValueError(f"role must be a plain lower-case SQL identifier, got {role!r}")
+    execute(f"""
+        DO $$ BEGIN
+          IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = '{role}') THEN
+            CREATE ROLE {role} LOGIN NOSUPERUSER;
+          END IF;
+        END $$;
+    """ + "".join(f"ALTER TABLE {table} OWNER TO {role};\n" for table in tables))
+    return role

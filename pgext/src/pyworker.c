@@ -88,7 +88,12 @@ rvd_take_pg_error(MemoryContext oldcontext)
 static void
 rvd_raise_pg_error(ErrorData *edata)
 {
-	PyObject   *exc = PyObject_CallFunction(rvd_pg_error, "s", edata->message ? edata->message : "error");
+	/* (in the server's encoding: bytes that are not UTF-8 become U+FFFD) */
+	const char *message = edata->message ? edata->message : "error";
+	PyObject   *text = PyUnicode_DecodeUTF8(message, (Py_ssize_t) strlen(message), "replace");
+	PyObject   *exc = text != NULL ? PyObject_CallFunctionObjArgs(rvd_pg_error, text, NULL) : NULL;
+
+	Py_XDECREF(text);
 
 	if (exc != NULL)
 	{
@@ -716,7 +721,7 @@ rvd_pg_setting(PyObject *self, PyObject *args)
 	value = GetConfigOption(name, true, false);	/* missing_ok: no ERROR */
 	if (value == NULL)
 		Py_RETURN_NONE;
-	return PyUnicode_FromString(value);
+	return rvd_utf8_to_py(value);	/* (a role name in the server's encoding: U+FFFD if not UTF-8) */
 }
 
 /* generation(): bumped by every enrollment change (the registry's generation). */

@@ -4,7 +4,8 @@
  *		The ruvector_dag background worker.
  *
  * Registered at preload, started once recovery has finished, restarted
- * 10 s after a crash.  It connects to ruvector.dag_worker_database (as
+ * 10 s after a crash (later while its database cannot be reached: see
+ * rvd_worker_backoff).  It connects to ruvector.dag_worker_database (as
  * pg_cron does with cron.database_name) and, on start, reloads the
  * enrollments committed in ruvector_dag.enrolled_tables into the shared
  * registry: shared memory is empty after a restart or a crash, the table is
@@ -53,6 +54,9 @@
 
 PGDLLEXPORT void rvd_worker_main(Datum main_arg);
 
+/* Seconds the postmaster waits before it restarts an exited worker. */
+#define RVD_RESTART_S 10
+
 void
 rvd_register_worker(void)
 {
@@ -61,7 +65,7 @@ rvd_register_worker(void)
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 10;
+	worker.bgw_restart_time = RVD_RESTART_S;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "ruvector_dag");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "rvd_worker_main");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "ruvector_dag worker");
@@ -314,6 +318,62 @@ rvd_worker_sigterm(SIGNAL_ARGS)
 	SignalHandlerForShutdownRequest(postgres_signal_arg);
 }
 
+/*
+ * Back-off after starts that could not connect to the worker's database.
+ * Each failed start costs a FATAL, and the postmaster restarts the worker
+ * RVD_RESTART_S later: after n consecutive failures the worker waits
+ * RVD_RESTART_S * 2^(n-1) more seconds, up to RVD_BACKOFF_MAX_S, before it
+ * tries again.  One LOG line, with a hint, at the first failure and
+ * whenever the wait grows; none once it is at its cap.  A configuration
+ * reload (SELECT pg_reload_conf(), say after CREATE DATABASE) ends the wait
+ * at once; SIGTERM ends the worker.  The wait is before the connection:
+ * the worker holds no database, lock or snapshot while it waits.
+ */
+#define RVD_BACKOFF_MAX_S 600
+
+static long
+rvd_backoff_seconds(int failed_starts)
+{
+	long		s = RVD_RESTART_S;
+	int			i;
+
+	for (i = 1; i < failed_starts && s < RVD_BACKOFF_MAX_S; i++)
+		s *= 2;
+	return Min(s, RVD_BACKOFF_MAX_S);
+}
+
+static void
+rvd_worker_backoff(void)
+{
+	int			failed = rvd_shared->worker_failed_starts;
+	long		delay_s;
+	TimestampTz until;
+
+	if (failed <= 0)
+		return;
+	delay_s = rvd_backoff_seconds(failed);
+	if (failed == 1 || delay_s != rvd_backoff_seconds(failed - 1))
+		ereport(LOG,
+				(errmsg("ruvector_dag worker could not connect to database \"%s\" (%d failed start%s): next attempt in %ld s",
+						rvd_dag_worker_database, failed, failed == 1 ? "" : "s", delay_s),
+				 errhint("Create database \"%s\" (then CREATE EXTENSION ruvector_dag in it), or set ruvector.dag_worker_database "
+						 "to an existing database and restart the server.  SELECT pg_reload_conf() makes the worker retry at once.",
+						 rvd_dag_worker_database)));
+	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay_s * 1000L);
+	for (;;)
+	{
+		long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
+
+		if (ShutdownRequestPending)
+			proc_exit(0);
+		/* A reload retries now; the main loop processes it once connected. */
+		if (ConfigReloadPending || ms <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
 void
 rvd_worker_main(Datum main_arg)
 {
@@ -330,7 +390,15 @@ rvd_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, rvd_worker_sigterm);
 	BackgroundWorkerUnblockSignals();
 
+	/*
+	 * A start that cannot connect (the database is missing or refuses
+	 * connections) ends in a FATAL, and the postmaster restarts the worker
+	 * 10 s later: count such starts, and back off before trying again.
+	 */
+	rvd_worker_backoff();
+	rvd_shared->worker_failed_starts++;
 	BackgroundWorkerInitializeConnection(rvd_dag_worker_database, NULL, 0);
+	rvd_shared->worker_failed_starts = 0;
 
 	/*
 	 * The worker's own writes must never wait long behind a user's locks

@@ -3,6 +3,8 @@
 The traps are ruvector_dag.workloads: PostgreSQL's row estimates are wrong
 by 100x or more, the default plan is slow, and the engine must find the arm
 that is faster from the executions alone, without ever changing the rows.
+The workloads run as workloads.APP_ROLE, the tables' owner (fixture ``app``):
+trials replay no superuser's statement by default.
 """
 
 from __future__ import annotations
@@ -20,8 +22,17 @@ SKEWED = workloads.QUERIES["skewed"]
 
 
 @pytest.fixture
+def app(server: Any) -> Iterator[Any]:
+    """A session of workloads.APP_ROLE, an ordinary role (the tables are given to it by their fixtures)."""
+    workloads.own_tables(server.execute, ())
+    with server.connect(user=workloads.APP_ROLE) as c:
+        yield c
+
+
+@pytest.fixture
 def traps(conn: Any) -> Iterator[Any]:
     workloads.create(conn.execute)
+    workloads.own_tables(conn.execute)
     for table in workloads.ENROLLED:
         conn.execute("SELECT ruvector_enable_neural_dag(%s)", (table,))
     yield conn
@@ -49,13 +60,13 @@ def wait_drained(conn: Any, table: str = "trap_f") -> None:
         time.sleep(0.05)
 
 
-def test_trap_is_learned_and_fixed(traps: Any) -> None:
+def test_trap_is_learned_and_fixed(traps: Any, app: Any) -> None:
     c = traps
     qid = query_id(c, SKEWED)
     assert join_types(c, SKEWED) == {"Nested Loop"}  # the trap: two nested index loops
-    default_rows = c.execute(SKEWED).fetchall()
+    default_rows = app.execute(SKEWED).fetchall()
     for _ in range(40):  # the issue's bound is 50 executions
-        assert c.execute(SKEWED).fetchall() == default_rows  # identical rows, whatever the arm
+        assert app.execute(SKEWED).fetchall() == default_rows  # identical rows, whatever the arm
         wait_drained(c)
     d = decision(c, qid)
     assert d is not None and d[1] == "learned", d
@@ -70,7 +81,7 @@ def test_trap_is_learned_and_fixed(traps: Any) -> None:
     assert ev is not None and ev[1]["default"]["executions"] >= 3 and ev[1][ev[0]]["executions"] >= 1
     assert ev[1][ev[0]]["mean_latency_us"] < ev[1]["default"]["mean_latency_us"]
     for _ in range(3):  # executions after the first cycle fall in its patterns
-        c.execute(SKEWED)
+        app.execute(SKEWED)
     wait_drained(c)
     c.execute("SELECT ruvector_dag_learn('trap_f')")
     steered = [p[0]["steering"] for p in c.execute(
@@ -79,17 +90,21 @@ def test_trap_is_learned_and_fixed(traps: Any) -> None:
     assert any(set(s) - {"default"} for s in steered), steered
 
 
-def test_sampling_keeps_every_execution_of_a_steered_query(traps: Any) -> None:
+def test_sampling_keeps_every_execution_of_a_steered_query(traps: Any, app: Any) -> None:
     """Capture sampled down to nothing still learns a trap: its first execution shows the
     misestimate, and from then on the worker watches the query (every execution captured)."""
     c = traps
-    c.execute("SET ruvector.dag_capture_sample_rate = 0")
+    c.execute(f"GRANT SET ON PARAMETER ruvector.dag_capture_sample_rate TO {workloads.APP_ROLE}")
+    try:
+        app.execute("SET ruvector.dag_capture_sample_rate = 0")
+    finally:
+        c.execute(f"REVOKE SET ON PARAMETER ruvector.dag_capture_sample_rate FROM {workloads.APP_ROLE}")
     qid = query_id(c, SKEWED)
     control = workloads.QUERIES["control"]
     before = processed(c)
     for _ in range(30):
-        c.execute(SKEWED).fetchall()
-        c.execute(control).fetchall()  # a plain query: captured once, then sampled out
+        app.execute(SKEWED).fetchall()
+        app.execute(control).fetchall()  # a plain query: captured once, then sampled out
         wait_drained(c)
     d = decision(c, qid)
     assert d is not None and d[1] == "learned", d
@@ -186,21 +201,22 @@ def probe(conn: Any) -> Iterator[Any]:
         INSERT INTO probe_big SELECT g, repeat('x', 20) FROM generate_series(1, 1000000) g;
         ANALYZE probe_s, probe_big;
     """)
+    workloads.own_tables(conn.execute, ("probe_s", "probe_big"))
     conn.execute("SELECT ruvector_enable_neural_dag('probe_s')")
     yield conn
     unpin_all(conn)
     conn.execute("DROP TABLE IF EXISTS probe_s, probe_big")
 
 
-def test_catastrophic_arms_are_banned_by_their_trial_before_any_user_runs_them(probe: Any) -> None:
+def test_catastrophic_arms_are_banned_by_their_trial_before_any_user_runs_them(probe: Any, app: Any) -> None:
     """The hard bound on exploration: the worker tries each arm on the statement itself and cancels
     it at 3x the default's mean; users' executions are never planned with an arm that failed."""
     c = probe
     qid = query_id(c, PROBE)
     assert join_types(c, PROBE) == {"Nested Loop"}
-    rows = c.execute(PROBE).fetchall()
+    rows = app.execute(PROBE).fetchall()
     for _ in range(16):
-        assert c.execute(PROBE).fetchall() == rows
+        assert app.execute(PROBE).fetchall() == rows
         wait_drained(c, "probe_s")
         assert decision(c, qid) is None  # never published: no user ran an exploratory arm
     c.execute("SELECT ruvector_dag_learn('probe_s')")  # saves the evidence
@@ -213,7 +229,7 @@ def test_catastrophic_arms_are_banned_by_their_trial_before_any_user_runs_them(p
     assert all(v == (0, True) for v in tried.values()), ev
 
 
-def test_trials_off_explores_on_users_executions(server: Any, probe: Any) -> None:
+def test_trials_off_explores_on_users_executions(server: Any, probe: Any, app: Any) -> None:
     """ruvector.dag_steering_trials = off: arms go to users' executions directly, banned after one
     slow execution each (the count bound)."""
     c = probe
@@ -222,10 +238,10 @@ def test_trials_off_explores_on_users_executions(server: Any, probe: Any) -> Non
     try:
         time.sleep(0.5)
         qid = query_id(c, PROBE)
-        rows = c.execute(PROBE).fetchall()
+        rows = app.execute(PROBE).fetchall()
         seen = set()
         for _ in range(16):
-            assert c.execute(PROBE).fetchall() == rows
+            assert app.execute(PROBE).fetchall() == rows
             wait_drained(c, "probe_s")
             d = decision(c, qid)
             if d is not None:

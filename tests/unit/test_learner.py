@@ -16,8 +16,8 @@ def traj(kind: int, latency: float, query_id: int | None = None) -> Trajectory:
     nodes = SHAPES[kind]
     return Trajectory(seq=0, query_id=kind if query_id is None else query_id, captured_at_us=0, dbid=1, relid=42,
                       userid=10, session_userid=10, nesting_level=0, planning_us=0.0, execution_us=latency,
-                      rows_processed=1, memory_bytes=0, shared_blks_hit=0, shared_blks_read=0, total_nodes=len(nodes), flags=0,
-                      cmd_type=1, nodes=nodes)
+                      rows_processed=1, memory_bytes=0, shared_blks_hit=0, shared_blks_read=0,
+                      total_nodes=len(nodes), flags=0, cmd_type=1, nodes=nodes)
 
 
 LAT = {0: 40.0, 1: 4000.0, 2: 900.0}

@@ -64,8 +64,8 @@ class FakeLearner:
 def pg(monkeypatch: pytest.MonkeyPatch) -> FakePg:
     fake = FakePg()
     monkeypatch.setattr(worker, "_pg", fake)
-    for name, value in (("_texts", {}), ("_text_waits", {}), ("_wanted", set()), ("_dirty", set()),
-                        ("_trial_ready_at", 0.0), ("_cpu_times", None), ("_trial_backoff", {}),
+    for name, value in (("_texts", {}), ("_text_waits", {}), ("_wanted", set()), ("_wanted_since", {}),
+                        ("_dirty", set()), ("_trial_ready_at", 0.0), ("_cpu_times", None), ("_trial_backoff", {}),
                         ("_idle_avg", 0.0), ("_idle_at", 0.0)):
         monkeypatch.setattr(worker, name, value)
     monkeypatch.setattr(worker, "_machine_cpu", lambda: None)  # idle
