@@ -392,3 +392,28 @@ def function_body_statements(connect: Connect, log_tail: LogTail = no_log) -> No
         found = run_until_verdict(admin, lambda: alice.execute(f"SELECT {ATTACK}.run_trap()").fetchall(),
                                   query_id(admin, TRAP), log_tail)
         assert found == "untriable", found
+
+
+# --------------------------------------------------------------------------
+# 6. pg_stat_statements does not count trials
+# --------------------------------------------------------------------------
+
+def trials_not_counted(connect: Connect, log_tail: LogTail = no_log) -> None:
+    """ALICE's plain statement is tried (paired: the default and an arm, in the worker), yet
+    pg_stat_statements counts her executions only.  Needs pg_stat_statements preloaded."""
+    with attack_setup(connect) as admin, connect(ALICE) as alice:
+        admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        sql = trap("avg(e.w)")
+        qid = query_id(admin, sql)
+        executions = 0
+
+        def run() -> None:
+            nonlocal executions
+            alice.execute(sql).fetchall()
+            executions += 1
+
+        found = run_until_verdict(admin, run, qid, log_tail)
+        assert found == "tried", found
+        calls = admin.execute("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE queryid = %s",
+                              (qid,)).fetchone()[0]
+        assert calls == executions, f"pg_stat_statements counted {calls} calls of {executions} executions"

@@ -53,3 +53,10 @@ def test_privileged_statements_are_tried_when_allowed() -> None:
 
 def test_statements_in_a_function_are_not_tried() -> None:
     attacks.function_body_statements(connect)
+
+
+def test_trials_are_not_counted_by_pg_stat_statements() -> None:
+    with connect(None) as c:
+        if "pg_stat_statements" not in c.execute("SHOW shared_preload_libraries").fetchone()[0]:
+            pytest.skip("pg_stat_statements is not preloaded")
+    attacks.trials_not_counted(connect)
