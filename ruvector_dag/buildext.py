@@ -251,7 +251,10 @@ def build_and_install(pg_config: Path, *, quiet: bool = False, force: bool = Fal
     """Compile pgext/ for the server of ``pg_config`` and install it there."""
     generate()
     major = pg_major(pg_config)
-    build_dir = BUILD_ROOT / f"pg{major}-{hashlib.sha1(str(pg_config).encode()).hexdigest()[:8]}"
+    # One build directory per server and Python: make would keep objects compiled for another Python
+    # (the interpreter's paths are compiled in, and no source changed).
+    key = f"{pg_config}\0{python_link()!r}"
+    build_dir = BUILD_ROOT / f"pg{major}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
     stamp = build_dir / ".installed"
     fingerprint = build_fingerprint(pg_config)
     pkglib = Path(subprocess.run([str(pg_config), "--pkglibdir"], check=True, capture_output=True,
