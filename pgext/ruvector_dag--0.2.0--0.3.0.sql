@@ -134,8 +134,8 @@ LANGUAGE plpgsql VOLATILE
 AS $$
 DECLARE
     rel pg_catalog.oid := ruvector_dag._enrolled(table_name);
-    c record;
-    cap record;
+    c pg_catalog.record;
+    cap pg_catalog.record;
 BEGIN
     IF rel IS NULL THEN
         RETURN pg_catalog.jsonb_build_object('enabled', false, 'error', 'Neural DAG not enabled');
@@ -171,7 +171,7 @@ AS $$
 DECLARE
     rel pg_catalog.oid := ruvector_dag._enrolled(table_name);
     stats pg_catalog.jsonb;
-    cap record;
+    cap pg_catalog.record;
     drop_rate pg_catalog.float8 := 0;
     issues pg_catalog.text[] := '{}';
     ring_capacity integer;

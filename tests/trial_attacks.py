@@ -278,14 +278,17 @@ def side_effects(connect: Connect, *, trusted: bool, log_tail: LogTail = no_log)
               CREATE TEMP TABLE IF NOT EXISTS rvd_attack_temp (x int);
             END $$;
             CREATE FUNCTION {ATTACK}.side_effects() RETURNS text LANGUAGE plpgsql STABLE AS $$
+            DECLARE v text;
             BEGIN
               IF pg_catalog.pg_backend_pid() <> {alice.info.backend_pid} THEN
-                PERFORM pg_catalog.pg_notify('{CHANNEL}', 'from a trial');
-                PERFORM pg_catalog.pg_try_advisory_lock({LOCK_KEY});
-                PERFORM pg_catalog.set_config('application_name', '{MARK}', false);
+                -- simple expressions: PL/pgSQL evaluates them without a nested statement (which a
+                -- trial refuses), so a trusted function does reach these built-ins
+                v := pg_catalog.pg_notify('{CHANNEL}', 'from a trial')::text;
+                v := pg_catalog.pg_try_advisory_lock({LOCK_KEY})::text;
+                v := pg_catalog.set_config('application_name', '{MARK}', false);
                 BEGIN
                   PERFORM {ATTACK}.make_temp();
-                EXCEPTION WHEN OTHERS THEN NULL;  -- (read-only: it cannot)
+                EXCEPTION WHEN OTHERS THEN NULL;  -- (a nested statement, then a utility one: refused)
                 END;
               END IF;
               RETURN NULL;
@@ -319,17 +322,19 @@ def session_user_secret(connect: Connect, *, trusted: bool, log_tail: LogTail = 
     that notifies it.  Her trial runs as her (or is refused): the secret never comes out."""
     with (attack_setup(connect) as admin, connect(ALICE) as alice, connect(None) as listener,
           _trusting(connect, trusted)):
+        bootstrap = admin.execute("SELECT rolname FROM pg_catalog.pg_roles WHERE oid = 10").fetchone()[0]
+        # (PL/pgSQL simple expressions: no nested statement, which a trial would refuse by itself)
         admin.execute(f"""
             CREATE SCHEMA {VAULT};
             GRANT USAGE ON SCHEMA {VAULT} TO {ALICE};
-            CREATE FUNCTION {VAULT}.secret() RETURNS text LANGUAGE sql STABLE SECURITY DEFINER
+            CREATE FUNCTION {VAULT}.secret() RETURNS text LANGUAGE plpgsql STABLE SECURITY DEFINER
               SET search_path = pg_catalog, pg_temp
-              AS $$ SELECT CASE WHEN session_user = (SELECT rolname FROM pg_roles WHERE oid = 10)
-                                THEN '{SECRET}' END $$;
+              AS $$ BEGIN RETURN CASE WHEN session_user = '{bootstrap}' THEN '{SECRET}' END; END $$;
         """)
         alice.execute(f"""CREATE FUNCTION {ATTACK}.carry(t text) RETURNS text LANGUAGE plpgsql STABLE AS $$
+            DECLARE v text;
             BEGIN
-              IF t IS NOT NULL THEN PERFORM pg_catalog.pg_notify('{CHANNEL}', t); END IF;
+              IF t IS NOT NULL THEN v := pg_catalog.pg_notify('{CHANNEL}', t)::text; END IF;
               RETURN NULL;
             END $$""")
         assert alice.execute(f"SELECT {VAULT}.secret()").fetchone()[0] is None  # not served to her
@@ -417,3 +422,46 @@ def trials_not_counted(connect: Connect, log_tail: LogTail = no_log) -> None:
         calls = admin.execute("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE queryid = %s",
                               (qid,)).fetchone()[0]
         assert calls == executions, f"pg_stat_statements counted {calls} calls of {executions} executions"
+
+
+# --------------------------------------------------------------------------
+# 7. what the static check and the function guard cannot see by themselves
+# --------------------------------------------------------------------------
+
+ESCAPE_VARIANTS = ("aggregate", "domain", "nested_statement", "utility_statement")
+
+
+def builtin_escapes(connect: Connect, variant: str, log_tail: LogTail = no_log) -> None:
+    """Volatile built-ins reached where neither the statement's functions nor the guard (which
+    sees no built-in function) show them: an aggregate's support function (aggregates are labeled
+    immutable), a domain's CHECK, a statement or a utility command run by a trusted function.  The
+    trial refuses each; nothing is left."""
+    if variant not in ESCAPE_VARIANTS:
+        raise ValueError(variant)
+    with (attack_setup(connect) as admin, connect(ALICE) as alice, connect(None) as listener,
+          _trusting(connect, variant in ("nested_statement", "utility_statement"))):
+        if variant == "aggregate":
+            alice.execute(f"CREATE AGGREGATE {ATTACK}.leak(text, boolean) "
+                          f"(sfunc = pg_catalog.set_config, stype = text, initcond = 'application_name')")
+            payload = f"{ATTACK}.leak('{MARK}', false) FILTER (WHERE e.w < 0)"
+        elif variant == "domain":
+            alice.execute(f"CREATE DOMAIN {ATTACK}.marked AS int CHECK "
+                          f"(pg_catalog.set_config('application_name', '{MARK}', false) IS NOT NULL)")
+            payload = f"1::{ATTACK}.marked"
+        else:
+            command = (f"PERFORM pg_catalog.pg_notify('{CHANNEL}', 'nested')" if variant == "nested_statement"
+                       else f"EXECUTE 'NOTIFY {CHANNEL}'")
+            alice.execute(f"""CREATE FUNCTION {ATTACK}.nested() RETURNS text LANGUAGE plpgsql STABLE AS $$
+                BEGIN
+                  IF pg_catalog.pg_backend_pid() <> {alice.info.backend_pid} THEN {command}; END IF;
+                  RETURN NULL;
+                END $$""")
+            payload = f"{ATTACK}.nested()"
+        listener.execute(f"LISTEN {CHANNEL}")
+        app_name = _worker_application_name(admin)
+        sql = trap(payload)
+        found = run_until_verdict(admin, lambda: alice.execute(sql).fetchall(), query_id(admin, sql), log_tail)
+        admin.execute("SELECT ruvector_dag_learn(%s)", (TABLE,))
+        assert [(n.pid, n.payload) for n in listener.notifies(timeout=1.0)] == [], found
+        assert _worker_application_name(admin) == app_name, found
+        assert found == "untriable", found

@@ -365,9 +365,27 @@ rvd_sampled(uint64 query_id)
 static PlannedStmt *
 rvd_call_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
 {
-	if (prev_planner_hook)
-		return prev_planner_hook(parse, query_string, cursorOptions, boundParams);
-	return standard_planner(parse, query_string, cursorOptions, boundParams);
+	PlannedStmt *result;
+
+	/*
+	 * What runs while planning (a function folded to a constant) is nested
+	 * too, as pg_stat_statements counts it: its statements are not the
+	 * client's (statements.c offers only those).
+	 */
+	nesting_level++;
+	PG_TRY();
+	{
+		if (prev_planner_hook)
+			result = prev_planner_hook(parse, query_string, cursorOptions, boundParams);
+		else
+			result = standard_planner(parse, query_string, cursorOptions, boundParams);
+	}
+	PG_FINALLY();
+	{
+		nesting_level--;
+	}
+	PG_END_TRY();
+	return result;
 }
 
 static PlannedStmt *
@@ -434,6 +452,7 @@ rvd_ExecutorStart(QueryDesc *qd, int eflags)
 	bool		capture;
 
 	rvd_lower_trial_priority();
+	rvd_trial_executor_start();
 	capture = (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
 		rvd_enrolled_slot(qd->plannedstmt) >= 0 &&
 		rvd_sampled(qd->plannedstmt->queryId);

@@ -374,6 +374,7 @@ extern bool rvd_statements_offered(void);
 extern double rvd_trial_run(const RvdStatement *stmt, int arm, int timeout_ms);
 extern void rvd_trial_init_session(void);
 extern void rvd_install_trial_guard(void);
+extern void rvd_trial_executor_start(void);
 extern bool rvd_in_worker_lock_group(void);
 extern volatile sig_atomic_t rvd_trial_running;
 

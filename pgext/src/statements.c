@@ -27,15 +27,18 @@
  *	- Who runs it: the statement's own session_user and current_user, set
  *	  through the GUC machinery (session_authorization, role) in the
  *	  trial's subtransaction, then a security-restricted operation, in a
- *	  read-only transaction.  Statements of superusers and of members of
- *	  pg_execute_server_program are not tried unless
- *	  ruvector.dag_trial_privileged_statements is on.
+ *	  read-only transaction.  Statements of superusers, replication roles
+ *	  and members of pg_execute_server_program or pg_write_server_files
+ *	  are not tried unless ruvector.dag_trial_privileged_statements is on.
  *	- What it may call: no volatile function (checked on the parsed and
- *	  rewritten query), and, while it is planned and runs, no function that
- *	  is not built in unless it is not volatile and its owner is a superuser
- *	  or a role of ruvector.dag_trial_trusted_roles (a needs_fmgr_hook
- *	  refuses it, as sepgsql guards calls), so a wrapper mislabeled STABLE
- *	  cannot smuggle a call in.
+ *	  rewritten query, aggregates' support functions and domains' CHECK
+ *	  constraints included), and, while it is planned and runs, no function
+ *	  that is not built in unless it is not volatile and its owner is a
+ *	  superuser or a role of ruvector.dag_trial_trusted_roles (a
+ *	  needs_fmgr_hook refuses it, as sepgsql guards calls), so a wrapper
+ *	  mislabeled STABLE cannot smuggle a call in; and no statement but its
+ *	  own (a function's statements and utility commands are refused by the
+ *	  ExecutorStart and ProcessUtility hooks).
  *	- What is left: nothing.  The subtransaction is always rolled back
  *	  (settings, notifications, temporary objects, transaction locks), the
  *	  worker's session-level advisory locks are released after it, and
@@ -56,6 +59,7 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_aggregate.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_proc.h"
@@ -63,6 +67,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/params.h"
@@ -74,6 +79,7 @@
 #include "storage/proc.h"
 #include "tcop/dest.h"
 #include "tcop/tcopprot.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -85,6 +91,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
+#include "utils/typcache.h"
 #include "utils/varlena.h"
 
 #include "ruvector_dag.h"
@@ -319,6 +326,9 @@ rvd_statement_offer(QueryDesc *qd, int nesting_level)
 	/* An unlocked look first: the usual answer is "held already". */
 	if (rvd_statement_held(stmt->queryId))
 		return;
+	/* Text-like send functions convert to the client's encoding: the worker's is the database's. */
+	if (nparams > 0 && pg_get_client_encoding() != GetDatabaseEncoding())
+		return;
 
 	text = qd->sourceText;
 	if (location > 0 && location < (int) strlen(text))
@@ -457,6 +467,7 @@ volatile sig_atomic_t rvd_trial_running = false;
 static bool rvd_trial_guarded = false;
 
 static needs_fmgr_hook_type prev_needs_fmgr_hook = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static fmgr_hook_type prev_fmgr_hook = NULL;
 
 /* Whether this process is a parallel worker of the background worker (of its trials). */
@@ -551,9 +562,49 @@ rvd_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 		(*prev_fmgr_hook) (event, flinfo, private);
 }
 
+/* Executor starts in this trial so far (the statement's own is the first). */
+static int	rvd_trial_executor_starts = 0;
+
+/*
+ * ExecutorStart (capture.c), in every backend: in a trial, the statement's
+ * own execution is the only one.  A statement run by a function (a
+ * trusted function's SPI, query_to_xml, ts_stat, a SQL function not
+ * inlined) escaped the static check, and built-in functions escape the
+ * function guard: the trial refuses it.
+ */
+void
+rvd_trial_executor_start(void)
+{
+	if (rvd_trial_guarded && rvd_trial_executor_starts++ > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a trial does not run statements nested in a function")));
+}
+
+/*
+ * ProcessUtility_hook: a trial runs no utility statement either (a trusted
+ * function's COPY, NOTIFY, LOCK, SET, PREPARE, DECLARE...).
+ */
+static void
+rvd_trial_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+						 ProcessUtilityContext context, ParamListInfo params,
+						 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (rvd_trial_guarded)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a trial does not run utility statements")));
+	if (prev_ProcessUtility != NULL)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
 void
 rvd_install_trial_guard(void)
 {
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = rvd_trial_ProcessUtility;
 	prev_needs_fmgr_hook = needs_fmgr_hook;
 	needs_fmgr_hook = rvd_needs_fmgr_hook;
 	prev_fmgr_hook = fmgr_hook;
@@ -583,8 +634,11 @@ static bool
 rvd_roles_privileged(Oid session_userid, Oid userid)
 {
 	return superuser_arg(session_userid) || superuser_arg(userid) ||
+		has_rolreplication(session_userid) || has_rolreplication(userid) ||
 		has_privs_of_role(session_userid, ROLE_PG_EXECUTE_SERVER_PROGRAM) ||
-		has_privs_of_role(userid, ROLE_PG_EXECUTE_SERVER_PROGRAM);
+		has_privs_of_role(userid, ROLE_PG_EXECUTE_SERVER_PROGRAM) ||
+		has_privs_of_role(session_userid, ROLE_PG_WRITE_SERVER_FILES) ||
+		has_privs_of_role(userid, ROLE_PG_WRITE_SERVER_FILES);
 }
 
 /* Set one setting for the trial (saved, so the subtransaction's rollback restores it). */
@@ -651,6 +705,33 @@ rvd_volatile_function(Oid func_id, void *context)
 	return true;
 }
 
+/* Whether an aggregate (or window function) has a volatile support function. */
+static bool
+rvd_aggregate_volatile(Oid aggfnoid, RvdTrialRefusal *refusal)
+{
+	HeapTuple	tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggfnoid));
+	Form_pg_aggregate agg;
+	Oid			support[8];
+	int			i;
+
+	if (!HeapTupleIsValid(tup))
+		return false;			/* a plain window function: its volatility is its own */
+	agg = (Form_pg_aggregate) GETSTRUCT(tup);
+	support[0] = agg->aggtransfn;
+	support[1] = agg->aggfinalfn;
+	support[2] = agg->aggcombinefn;
+	support[3] = agg->aggserialfn;
+	support[4] = agg->aggdeserialfn;
+	support[5] = agg->aggmtransfn;
+	support[6] = agg->aggminvtransfn;
+	support[7] = agg->aggmfinalfn;
+	ReleaseSysCache(tup);
+	for (i = 0; i < (int) lengthof(support); i++)
+		if (OidIsValid(support[i]) && rvd_volatile_function(support[i], refusal))
+			return true;
+	return false;
+}
+
 /*
  * Whether the parsed and rewritten statement holds anything a trial
  * refuses, in any of its (sub)queries: not a plain SELECT, a data-
@@ -690,6 +771,26 @@ rvd_trial_refused(Node *node, void *context)
 	}
 	if (check_functions_in_node(node, rvd_volatile_function, context))
 		return true;
+	/* An aggregate is labeled immutable whatever its support functions are: they are checked. */
+	if (IsA(node, Aggref) && rvd_aggregate_volatile(((Aggref *) node)->aggfnoid, refusal))
+		return true;
+	if (IsA(node, WindowFunc) && rvd_aggregate_volatile(((WindowFunc *) node)->winfnoid, refusal))
+		return true;
+	/* A domain's CHECK constraints run where a value is coerced to it. */
+	if (IsA(node, CoerceToDomain))
+	{
+		DomainConstraintRef *ref = palloc0(sizeof(DomainConstraintRef));
+		ListCell   *lc;
+
+		InitDomainConstraintRef(((CoerceToDomain *) node)->resulttype, ref, CurrentMemoryContext, false);
+		foreach(lc, ref->constraints)
+		{
+			DomainConstraintState *c = (DomainConstraintState *) lfirst(lc);
+
+			if (c->check_expr != NULL && rvd_trial_refused((Node *) c->check_expr, context))
+				return true;
+		}
+	}
 	return expression_tree_walker(node, rvd_trial_refused, context);
 }
 
@@ -843,7 +944,7 @@ rvd_trial_run(const RvdStatement *stmt, int arm, int timeout_ms)
 						errmsg("a role of the statement no longer exists")));
 	if (!rvd_dag_trial_privileged_statements && rvd_roles_privileged(stmt->session_userid, stmt->userid))
 		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						errmsg("statements of superusers and of members of pg_execute_server_program are not tried"),
+						errmsg("statements of superusers, replication roles and members of pg_execute_server_program or pg_write_server_files are not tried"),
 						errhint("ruvector.dag_trial_privileged_statements allows it.")));
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
@@ -884,7 +985,11 @@ rvd_trial_run(const RvdStatement *stmt, int arm, int timeout_ms)
 							   SECURITY_RESTRICTED_OPERATION);
 		XactReadOnly = true;
 		rvd_trial_guarded = true;
+		rvd_trial_executor_starts = 0;
 
+		/* The time limit (and SIGTERM's cancel) covers parsing and planning too. */
+		rvd_trial_running = true;
+		enable_timeout_after(STATEMENT_TIMEOUT, Max(timeout_ms, 1));
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
@@ -899,8 +1004,6 @@ rvd_trial_run(const RvdStatement *stmt, int arm, int timeout_ms)
 		options.read_only = true;
 		options.dest = CreateDestReceiver(DestNone);
 		INSTR_TIME_SET_CURRENT(run_start);
-		rvd_trial_running = true;
-		enable_timeout_after(STATEMENT_TIMEOUT, Max(timeout_ms, 1));
 		(void) SPI_execute_plan_extended(plan, &options);
 		disable_timeout(STATEMENT_TIMEOUT, false);
 		rvd_trial_running = false;

@@ -58,3 +58,10 @@ def test_privileged_statements_are_tried_when_allowed(connect: attacks.Connect, 
 
 def test_statements_in_a_function_are_not_tried(connect: attacks.Connect, log_tail: attacks.LogTail) -> None:
     attacks.function_body_statements(connect, log_tail)
+
+
+@pytest.mark.parametrize("variant", attacks.ESCAPE_VARIANTS)
+def test_builtins_behind_aggregates_domains_and_functions_are_refused(connect: attacks.Connect,
+                                                                      log_tail: attacks.LogTail,
+                                                                      variant: str) -> None:
+    attacks.builtin_escapes(connect, variant, log_tail)

@@ -60,3 +60,8 @@ def test_trials_are_not_counted_by_pg_stat_statements() -> None:
         if "pg_stat_statements" not in c.execute("SHOW shared_preload_libraries").fetchone()[0]:
             pytest.skip("pg_stat_statements is not preloaded")
     attacks.trials_not_counted(connect)
+
+
+@pytest.mark.parametrize("variant", attacks.ESCAPE_VARIANTS)
+def test_builtins_behind_aggregates_domains_and_functions_are_refused(variant: str) -> None:
+    attacks.builtin_escapes(connect, variant)
