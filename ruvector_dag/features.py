@@ -17,7 +17,6 @@ The one quality formula of the engine is :func:`quality`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -177,11 +176,6 @@ def embed(nodes: np.ndarray, mechanism: str = "topological") -> np.ndarray:
     out[NODE_FEATURES:] = std
     norm = float(np.linalg.norm(out))
     return out / norm if norm > 0 else out
-
-
-def embed_many(plans: Sequence[np.ndarray], mechanism: str = "topological") -> np.ndarray:
-    """(N, EMBEDDING_DIM) embeddings of several plans."""
-    return np.vstack([embed(p, mechanism) for p in plans]) if plans else np.zeros((0, EMBEDDING_DIM))
 
 
 def quality(latency_us: float, reference_us: float) -> float:

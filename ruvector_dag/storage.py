@@ -70,10 +70,6 @@ def save_state(execute: Execute, learner: TableLearner) -> None:
             (str(learner.relid), "\\x" + learner.state_bytes().hex()))
 
 
-def delete_state(execute: Execute, relid: int) -> None:
-    execute("DELETE FROM ruvector_dag.engine_state WHERE relid = $1::oid", (str(relid),))
-
-
 def save_patterns(execute: Execute, learner: TableLearner, table_name: str) -> None:
     """Make ruvector_dag.patterns hold exactly the bank's live patterns."""
     steering_by_pattern = pattern_steering(learner)

@@ -334,7 +334,6 @@ extern int	rvd_ring_read(RvdTrajectory *out, int max, bool consume, Oid dbid);
 extern int	rvd_ring_skip(Oid *relids, int max, Oid dbid, const uint64 *keep, int n_keep);
 extern void rvd_ring_reset(void);
 extern int64 rvd_ring_count(Oid dbid, Oid relid);
-extern bool rvd_ring_empty(void);
 extern uint64 rvd_ring_buffered(void);
 
 /* The worker process's PGPROC number and latch, or -1/NULL when it is not running. */

@@ -380,13 +380,6 @@ rvd_ring_count(Oid dbid, Oid relid)
 	return n;
 }
 
-/* Cheap check for the worker's poll: is anything published and unconsumed? */
-bool
-rvd_ring_empty(void)
-{
-	return pg_atomic_read_u64(&rvd_shared->head) == pg_atomic_read_u64(&rvd_shared->tail);
-}
-
 /* Records in the ring (reserved ones included), without a lock: a hint. */
 uint64
 rvd_ring_buffered(void)

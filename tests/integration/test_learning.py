@@ -325,7 +325,8 @@ def test_cpu_budget_samples_under_load_and_keeps_the_worker_responsive(conn: Any
         assert stats["trajectories_buffered"] == 0 and stats["trajectories_dropped"] == 0  # all consumed
         assert 0 < stats["queries_processed"] < n  # ... a sample learned from
         t0 = time.monotonic()
-        assert conn.execute("SELECT ruvector_dag_learn('budget_t')").fetchone()[0]["success"] in (True, False)
+        learned = conn.execute("SELECT ruvector_dag_learn('budget_t')").fetchone()[0]
+        assert learned["success"] is True, learned  # (the sample learned from is enough for a cycle)
         assert time.monotonic() - t0 < 10.0  # the worker answered a request promptly
     finally:
         conn.execute("ALTER SYSTEM RESET ruvector.dag_worker_cpu_percent")
