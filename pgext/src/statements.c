@@ -487,6 +487,46 @@ rvd_trial_guard_on(void)
 }
 
 /*
+ * The roles of ruvector.dag_trial_trusted_roles, as oids: read once per
+ * trial (rvd_trial_run clears them; a trial's parallel worker reads them
+ * once, for the one query it serves), not at every call of a function,
+ * which may be once per row.
+ */
+static List *rvd_trusted_owner_oids = NIL;
+static bool rvd_trusted_owners_read = false;
+
+static List *
+rvd_trusted_owners(void)
+{
+	MemoryContext old;
+	char	   *raw;
+	List	   *names;
+	ListCell   *lc;
+
+	if (rvd_trusted_owners_read)
+		return rvd_trusted_owner_oids;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	list_free(rvd_trusted_owner_oids);
+	rvd_trusted_owner_oids = NIL;
+	raw = pstrdup(rvd_dag_trial_trusted_roles != NULL ? rvd_dag_trial_trusted_roles : "");
+	if (SplitIdentifierString(raw, ',', &names))
+	{
+		foreach(lc, names)
+		{
+			Oid			role = get_role_oid((const char *) lfirst(lc), true);
+
+			if (OidIsValid(role))
+				rvd_trusted_owner_oids = lappend_oid(rvd_trusted_owner_oids, role);
+		}
+	}
+	list_free(names);
+	pfree(raw);
+	MemoryContextSwitchTo(old);
+	rvd_trusted_owners_read = true;
+	return rvd_trusted_owner_oids;
+}
+
+/*
  * Why a trial may not call a function that is not built in, or NULL: it
  * is volatile (whoever owns it: a domain's CHECK or a trusted function can
  * reach one the static check did not see), or its owner is neither a
@@ -499,10 +539,6 @@ rvd_function_refusal(Oid fn_oid)
 	HeapTuple	tup;
 	Oid			owner;
 	char		volatility;
-	char	   *raw;
-	List	   *names;
-	ListCell   *lc;
-	bool		trusted = false;
 
 	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
 	if (!HeapTupleIsValid(tup))
@@ -512,26 +548,9 @@ rvd_function_refusal(Oid fn_oid)
 	ReleaseSysCache(tup);
 	if (volatility == PROVOLATILE_VOLATILE)
 		return "it is volatile";
-	if (superuser_arg(owner))
+	if (superuser_arg(owner) || list_member_oid(rvd_trusted_owners(), owner))
 		return NULL;
-	if (rvd_dag_trial_trusted_roles != NULL && rvd_dag_trial_trusted_roles[0] != '\0')
-	{
-		raw = pstrdup(rvd_dag_trial_trusted_roles);
-		if (SplitIdentifierString(raw, ',', &names))
-		{
-			foreach(lc, names)
-			{
-				if (get_role_oid((const char *) lfirst(lc), true) == owner)
-				{
-					trusted = true;
-					break;
-				}
-			}
-		}
-		list_free(names);
-		pfree(raw);
-	}
-	return trusted ? NULL : "its owner is neither a superuser nor one of ruvector.dag_trial_trusted_roles";
+	return "its owner is neither a superuser nor one of ruvector.dag_trial_trusted_roles";
 }
 
 /*
@@ -986,6 +1005,7 @@ rvd_trial_run(const RvdStatement *stmt, int arm, int timeout_ms)
 		XactReadOnly = true;
 		rvd_trial_guarded = true;
 		rvd_trial_executor_starts = 0;
+		rvd_trusted_owners_read = false;	/* (the setting may have been reloaded) */
 
 		/* The time limit (and SIGTERM's cancel) covers parsing and planning too. */
 		rvd_trial_running = true;
