@@ -167,6 +167,12 @@ def test_bad_arguments(items: Any) -> None:
         with pytest.raises(psycopg.Error) as err:
             items.execute(sql)
         assert err.value.sqlstate == "22023", sql
+    # the C entry points (0.3.0): a NULL or empty table name
+    for fn in ("ruvector_dag_learn", "ruvector_dag_extract_patterns", "ruvector_dag_consolidate_patterns"):
+        for arg, state in (("NULL", "22004"), ("''", "42602")):
+            with pytest.raises(psycopg.Error) as err:
+                items.execute(f"SELECT {fn}({arg})")
+            assert err.value.sqlstate == state, (fn, arg)
 
 
 def test_health_report(items: Any) -> None:
