@@ -316,15 +316,16 @@ rvd_statement_offer(QueryDesc *qd, int nesting_level)
 		IsParallelWorker() || rvd_capture_suspended || qd->sourceText == NULL ||
 		!rvd_top_level_text(qd->sourceText))
 		return;
-	if (!rvd_dag_trial_privileged_statements && rvd_roles_privileged(GetSessionUserId(), GetUserId()))
-		return;
 	if (qd->operation != CMD_SELECT || stmt->commandType != CMD_SELECT ||
-		stmt->hasModifyingCTE || stmt->rowMarks != NIL || qd->sourceText == NULL ||
+		stmt->hasModifyingCTE || stmt->rowMarks != NIL ||
 		stmt->queryId == 0 || (params != NULL && params->paramFetch != NULL) ||
 		rvd_reads_foreign_table(stmt))
 		return;
 	/* An unlocked look first: the usual answer is "held already". */
 	if (rvd_statement_held(stmt->queryId))
+		return;
+	/* (after the cheap checks: this one reads the role catalogs) */
+	if (!rvd_dag_trial_privileged_statements && rvd_roles_privileged(GetSessionUserId(), GetUserId()))
 		return;
 	/* Text-like send functions convert to the client's encoding: the worker's is the database's. */
 	if (nparams > 0 && pg_get_client_encoding() != GetDatabaseEncoding())
