@@ -1,8 +1,9 @@
 /* ruvector_dag--0.2.0--0.3.0.sql: least privilege (docs/security.md).
  *
- * There is no full ruvector_dag--0.3.0.sql: CREATE EXTENSION runs
- * ruvector_dag--0.2.0.sql and then this script, so a fresh install and an
- * updated one are the same by construction (tests/integration/test_upgrade.py).
+ * One base script and deltas, as pg_stat_statements ships them: CREATE
+ * EXTENSION runs ruvector_dag--0.1.0.sql and then every update script up to
+ * default_version, so a fresh install and an updated one are the same by
+ * construction (tests/integration/test_upgrade.py checks an update with data).
  *
  * Following PostgreSQL's "Security Considerations for Extensions": every
  * SECURITY DEFINER function sets search_path = pg_catalog, pg_temp; the

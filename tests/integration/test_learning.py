@@ -187,10 +187,9 @@ def test_health_report(items: Any) -> None:
         "WHERE d.pattern_id = c.pattern_id AND d.plan_position > 0)").fetchone()[0]
     expected = [f"{severe} severe bottlenecks detected"] if severe else []
     assert report["issues"] == expected and report["healthy"] is (not expected)
-    items.execute("SET ruvector.dag_mincut_enabled = off")
+    items.execute("""SELECT ruvector_enable_neural_dag('items', '{"dag_mincut_enabled": false}')""")
     report = items.execute("SELECT ruvector_dag_health_report('items')").fetchone()[0]
     assert report["healthy"] is True and report["issues"] == []
-    items.execute("RESET ruvector.dag_mincut_enabled")
 
 
 def test_four_sessions_learning_concurrently(items: Any, server: Server) -> None:

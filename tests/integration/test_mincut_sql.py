@@ -95,16 +95,26 @@ def test_table_criticality_analysis_and_gating(conn: Any) -> None:
     analysis = conn.execute("SELECT ruvector_dag_mincut_analysis('facts')").fetchone()[0]
     assert analysis["threshold"] == 0.5 and analysis["global_mincut"] > 0
     assert analysis["bottleneck_count"] == sum(1 for r in rows if r[2]) == len(analysis["bottlenecks"])
+    # The table's settings are its enrollment config: a session's SET does not change them,
+    # enrolling again with a config does (and keeps what was learned).
     conn.execute("SET ruvector.dag_mincut_threshold = 0.99")
-    assert conn.execute("SELECT ruvector_dag_mincut_analysis('facts')").fetchone()[0]["threshold"] == 0.99
+    assert conn.execute("SELECT ruvector_dag_mincut_analysis('facts')").fetchone()[0]["threshold"] == 0.5
     conn.execute("RESET ruvector.dag_mincut_threshold")
+    conn.execute("""SELECT ruvector_enable_neural_dag('facts', '{"dag_mincut_threshold": 0.99}')""")
+    analysis = conn.execute("SELECT ruvector_dag_mincut_analysis('facts')").fetchone()[0]
+    assert analysis["threshold"] == 0.99 and analysis["patterns_analysed"] == len(patterns)
+    assert analysis["bottleneck_count"] == sum(1 for r in rows if r[1] > 0.99)
+    assert all(r[2] == (r[1] > 0.99) for r in conn.execute(
+        "SELECT * FROM ruvector_dag_mincut_criticality('facts')").fetchall())
     hist = conn.execute("SELECT max_criticality FROM ruvector_dag.trajectory_history "
                         "WHERE relid = 'facts'::regclass").fetchall()
     assert hist and all(0 < h[0] <= 1 for h in hist)
 
-    conn.execute("SET ruvector.dag_mincut_enabled = off")
+    conn.execute("""SELECT ruvector_enable_neural_dag('facts', '{"dag_mincut_enabled": false}')""")
     assert conn.execute("SELECT ruvector_dag_mincut_analysis('facts')").fetchone()[0] == {"error": "MinCut not enabled"}
     assert conn.execute("SELECT count(*) FROM ruvector_dag_mincut_criticality('facts')").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM ruvector_dag_mincut_plan('SELECT 1')").fetchone()[0] > 0
+    conn.execute("SET ruvector.dag_mincut_enabled = off")  # an ad-hoc plan follows the session
     assert conn.execute("SELECT count(*) FROM ruvector_dag_mincut_plan('SELECT 1')").fetchone()[0] == 0
     conn.execute("RESET ruvector.dag_mincut_enabled")
     conn.execute("DROP TABLE facts, dim_big, dim_small")

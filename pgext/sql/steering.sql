@@ -1,0 +1,78 @@
+-- Plan steering by hand: pin, try and unpin an arm for one statement, and
+-- what EXPLAIN shows of it (docs/design.md, "Plan steering").  Statements
+-- are steered when they read an enrolled table, so this runs in the worker's
+-- database (postgres).  Query ids depend on table oids: they are kept in
+-- psql variables and never printed.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS ruvector_dag;
+RESET client_min_messages;
+\c postgres
+\set VERBOSITY terse
+\set SHOW_CONTEXT never
+CREATE TABLE regress_rvd_s (id int PRIMARY KEY, k int);
+INSERT INTO regress_rvd_s SELECT g, g % 10 FROM generate_series(1, 10000) g;
+ANALYZE regress_rvd_s;
+SELECT ruvector_enable_neural_dag('regress_rvd_s');
+-- EXPLAIN VERBOSE's "Query Identifier" is the key of a steering decision.
+CREATE FUNCTION pg_temp.query_id(q text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    plan json;
+BEGIN
+    EXECUTE 'EXPLAIN (VERBOSE, FORMAT JSON) ' || q INTO plan;
+    RETURN (plan->0->>'Query Identifier')::bigint;
+END $$;
+SELECT pg_temp.query_id('SELECT k FROM regress_rvd_s WHERE id = 42') AS qid \gset
+
+SELECT ruvector_dag_steering_arms();
+EXPLAIN (COSTS OFF) SELECT k FROM regress_rvd_s WHERE id = 42;
+
+-- Pinned: every session plans the statement under the arm, with the same rows.
+SELECT ruvector_dag_pin_arm(:qid, 'no_indexscan');
+SELECT arm, source FROM ruvector_dag_steering_decisions() WHERE query_id = :qid;
+EXPLAIN (COSTS OFF) SELECT k FROM regress_rvd_s WHERE id = 42;
+SELECT k FROM regress_rvd_s WHERE id = 42;
+-- Another constant is the same statement; another shape is not.
+EXPLAIN (COSTS OFF) SELECT k FROM regress_rvd_s WHERE id = 7;
+EXPLAIN (COSTS OFF) SELECT id FROM regress_rvd_s WHERE id = 42;
+-- The session's own settings are untouched.
+SHOW enable_indexscan;
+-- With capture off for the session, no decision applies.
+SET ruvector.neural_dag_enabled = off;
+EXPLAIN (COSTS OFF) SELECT k FROM regress_rvd_s WHERE id = 42;
+RESET ruvector.neural_dag_enabled;
+-- A pinned statement is not the engine's to try (55000; the message names the query id).
+\set VERBOSITY sqlstate
+SELECT ruvector_dag_try_arm(:qid, 'serial');
+\set VERBOSITY terse
+-- Pinning again replaces the arm.
+SELECT ruvector_dag_pin_arm(:qid, 'no_bitmapscan');
+SELECT arm, source FROM ruvector_dag_steering_decisions() WHERE query_id = :qid;
+SELECT ruvector_dag_unpin(:qid);
+SELECT ruvector_dag_unpin(:qid);
+EXPLAIN (COSTS OFF) SELECT k FROM regress_rvd_s WHERE id = 42;
+
+-- On trial: planned under the arm until the engine judges it.
+SELECT ruvector_dag_try_arm(:qid, 'no_indexscan');
+SELECT arm, source FROM ruvector_dag_steering_decisions() WHERE query_id = :qid;
+EXPLAIN (COSTS OFF) SELECT k FROM regress_rvd_s WHERE id = 42;
+SELECT ruvector_dag_unpin(:qid);
+
+-- Bad input.
+SELECT ruvector_dag_pin_arm(:qid, 'fastest');
+SELECT ruvector_dag_pin_arm(NULL, 'serial');
+SELECT ruvector_dag_pin_arm(:qid, NULL);
+SELECT ruvector_dag_pin_arm(0, 'serial');
+SELECT ruvector_dag_try_arm(:qid, '');
+SELECT ruvector_dag_try_arm(0, 'serial');
+SELECT ruvector_dag_unpin(NULL);
+-- Only a superuser steers by hand (docs/security.md).
+CREATE ROLE regress_rvd_steerer;
+SET ROLE regress_rvd_steerer;
+SELECT ruvector_dag_pin_arm(:qid, 'serial');
+SELECT ruvector_dag_try_arm(:qid, 'serial');
+SELECT ruvector_dag_unpin(:qid);
+RESET ROLE;
+DROP ROLE regress_rvd_steerer;
+SELECT count(*) FROM ruvector_dag_steering_decisions() WHERE query_id = :qid;
+SELECT ruvector_disable_neural_dag('regress_rvd_s');
+DROP TABLE regress_rvd_s;
