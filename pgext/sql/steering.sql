@@ -21,40 +21,40 @@ BEGIN
     EXECUTE 'EXPLAIN (VERBOSE, FORMAT JSON) ' || q INTO plan;
     RETURN (plan->0->>'Query Identifier')::bigint;
 END $$;
-SELECT pg_temp.query_id('SELECT k FROM regress_rvd_s WHERE id = 42') AS qid \gset
+SELECT pg_temp.query_id('SELECT sum(k) FROM regress_rvd_s WHERE id > 100') AS qid \gset
 
 SELECT ruvector_dag_steering_arms();
-EXPLAIN (COSTS OFF) SELECT k FROM regress_rvd_s WHERE id = 42;
+EXPLAIN (COSTS OFF) SELECT sum(k) FROM regress_rvd_s WHERE id > 100;
 
 -- Pinned: every session plans the statement under the arm, with the same rows.
-SELECT ruvector_dag_pin_arm(:qid, 'no_indexscan');
+SELECT ruvector_dag_pin_arm(:qid, 'no_seqscan');
 SELECT arm, source FROM ruvector_dag_steering_decisions() WHERE query_id = :qid;
-EXPLAIN (COSTS OFF) SELECT k FROM regress_rvd_s WHERE id = 42;
-SELECT k FROM regress_rvd_s WHERE id = 42;
+EXPLAIN (COSTS OFF) SELECT sum(k) FROM regress_rvd_s WHERE id > 100;
+SELECT sum(k) FROM regress_rvd_s WHERE id > 100;
 -- Another constant is the same statement; another shape is not.
-EXPLAIN (COSTS OFF) SELECT k FROM regress_rvd_s WHERE id = 7;
-EXPLAIN (COSTS OFF) SELECT id FROM regress_rvd_s WHERE id = 42;
+EXPLAIN (COSTS OFF) SELECT sum(k) FROM regress_rvd_s WHERE id > 7;
+EXPLAIN (COSTS OFF) SELECT sum(id) FROM regress_rvd_s WHERE id > 100;
 -- The session's own settings are untouched.
-SHOW enable_indexscan;
+SHOW enable_seqscan;
 -- With capture off for the session, no decision applies.
 SET ruvector.neural_dag_enabled = off;
-EXPLAIN (COSTS OFF) SELECT k FROM regress_rvd_s WHERE id = 42;
+EXPLAIN (COSTS OFF) SELECT sum(k) FROM regress_rvd_s WHERE id > 100;
 RESET ruvector.neural_dag_enabled;
 -- A pinned statement is not the engine's to try (55000; the message names the query id).
 \set VERBOSITY sqlstate
-SELECT ruvector_dag_try_arm(:qid, 'serial');
+SELECT ruvector_dag_try_arm(:qid, 'no_bitmapscan');
 \set VERBOSITY terse
 -- Pinning again replaces the arm.
-SELECT ruvector_dag_pin_arm(:qid, 'no_bitmapscan');
+SELECT ruvector_dag_pin_arm(:qid, 'serial');
 SELECT arm, source FROM ruvector_dag_steering_decisions() WHERE query_id = :qid;
 SELECT ruvector_dag_unpin(:qid);
 SELECT ruvector_dag_unpin(:qid);
-EXPLAIN (COSTS OFF) SELECT k FROM regress_rvd_s WHERE id = 42;
+EXPLAIN (COSTS OFF) SELECT sum(k) FROM regress_rvd_s WHERE id > 100;
 
 -- On trial: planned under the arm until the engine judges it.
-SELECT ruvector_dag_try_arm(:qid, 'no_indexscan');
+SELECT ruvector_dag_try_arm(:qid, 'no_seqscan');
 SELECT arm, source FROM ruvector_dag_steering_decisions() WHERE query_id = :qid;
-EXPLAIN (COSTS OFF) SELECT k FROM regress_rvd_s WHERE id = 42;
+EXPLAIN (COSTS OFF) SELECT sum(k) FROM regress_rvd_s WHERE id > 100;
 SELECT ruvector_dag_unpin(:qid);
 
 -- Bad input.
