@@ -44,7 +44,12 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "ruvector_dag.h"
+#include "access.h"
+#include "guc.h"
+#include "learn_stats.h"
+#include "request.h"
+#include "ring.h"
+#include "seam_defs.h"
 
 PG_FUNCTION_INFO_V1(rvd_worker_request);
 PG_FUNCTION_INFO_V1(rvd_learning_counters);
@@ -75,7 +80,7 @@ rvd_check_worker_database(void)
 static void
 rvd_abandon_request(uint64 ticket)
 {
-	RvdRequest *r = &rvd_shared->request;
+	RvdRequest *r = rvd_request_slot();
 
 	SpinLockAcquire(&r->mutex);
 	if (r->ticket == ticket)
@@ -99,9 +104,9 @@ rvd_abandon_request(uint64 ticket)
 static void
 rvd_check_request(const char *kind, Oid relid, int int_arg, double real_arg)
 {
-	bool		cycle = strcmp(kind, "learn") == 0 || strcmp(kind, "extract") == 0;
+	bool		cycle = strcmp(kind, RVD_REQUEST_LEARN) == 0 || strcmp(kind, RVD_REQUEST_EXTRACT) == 0;
 
-	if (!cycle && strcmp(kind, "consolidate") != 0)
+	if (!cycle && strcmp(kind, RVD_REQUEST_CONSOLIDATE) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown request kind \"%s\"", kind)));
@@ -131,7 +136,7 @@ rvd_check_request(const char *kind, Oid relid, int int_arg, double real_arg)
 static Datum
 rvd_post_request(const char *kind, Oid relid, int int_arg, double real_arg)
 {
-	RvdRequest *r = &rvd_shared->request;
+	RvdRequest *r = rvd_request_slot();
 	uint64		ticket = 0;
 	TimestampTz started = GetCurrentTimestamp();
 	TimestampTz absent_since = 0;
@@ -299,7 +304,7 @@ rvd_learn(PG_FUNCTION_ARGS)
 	if (!OidIsValid(relid))
 		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in,
 											CStringGetDatum("{\"success\": false, \"error\": \"Neural DAG not enabled\"}")));
-	PG_RETURN_DATUM(rvd_post_request("learn", relid, -1, NAN));
+	PG_RETURN_DATUM(rvd_post_request(RVD_REQUEST_LEARN, relid, -1, NAN));
 }
 
 /* ruvector_dag_extract_patterns(table_name, num_clusters): a background cycle; the patterns extracted. */
@@ -319,7 +324,7 @@ rvd_extract_patterns(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("num_clusters must be between 1 and 1000, got %d", k)));
-	answer = rvd_post_request("extract", relid, k, NAN);
+	answer = rvd_post_request(RVD_REQUEST_EXTRACT, relid, k, NAN);
 	success = rvd_answer_field(answer, "success");
 	if (success == NULL || strcmp(success, "true") != 0)
 	{
@@ -351,7 +356,7 @@ rvd_consolidate_patterns(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("similarity_threshold must be in (-1, 1], got NaN")));
-	PG_RETURN_INT32(rvd_answer_int(rvd_post_request("consolidate", relid, -1, PG_GETARG_FLOAT4(1)),
+	PG_RETURN_INT32(rvd_answer_int(rvd_post_request(RVD_REQUEST_CONSOLIDATE, relid, -1, PG_GETARG_FLOAT4(1)),
 								   "merged"));
 }
 
@@ -362,8 +367,6 @@ rvd_learning_counters(PG_FUNCTION_ARGS)
 	Oid			relid = PG_GETARG_OID(0);
 	TupleDesc	tupdesc;
 	RvdLearnStats copy;
-	bool		found = false;
-	int			i;
 	Datum		values[13];
 	bool		nulls[13] = {0};
 
@@ -372,18 +375,7 @@ rvd_learning_counters(PG_FUNCTION_ARGS)
 	if (!rvd_may_read_relation(relid))
 		PG_RETURN_NULL();
 
-	LWLockAcquire(rvd_shared->stats_lock, LW_SHARED);
-	for (i = 0; i < RVD_MAX_ENROLLED; i++)
-	{
-		if (rvd_shared->learn[i].relid == relid && rvd_shared->learn[i].dbid == MyDatabaseId)
-		{
-			copy = rvd_shared->learn[i];
-			found = true;
-			break;
-		}
-	}
-	LWLockRelease(rvd_shared->stats_lock);
-	if (!found)
+	if (!rvd_learn_stats_get(relid, &copy))
 		memset(&copy, 0, sizeof(copy));	/* nothing learned yet: zeros */
 
 	values[0] = Int64GetDatum((int64) copy.consumed);

@@ -12,7 +12,8 @@
  * not.  Until then capture is off for tables enrolled before the restart;
  * the reload takes milliseconds after the server accepts connections.
  *
- * Then it starts the Python engine (ruvector_dag/worker.py), which compiles
+ * Then it starts the Python engine (an instance of the Worker class named
+ * in seam_defs.h, through py_worker.c), which compiles
  * or loads every Numba kernel into the on-disk cache, so that sessions find
  * them compiled, and reloads what was learned before.  A failure there is
  * logged as a WARNING and the worker goes on with its C duties: the engine
@@ -50,7 +51,15 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "ruvector_dag.h"
+#include "directives.h"
+#include "guc.h"
+#include "py_worker.h"
+#include "registry.h"
+#include "request.h"
+#include "ring.h"
+#include "seam_defs.h"
+#include "trials.h"
+#include "worker.h"
 
 PGDLLEXPORT void rvd_worker_main(Datum main_arg);
 
@@ -71,6 +80,19 @@ rvd_register_worker(void)
 	snprintf(worker.bgw_name, BGW_MAXLEN, "ruvector_dag worker");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "ruvector_dag worker");
 	RegisterBackgroundWorker(&worker);
+}
+
+/* The name of ruvector.dag_learning_mode's value, as SHOW gives it. */
+static const char *
+rvd_learning_mode_name(void)
+{
+	static const struct config_enum_entry modes[] = RVD_ENUM_OPTIONS_dag_learning_mode;
+	const struct config_enum_entry *e;
+
+	for (e = modes; e->name != NULL; e++)
+		if (e->val == rvd_dag_learning_mode)
+			return e->name;
+	return "?";
 }
 
 /* Load committed enrollments into the registry; returns how many. */
@@ -175,7 +197,7 @@ rvd_step_start(void *arg)
 static char *
 rvd_step_call(void *arg)
 {
-	return rvd_py_worker_call((const char *) arg, NULL);
+	return rvd_py_worker_call((const char *) arg);
 }
 
 static char *
@@ -207,7 +229,7 @@ rvd_log_lines(char *text)
 static void
 rvd_serve_request(void)
 {
-	RvdRequest *shared = &rvd_shared->request;
+	RvdRequest *shared = rvd_request_slot();
 	RvdRequest	local;
 	char	   *result = NULL;
 	char	   *errmsg = NULL;
@@ -260,7 +282,7 @@ rvd_serve_request(void)
 static void
 rvd_fail_orphaned_request(void)
 {
-	RvdRequest *shared = &rvd_shared->request;
+	RvdRequest *shared = rvd_request_slot();
 
 	SpinLockAcquire(&shared->mutex);
 	if (shared->state == RVD_REQ_RUNNING)
@@ -290,8 +312,8 @@ rvd_worker_exit(int code, Datum arg)
  * worker only what the backends leave (weight 15 against 1024).  Learning
  * then slows down, queries do not.  Lock waits cannot invert priorities for
  * long: a backend waiting on one of our LWLocks sleeps, freeing the CPU.
- * The parallel workers of its trials take the same priority (capture.c).
- * RVD_WORKER_NICE is in ruvector_dag.h.
+ * The parallel workers of its trials take the same priority (trials.c).
+ * RVD_WORKER_NICE is in request.h.
  */
 
 /* How often the ring is polled: a trajectory reaches the engine within this. */
@@ -306,7 +328,7 @@ rvd_worker_exit(int code, Datum arg)
 #define RVD_BUSY_POLL_MS 50L
 #define RVD_BUSY_SHARE 8		/* one eighth */
 
-/* SIGTERM: shut down, and cancel a trial in progress rather than wait for it (statements.c). */
+/* SIGTERM: shut down, and cancel a trial in progress rather than wait for it (trials.c). */
 static void
 rvd_worker_sigterm(SIGNAL_ARGS)
 {
@@ -345,7 +367,7 @@ rvd_backoff_seconds(int failed_starts)
 static void
 rvd_worker_backoff(void)
 {
-	int			failed = rvd_shared->worker_failed_starts;
+	int			failed = rvd_worker_failed_starts();
 	long		delay_s;
 	TimestampTz until;
 
@@ -379,7 +401,7 @@ rvd_worker_main(Datum main_arg)
 {
 	TimestampTz next_cycle;
 	bool		busy = false;	/* the ring had records at the last wake */
-	bool		trials_waiting = false; /* the engine holds a statement to try (worker.py) */
+	bool		trials_waiting = false; /* the engine holds a statement to try (drain() said so) */
 	char	   *line = NULL;
 
 	/* Before the interpreter starts: threads it creates inherit the priority. */
@@ -396,9 +418,9 @@ rvd_worker_main(Datum main_arg)
 	 * 10 s later: count such starts, and back off before trying again.
 	 */
 	rvd_worker_backoff();
-	rvd_shared->worker_failed_starts++;
+	rvd_worker_set_failed_starts(rvd_worker_failed_starts() + 1);
 	BackgroundWorkerInitializeConnection(rvd_dag_worker_database, NULL, 0);
-	rvd_shared->worker_failed_starts = 0;
+	rvd_worker_set_failed_starts(0);
 
 	/*
 	 * The worker's own writes must never wait long behind a user's locks
@@ -411,11 +433,11 @@ rvd_worker_main(Datum main_arg)
 	rvd_trial_init_session();
 	CommitTransactionCommand();
 
-	if (!rvd_shared->registry_loaded)
+	if (!rvd_registry_loaded())
 	{
 		int			n = rvd_reload_registry();
 
-		rvd_shared->registry_loaded = true;
+		rvd_registry_set_loaded();
 		elog(LOG, "ruvector_dag worker started in database \"%s\": %d enrolled table(s) reloaded",
 			 rvd_dag_worker_database, n);
 	}
@@ -443,7 +465,7 @@ rvd_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			elog(LOG, "ruvector_dag worker: configuration reloaded (learning mode %s)",
-				 GetConfigOption("ruvector.dag_learning_mode", false, false));
+				 rvd_learning_mode_name());
 		}
 		if (ShutdownRequestPending)
 			break;
@@ -466,22 +488,22 @@ rvd_worker_main(Datum main_arg)
 			 * intervals too, or it could not climb back when the load goes.
 			 */
 			if (buffered > 0 || trials_waiting || rvd_statements_offered() ||
-				pg_atomic_read_u32(&rvd_shared->sample_threshold) != PG_UINT32_MAX)
+				rvd_sample_threshold() != PG_UINT32_MAX)
 			{
-				busy = buffered >= (uint64) (rvd_shared->capacity / RVD_BUSY_SHARE);
+				busy = buffered >= (uint64) (rvd_ring_capacity() / RVD_BUSY_SHARE);
 				line = NULL;
 				trials_waiting = false;
 				if (rvd_in_transaction("ruvector_dag: learning from captured queries", rvd_step_call,
-									   "drain", &line, NULL, NULL) && line != NULL)
+									   RVD_PY_WORKER_DRAIN, &line, NULL, NULL) && line != NULL)
 				{
-					trials_waiting = strcmp(line, "trials") == 0;
+					trials_waiting = strcmp(line, RVD_DRAIN_TRIALS_WAITING) == 0;
 					pfree(line);
 				}
 			}
 			if (GetCurrentTimestamp() >= next_cycle)
 			{
 				line = NULL;
-				if (rvd_in_transaction("ruvector_dag: background cycle", rvd_step_call, "background_cycle",
+				if (rvd_in_transaction("ruvector_dag: background cycle", rvd_step_call, RVD_PY_WORKER_BACKGROUND_CYCLE,
 									   &line, NULL, NULL))
 					rvd_log_lines(line);
 				next_cycle = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -492,7 +514,8 @@ rvd_worker_main(Datum main_arg)
 
 	/* SIGTERM: save what was learned, then leave. */
 	if (rvd_py_worker_ready())
-		(void) rvd_in_transaction("ruvector_dag: saving engine state", rvd_step_call, "stop", NULL, NULL, NULL);
+		(void) rvd_in_transaction("ruvector_dag: saving engine state", rvd_step_call, RVD_PY_WORKER_STOP, NULL, NULL,
+								 NULL);
 	elog(LOG, "ruvector_dag worker shutting down");
 	proc_exit(0);
 }
