@@ -35,7 +35,7 @@ typedef struct RvdDecision
  * captures every execution (a query being steered: exploration and the
  * guard need them all); otherwise an execution is kept when a uniform
  * uint32 draw is below both the global sample threshold and `threshold`
- * (lower for a settled, expensive query, see worker.py).
+ * (lower for a settled, expensive query, see the Python Worker).
  * RVD_RULE_WANT_TEXT asks for the statement's text (RvdStatement, trials.h).
  */
 typedef struct RvdCaptureRule

@@ -4,7 +4,7 @@
  *		SQL arguments to Python objects and Python results to Datums, for
  *		the engine's SQL functions (as PL/Python's plpy_typeio.c).
  *
- * Wire format of SQL arguments handed to ruvector_dag.sqlapi.call (the
+ * Wire format of SQL arguments handed to the engine's SQL dispatcher (the
  * Python side documents the same layout in ruvector_dag/sqlapi.py):
  *	NULL				None
  *	bool, int4/8, float4/8	bool, int, float

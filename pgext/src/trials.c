@@ -4,7 +4,7 @@
  *		Statement texts for the worker's trials, and the trials themselves.
  *
  * Before an exploratory arm is planned for any user's execution, the
- * worker tries it on the statement itself (worker.py): it asks capture for
+ * worker tries it on the statement itself (the Python Worker): it asks capture for
  * the text of the query (a capture rule with RVD_RULE_WANT_TEXT), a backend
  * executing that query copies its execution into shared memory
  * (rvd_statement_offer), and the worker runs it under the default plan and

@@ -14,7 +14,7 @@
  * One execution of a statement, offered by a backend when the worker asked
  * for it (RVD_RULE_WANT_TEXT), so that the worker can try an exploratory
  * arm on the statement itself, under a time limit, before any user's
- * execution is planned with it (worker.py, py_pgmodule.c trial()).  Only
+ * execution is planned with it (the Python Worker, py_pgmodule.c trial()).  Only
  * what trials.c's rule allows is offered.  `data` holds the search_path and
  * the text (NUL-terminated), nsettings (name, value) pairs of settings
  * (NUL-terminated), then per parameter its type oid (uint32), the length

@@ -24,7 +24,7 @@
  * between drains), or when a session posts a request:
  *	- serves the request (ruvector_dag_learn and friends, RvdRequest);
  *	- in learning mode "learn", hands what the ring holds to the engine
- *	  (worker.drain) and, every ruvector.dag_background_interval_ms, runs the
+ *	  (Worker.drain) and, every ruvector.dag_background_interval_ms, runs the
  *	  background cycle of every enrolled table (one log line per table).
  * Each engine call runs in its own transaction; an ERROR is logged and the
  * worker continues.  SIGHUP reloads the configuration; SIGTERM saves the
