@@ -36,8 +36,6 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/numeric.h"
-#include "storage/condition_variable.h"
-#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -57,11 +55,6 @@ PG_FUNCTION_INFO_V1(rvd_learn);
 PG_FUNCTION_INFO_V1(rvd_extract_patterns);
 PG_FUNCTION_INFO_V1(rvd_consolidate_patterns);
 
-/* How long a session waits for a missing worker to (re)appear. */
-#define RVD_WORKER_ABSENT_MS 30000L
-/* Longest a request may take before the session gives up. */
-#define RVD_REQUEST_TIMEOUT_MS 600000L
-
 /* The worker serves one database; requests from another are refused early. */
 static void
 rvd_check_worker_database(void)
@@ -74,26 +67,6 @@ rvd_check_worker_database(void)
 				 errmsg("the ruvector_dag background worker serves database \"%s\", not \"%s\"",
 						rvd_dag_worker_database, db ? db : "?"),
 				 errhint("Set ruvector.dag_worker_database in postgresql.conf and restart the server.")));
-}
-
-/* Give up on our request: the worker frees the slot when it is done. */
-static void
-rvd_abandon_request(uint64 ticket)
-{
-	RvdRequest *r = rvd_request_slot();
-
-	SpinLockAcquire(&r->mutex);
-	if (r->ticket == ticket)
-	{
-		if (r->state == RVD_REQ_DONE)
-			r->state = RVD_REQ_FREE;
-		else if (r->state == RVD_REQ_PENDING)
-			r->state = RVD_REQ_FREE;	/* never started: withdraw it */
-		else if (r->state == RVD_REQ_RUNNING)
-			r->abandoned = true;
-	}
-	SpinLockRelease(&r->mutex);
-	ConditionVariableBroadcast(&r->cv);
 }
 
 /*
@@ -136,98 +109,17 @@ rvd_check_request(const char *kind, Oid relid, int int_arg, double real_arg)
 static Datum
 rvd_post_request(const char *kind, Oid relid, int int_arg, double real_arg)
 {
-	RvdRequest *r = rvd_request_slot();
-	uint64		ticket = 0;
-	TimestampTz started = GetCurrentTimestamp();
-	TimestampTz absent_since = 0;
 	bool		failed = false;
 	char		sqlstate[6];
-	char	   *result = palloc(RVD_REQUEST_RESULT_LEN);
+	char	   *result;
 
 	if (strlen(kind) >= RVD_REQUEST_KIND_LEN)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("request kind too long")));
 	rvd_check_request(kind, relid, int_arg, real_arg);
 	rvd_check_worker_database();
 
-	/* 1. Wait for the slot to be free, then post our request. */
-	ConditionVariablePrepareToSleep(&r->cv);
-	for (;;)
-	{
-		SpinLockAcquire(&r->mutex);
-		if (r->state == RVD_REQ_FREE)
-		{
-			r->state = RVD_REQ_PENDING;
-			r->abandoned = false;
-			r->ticket++;
-			ticket = r->ticket;
-			strlcpy(r->kind, kind, RVD_REQUEST_KIND_LEN);
-			r->dbid = MyDatabaseId;
-			r->relid = relid;
-			r->int_arg = int_arg;
-			r->real_arg = real_arg;
-			SpinLockRelease(&r->mutex);
-			break;
-		}
-		SpinLockRelease(&r->mutex);
-		ConditionVariableTimedSleep(&r->cv, 1000L, PG_WAIT_EXTENSION);
-		if (TimestampDifferenceExceeds(started, GetCurrentTimestamp(), RVD_REQUEST_TIMEOUT_MS))
-		{
-			ConditionVariableCancelSleep();
-			ereport(ERROR,
-					(errcode(ERRCODE_QUERY_CANCELED),
-					 errmsg("timed out waiting for the ruvector_dag background worker")));
-		}
-	}
-
-	/* 2. Wake the worker and wait for the answer; cancellation withdraws it. */
-	PG_TRY();
-	{
-		for (;;)
-		{
-			Latch	   *latch = rvd_worker_latch();
-			bool		done;
-
-			if (latch != NULL)
-			{
-				SetLatch(latch);
-				absent_since = 0;
-			}
-			else if (absent_since == 0)
-				absent_since = GetCurrentTimestamp();
-			else if (TimestampDifferenceExceeds(absent_since, GetCurrentTimestamp(), RVD_WORKER_ABSENT_MS))
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("the ruvector_dag background worker is not running"),
-						 errhint("Check that ruvector_dag is in shared_preload_libraries and the server log for worker errors.")));
-
-			SpinLockAcquire(&r->mutex);
-			done = (r->ticket == ticket && r->state == RVD_REQ_DONE);
-			if (done)
-			{
-				failed = r->failed;
-				memcpy(sqlstate, r->sqlstate, 6);
-				strlcpy(result, r->result, RVD_REQUEST_RESULT_LEN);
-				r->state = RVD_REQ_FREE;
-			}
-			SpinLockRelease(&r->mutex);
-			if (done)
-				break;
-			if (TimestampDifferenceExceeds(started, GetCurrentTimestamp(), RVD_REQUEST_TIMEOUT_MS))
-				ereport(ERROR,
-						(errcode(ERRCODE_QUERY_CANCELED),
-						 errmsg("timed out waiting for the ruvector_dag background worker")));
-			ConditionVariableTimedSleep(&r->cv, 1000L, PG_WAIT_EXTENSION);
-		}
-	}
-	PG_CATCH();
-	{
-		ConditionVariableCancelSleep();
-		rvd_abandon_request(ticket);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	ConditionVariableCancelSleep();
-	ConditionVariableBroadcast(&r->cv);	/* the slot is free for the next session */
+	/* 1. and 2.: post it, wake the worker, wait for the answer (request.c). */
+	result = rvd_request_post(kind, relid, int_arg, real_arg, &failed, sqlstate);
 
 	if (failed)
 		ereport(ERROR,

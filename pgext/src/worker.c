@@ -22,7 +22,7 @@
  * The loop wakes every RVD_POLL_MS (RVD_BUSY_POLL_MS while the ring had
  * records at the last wake, so a busy server's ring does not overflow
  * between drains), or when a session posts a request:
- *	- serves the request (ruvector_dag_learn and friends, RvdRequest);
+ *	- serves the request (ruvector_dag_learn and friends, request.c);
  *	- in learning mode "learn", hands what the ring holds to the engine
  *	  (Worker.drain) and, every ruvector.dag_background_interval_ms, runs the
  *	  background cycle of every enrolled table (one log line per table).
@@ -203,7 +203,7 @@ rvd_step_call(void *arg)
 static char *
 rvd_step_request(void *arg)
 {
-	RvdRequest *r = (RvdRequest *) arg;
+	RvdRequestArgs *r = (RvdRequestArgs *) arg;
 
 	return rvd_py_worker_request(r->kind, r->relid, r->int_arg, r->real_arg);
 }
@@ -223,31 +223,20 @@ rvd_log_lines(char *text)
 }
 
 /*
- * Serve the pending session request, if any (see RvdRequest).  The request
+ * Serve the pending session request, if any (see request.c).  The request
  * is copied out so that the engine works on a private copy.
  */
 static void
 rvd_serve_request(void)
 {
-	RvdRequest *shared = rvd_request_slot();
-	RvdRequest	local;
+	RvdRequestArgs local;
 	char	   *result = NULL;
 	char	   *errmsg = NULL;
 	char		sqlstate[6] = "XX000";
 	bool		ok;
 
-	SpinLockAcquire(&shared->mutex);
-	if (shared->state != RVD_REQ_PENDING)
-	{
-		SpinLockRelease(&shared->mutex);
+	if (!rvd_request_begin(&local))
 		return;
-	}
-	shared->state = RVD_REQ_RUNNING;
-	memcpy(local.kind, shared->kind, sizeof(local.kind));
-	local.relid = shared->relid;
-	local.int_arg = shared->int_arg;
-	local.real_arg = shared->real_arg;
-	SpinLockRelease(&shared->mutex);
 
 	if (!rvd_py_worker_ready())
 	{
@@ -259,43 +248,11 @@ rvd_serve_request(void)
 		ok = rvd_in_transaction("ruvector_dag: serving a request", rvd_step_request, &local, &result,
 								&errmsg, sqlstate);
 
-	SpinLockAcquire(&shared->mutex);
-	shared->failed = !ok;
-	memcpy(shared->sqlstate, sqlstate, 6);
-	strlcpy(shared->result, ok ? (result ? result : "null") : errmsg, RVD_REQUEST_RESULT_LEN);
-	if (shared->abandoned)
-	{
-		shared->abandoned = false;
-		shared->state = RVD_REQ_FREE;
-	}
-	else
-		shared->state = RVD_REQ_DONE;
-	SpinLockRelease(&shared->mutex);
-	ConditionVariableBroadcast(&shared->cv);
+	rvd_request_end(ok, sqlstate, ok ? (result ? result : "null") : errmsg);
 	if (result)
 		pfree(result);
 	if (errmsg)
 		pfree(errmsg);
-}
-
-/* A request a crashed predecessor was serving will never complete. */
-static void
-rvd_fail_orphaned_request(void)
-{
-	RvdRequest *shared = rvd_request_slot();
-
-	SpinLockAcquire(&shared->mutex);
-	if (shared->state == RVD_REQ_RUNNING)
-	{
-		shared->failed = true;
-		memcpy(shared->sqlstate, "57P01", 6);
-		strlcpy(shared->result, "the ruvector_dag background worker restarted while serving this request",
-				RVD_REQUEST_RESULT_LEN);
-		shared->state = shared->abandoned ? RVD_REQ_FREE : RVD_REQ_DONE;
-		shared->abandoned = false;
-	}
-	SpinLockRelease(&shared->mutex);
-	ConditionVariableBroadcast(&shared->cv);
 }
 
 static void
@@ -442,7 +399,7 @@ rvd_worker_main(Datum main_arg)
 			 rvd_dag_worker_database, n);
 	}
 
-	rvd_fail_orphaned_request();
+	rvd_request_fail_orphaned();
 	before_shmem_exit(rvd_worker_exit, (Datum) 0);
 	rvd_worker_set_running(true);
 
