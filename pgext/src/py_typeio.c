@@ -5,7 +5,7 @@
  *		the engine's SQL functions (as PL/Python's plpy_typeio.c).
  *
  * Wire format of SQL arguments handed to the engine's SQL dispatcher (the
- * Python side documents the same layout in ruvector_dag/sqlapi.py):
+ * Python side documents the same layout next to its dispatcher):
  *	NULL				None
  *	bool, int4/8, float4/8	bool, int, float
  *	text, varchar		str

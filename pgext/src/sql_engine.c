@@ -5,7 +5,8 @@
  *
  * Every such function is declared in the install script with this one C
  * symbol; the bridge finds the SQL name of the function being called and
- * ruvector_dag.sqlapi dispatches on it.  Argument validation, with the
+ * the engine's SQL dispatcher (what RVD_PY_EMBEDDED_START returns, see
+ * py_main.c) dispatches on it.  Argument validation, with the
  * SQLSTATEs users see, lives in the engine next to the math it protects.
  *
  * The call: arguments converted by py_typeio.c, the dispatcher started by
@@ -33,7 +34,6 @@ typedef struct RvdFuncInfo
 	Oid		   *argtypes;		/* declared argument types */
 	Oid			rettype;		/* declared return type */
 } RvdFuncInfo;
-
 
 static RvdFuncInfo *
 rvd_func_info(FunctionCallInfo fcinfo)
@@ -95,7 +95,7 @@ rvd_py_call_sql_function(FunctionCallInfo fcinfo)
 	}
 	if (out != NULL)
 	{
-		/* sqlapi.call returns (result, [warning, ...]) */
+		/* the dispatcher returns (result, [warning, ...]) */
 		PyObject   *value = NULL;
 		PyObject   *warnings = NULL;
 
