@@ -27,8 +27,9 @@
  * (trials.c, called through _ruvector_pg.trial).
  *
  * The files, in layers: a file includes the headers of, and calls, only
- * files of lower layers (tests/unit/test_c_layering.py checks that the
- * include graph and the call graph between .c files are acyclic).
+ * files listed before it (tests/unit/test_c_layering.py checks that the
+ * include graph and the call graph between .c files are acyclic, and that
+ * the Makefile's OBJS, in this order, lists callees before callers).
  *
  *	0. definitions
  *	seam_defs.h		names shared with Python (generated)
@@ -44,10 +45,12 @@
  *	ring.c			the trajectory ring (counts into registry.c)
  *
  *	2. query path, enrollment
- *	shmem.c			shmem_request/startup hooks: sum and call the above
  *	plan.c			planner and EXPLAIN hooks: planning under an arm
- *	trials.c		statements offered for trials; the trials and their guard
+ *	trials.c		statements offered for trials (shared slots); the trials
+ *					and their guard
  *	capture.c		executor hooks: capture of trajectories
+ *	shmem.c			shmem_request/startup hooks: sum and call each
+ *					subsystem's size/init (layer 1 and trials.c)
  *	enroll.c		enrollment changes applied to the registry at commit
  *	access.c		table arguments, ownership/read checks, own SQL as superuser
  *

@@ -14,7 +14,8 @@ graphs are checked:
 Both must be acyclic.  The call graph needs a compiler and a pg_config
 (PG_CONFIG in the environment, pg_config on PATH, or Debian's
 /usr/lib/postgresql/*/bin/pg_config); without them that test is skipped,
-saying why.  Headers also carry include guards covering all of them.
+saying why.  The Makefile's OBJS lists the objects in layer order (callees
+first), and headers carry include guards covering all of them.
 """
 
 from __future__ import annotations
@@ -128,6 +129,17 @@ def test_include_graph_is_acyclic():
 def test_call_graph_is_acyclic():
     cycle = _find_cycle(call_graph())
     assert cycle is None, "call cycle between C files: " + " -> ".join(cycle)
+
+
+def test_makefile_lists_objects_in_layers():
+    """OBJS in pgext/Makefile is the layering: each object calls only objects listed before it."""
+    makefile = (SRC.parent / "Makefile").read_text()
+    objs = re.search(r"^OBJS\s*=((?:.*\\\n)*.*)$", makefile, re.MULTILINE).group(1)
+    order = [Path(o).stem + ".c" for o in re.findall(r"src/(\w+)\.o", objs)]
+    assert sorted(order) == sorted(p.name for p in SRC.glob("*.c")), "OBJS and pgext/src/*.c differ"
+    graph = call_graph()
+    late = [f"{a} -> {b}" for a in order for b in sorted(graph[a]) if order.index(b) > order.index(a)]
+    assert late == [], "calls to objects listed later in OBJS: " + ", ".join(late)
 
 
 def test_headers_are_guarded():
