@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * capture.c
- *		Planner and executor hooks that capture trajectories.
+ *		Executor hooks that capture trajectories.
  *
  * For every statement, top level or nested, whose plan reads an enrolled
  * table, ExecutorEnd copies the executed plan tree (the operator DAG, with
@@ -29,11 +29,17 @@
  * can raise an error once the statement has run: a capture problem can
  * never fail a user's query.
  *
+ * The planner hook (plan.c) times planning and applies steering arms;
+ * ExecutorEnd takes what it recorded (rvd_plan_take_last).  Which tables
+ * are enrolled comes from the registry's private copy (registry.c), the
+ * capture rules, sampling threshold and decisions from the worker's
+ * directives (directives.c); the record goes to the ring (ring.c).  The
+ * executor hooks also serve trials.c: every ExecutorStart passes through
+ * its guard, and ExecutorEnd offers a statement the worker asked for.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
-
-#include <sys/resource.h>
 
 #include "access/parallel.h"
 #include "common/pg_prng.h"
@@ -41,38 +47,36 @@
 #include "executor/instrument.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
-#include "optimizer/planner.h"
 #include "parser/parsetree.h"
 #include "portability/instr_time.h"
-#include "storage/proc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "ruvector_dag.h"
+#include "capture.h"
+#include "directives.h"
+#include "guc.h"
+#include "plan.h"
+#include "registry.h"
+#include "ring.h"
+#include "trials.h"
 
-static planner_hook_type prev_planner_hook = NULL;
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 
-/* Executor nesting depth of this backend (0 = top-level statement). */
-static int	nesting_level = 0;
-
 /*
- * Planning time of the statement this backend planned last, keyed by query
- * id: plan caches copy the PlannedStmt, so its address cannot be the key.
+ * Executor calls in progress in this backend; with the planner calls in
+ * progress (plan.c), the statement's nesting level (0 = top-level
+ * statement).
  */
-static uint64 last_planned_query_id = 0;
-static double last_planning_us = 0;
-static int	last_planned_arm = 0;	/* steering arm of that planning */
-static uint8 last_planned_source = 0;	/* and the decision's source */
+static int	exec_nesting_level = 0;
 
-/* Private copy of the enrollments of this database, see refresh_cache(). */
-static uint32 cache_generation = 0;
-static int	cache_count = 0;
-static Oid	cache_relids[RVD_MAX_ENROLLED];
-static int	cache_slots[RVD_MAX_ENROLLED];
+static int
+rvd_nesting_level(void)
+{
+	return exec_nesting_level + rvd_plan_nesting_level();
+}
 
 /* Operator table generated from ruvector_dag/layout.py. */
 static const NodeTag rvd_op_tags[] = {
@@ -103,63 +107,6 @@ rvd_op_code(NodeTag tag)
 		if (rvd_op_tags[i] == tag)
 			return (uint16) (i + 1);
 	return 0;
-}
-
-/* Re-read the registry only when its generation moved. */
-static void
-refresh_cache(void)
-{
-	uint32		gen = pg_atomic_read_u32(&rvd_shared->generation);
-	int			i;
-
-	if (gen == cache_generation)
-		return;
-	LWLockAcquire(rvd_shared->registry_lock, LW_SHARED);
-	gen = pg_atomic_read_u32(&rvd_shared->generation);
-	cache_count = 0;
-	for (i = 0; i < RVD_MAX_ENROLLED; i++)
-	{
-		RvdTableEntry *e = &rvd_shared->tables[i];
-
-		if (e->relid != InvalidOid && e->dbid == MyDatabaseId)
-		{
-			cache_relids[cache_count] = e->relid;
-			cache_slots[cache_count] = i;
-			cache_count++;
-		}
-	}
-	cache_generation = gen;
-	LWLockRelease(rvd_shared->registry_lock);
-}
-
-/* Whether anything is enrolled in this database (and capture is on). */
-bool
-rvd_capture_active(void)
-{
-	if (!rvd_neural_dag_enabled || rvd_shared == NULL || IsParallelWorker() || rvd_capture_suspended)
-		return false;
-	refresh_cache();
-	return cache_count > 0;
-}
-
-/* Registry slot of the first enrolled relation in a range table, or -1. */
-int
-rvd_rtable_enrolled_slot(List *rtable)
-{
-	ListCell   *lc;
-
-	foreach(lc, rtable)
-	{
-		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
-		int			i;
-
-		if (rte->rtekind != RTE_RELATION)
-			continue;
-		for (i = 0; i < cache_count; i++)
-			if (cache_relids[i] == rte->relid)
-				return cache_slots[i];
-	}
-	return -1;
 }
 
 /* Registry slot of the first enrolled relation the plan reads, or -1. */
@@ -272,22 +219,23 @@ rvd_capture(QueryDesc *qd, int slot)
 	Instrumentation *total = qd->totaltime;
 	EState	   *estate = qd->estate;
 	uint8		source = 0;
+	double		planning_us;
+	int			arm;
 
 	memset(&rec, 0, offsetof(RvdTrajectory, nodes));
 	InstrEndLoop(total);
 	rec.query_id = qd->plannedstmt->queryId;
 	rec.captured_at = GetCurrentTimestamp();
 	rec.dbid = MyDatabaseId;
-	rec.relid = rvd_shared->tables[slot].relid;
+	rec.relid = rvd_registry_relid(slot);
 	rec.userid = GetUserId();
 	rec.session_userid = GetSessionUserId();
-	rec.nesting_level = nesting_level;
-	if (rec.query_id != 0 && rec.query_id == last_planned_query_id)
+	rec.nesting_level = rvd_nesting_level();
+	/* (once: a cached plan executed again was not planned) */
+	if (rvd_plan_take_last(rec.query_id, &planning_us, &arm, &source))
 	{
-		rec.planning_us = last_planning_us;
-		rec.arm = (uint16) last_planned_arm;
-		source = last_planned_source;
-		last_planned_query_id = 0;	/* a cached plan executed again was not planned */
+		rec.planning_us = planning_us;
+		rec.arm = (uint16) arm;
 	}
 	else
 		rec.arm = (uint16) rvd_steer_lookup(rec.query_id, &source);	/* cached plan: the arm in force */
@@ -313,10 +261,6 @@ rvd_capture(QueryDesc *qd, int slot)
 }
 
 /* ------------------------------------------------------------------------
- * Hooks
- * ------------------------------------------------------------------------
- */
-/* ------------------------------------------------------------------------
  * Sampling
  * ------------------------------------------------------------------------
  */
@@ -335,7 +279,7 @@ static uint64 seen_query_ids[RVD_SEEN_SLOTS];
 static bool
 rvd_sampled(uint64 query_id)
 {
-	uint32		threshold = pg_atomic_read_u32(&rvd_shared->sample_threshold);
+	uint32		threshold = rvd_sample_threshold();
 	uint32		rule;
 	uint8		flags;
 	uint64	   *seen;
@@ -362,96 +306,15 @@ rvd_sampled(uint64 query_id)
 		pg_prng_uint32(&pg_global_prng_state) < threshold;
 }
 
-static PlannedStmt *
-rvd_call_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
-{
-	PlannedStmt *result;
-
-	/*
-	 * What runs while planning (a function folded to a constant) is nested
-	 * too, as pg_stat_statements counts it: its statements are not the
-	 * client's (statements.c offers only those).
-	 */
-	nesting_level++;
-	PG_TRY();
-	{
-		if (prev_planner_hook)
-			result = prev_planner_hook(parse, query_string, cursorOptions, boundParams);
-		else
-			result = standard_planner(parse, query_string, cursorOptions, boundParams);
-	}
-	PG_FINALLY();
-	{
-		nesting_level--;
-	}
-	PG_END_TRY();
-	return result;
-}
-
-static PlannedStmt *
-rvd_planner(Query *parse, const char *query_string, int cursorOptions, ParamListInfo boundParams)
-{
-	PlannedStmt *result;
-	bool		timed = rvd_capture_active();
-	uint8		source = 0;
-	int			arm = rvd_steer_arm(parse, &source);
-	instr_time	start;
-	instr_time	duration;
-
-	if (timed)
-		INSTR_TIME_SET_CURRENT(start);
-	if (arm > 0)
-	{
-		/* Plan under the arm's settings; they are restored whatever happens. */
-		int			nest = rvd_steer_begin(arm);
-
-		PG_TRY();
-		{
-			result = rvd_call_planner(parse, query_string, cursorOptions, boundParams);
-		}
-		PG_FINALLY();
-		{
-			rvd_steer_end(nest);
-		}
-		PG_END_TRY();
-	}
-	else
-		result = rvd_call_planner(parse, query_string, cursorOptions, boundParams);
-	if (timed)
-	{
-		INSTR_TIME_SET_CURRENT(duration);
-		INSTR_TIME_SUBTRACT(duration, start);
-		last_planned_query_id = result->queryId;
-		last_planning_us = INSTR_TIME_GET_MICROSEC(duration);
-		last_planned_arm = arm;
-		last_planned_source = source;
-	}
-	return result;
-}
-
-/*
- * A parallel worker of the background worker's trial runs at the worker's
- * low priority too: postmaster starts it at the users' priority, and a
- * trial must not take CPU from them (statements.c).
+/* ------------------------------------------------------------------------
+ * Hooks
+ * ------------------------------------------------------------------------
  */
-static void
-rvd_lower_trial_priority(void)
-{
-	static bool done = false;
-
-	if (done || !IsParallelWorker())
-		return;
-	done = true;
-	if (rvd_in_worker_lock_group() && setpriority(PRIO_PROCESS, 0, RVD_WORKER_NICE) != 0)
-		elog(DEBUG1, "ruvector_dag: could not lower a trial's parallel worker's priority: %m");
-}
-
 static void
 rvd_ExecutorStart(QueryDesc *qd, int eflags)
 {
 	bool		capture;
 
-	rvd_lower_trial_priority();
 	rvd_trial_executor_start();
 	capture = (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
 		rvd_enrolled_slot(qd->plannedstmt) >= 0 &&
@@ -486,7 +349,7 @@ rvd_ExecutorRun(QueryDesc *qd, ScanDirection direction, uint64 count)
 rvd_ExecutorRun(QueryDesc *qd, ScanDirection direction, uint64 count, bool execute_once)
 #endif
 {
-	nesting_level++;
+	exec_nesting_level++;
 	PG_TRY();
 	{
 #if PG_VERSION_NUM >= 180000
@@ -503,7 +366,7 @@ rvd_ExecutorRun(QueryDesc *qd, ScanDirection direction, uint64 count, bool execu
 	}
 	PG_FINALLY();
 	{
-		nesting_level--;
+		exec_nesting_level--;
 	}
 	PG_END_TRY();
 }
@@ -511,7 +374,7 @@ rvd_ExecutorRun(QueryDesc *qd, ScanDirection direction, uint64 count, bool execu
 static void
 rvd_ExecutorFinish(QueryDesc *qd)
 {
-	nesting_level++;
+	exec_nesting_level++;
 	PG_TRY();
 	{
 		if (prev_ExecutorFinish)
@@ -521,7 +384,7 @@ rvd_ExecutorFinish(QueryDesc *qd)
 	}
 	PG_FINALLY();
 	{
-		nesting_level--;
+		exec_nesting_level--;
 	}
 	PG_END_TRY();
 }
@@ -537,7 +400,7 @@ rvd_ExecutorEnd(QueryDesc *qd)
 
 	/*
 	 * want_text: the worker wants this query's text, to try an arm on it
-	 * before any user runs it (statements.c); captured or not, the
+	 * before any user runs it (trials.c); captured or not, the
 	 * execution has it.
 	 */
 	bool		want_text = rvd_texts_wanted() &&
@@ -551,7 +414,7 @@ rvd_ExecutorEnd(QueryDesc *qd)
 		if (captured)
 			rvd_capture(qd, slot);
 		if (want_text)
-			rvd_statement_offer(qd, nesting_level);
+			rvd_statement_offer(qd, rvd_nesting_level());
 	}
 
 	if (prev_ExecutorEnd)
@@ -563,8 +426,6 @@ rvd_ExecutorEnd(QueryDesc *qd)
 void
 rvd_install_capture_hooks(void)
 {
-	prev_planner_hook = planner_hook;
-	planner_hook = rvd_planner;
 	prev_ExecutorStart = ExecutorStart_hook;
 	ExecutorStart_hook = rvd_ExecutorStart;
 	prev_ExecutorRun = ExecutorRun_hook;

@@ -14,7 +14,7 @@
 
 #include "utils/guc.h"
 
-#include "ruvector_dag.h"
+#include "guc.h"
 
 /* The variables, with their compiled-in defaults. */
 #define RVD_GUC_BOOL(id, def, ctx, shortd, longd) bool rvd_##id = def;

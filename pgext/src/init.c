@@ -13,6 +13,7 @@
  */
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "miscadmin.h"
 #if PG_VERSION_NUM >= 160000
 #include "nodes/queryjumble.h"
@@ -20,7 +21,13 @@
 #include "utils/queryjumble.h"
 #endif
 
-#include "ruvector_dag.h"
+#include "capture.h"
+#include "enroll.h"
+#include "guc.h"
+#include "plan.h"
+#include "shmem.h"
+#include "trials.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -44,8 +51,8 @@ _PG_init(void)
 	 */
 	EnableQueryId();
 	rvd_shmem_init_hooks();
+	rvd_install_plan_hooks();
 	rvd_install_capture_hooks();
-	rvd_install_steer_hooks();
 	rvd_install_trial_guard();
 	rvd_enroll_init();
 	rvd_register_worker();

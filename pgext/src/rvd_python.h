@@ -20,7 +20,4 @@
 #define snprintf pg_snprintf
 #define vsnprintf pg_vsnprintf
 
-extern void rvd_py_ensure(void);
-extern void rvd_py_report(int elevel, const char *context);
-
-#endif
+#endif							/* RVD_PYTHON_H */

@@ -36,26 +36,24 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/numeric.h"
-#include "storage/condition_variable.h"
-#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "ruvector_dag.h"
+#include "access.h"
+#include "guc.h"
+#include "learn_stats.h"
+#include "request.h"
+#include "ring.h"
+#include "seam_defs.h"
 
 PG_FUNCTION_INFO_V1(rvd_worker_request);
 PG_FUNCTION_INFO_V1(rvd_learning_counters);
 PG_FUNCTION_INFO_V1(rvd_learn);
 PG_FUNCTION_INFO_V1(rvd_extract_patterns);
 PG_FUNCTION_INFO_V1(rvd_consolidate_patterns);
-
-/* How long a session waits for a missing worker to (re)appear. */
-#define RVD_WORKER_ABSENT_MS 30000L
-/* Longest a request may take before the session gives up. */
-#define RVD_REQUEST_TIMEOUT_MS 600000L
 
 /* The worker serves one database; requests from another are refused early. */
 static void
@@ -71,26 +69,6 @@ rvd_check_worker_database(void)
 				 errhint("Set ruvector.dag_worker_database in postgresql.conf and restart the server.")));
 }
 
-/* Give up on our request: the worker frees the slot when it is done. */
-static void
-rvd_abandon_request(uint64 ticket)
-{
-	RvdRequest *r = &rvd_shared->request;
-
-	SpinLockAcquire(&r->mutex);
-	if (r->ticket == ticket)
-	{
-		if (r->state == RVD_REQ_DONE)
-			r->state = RVD_REQ_FREE;
-		else if (r->state == RVD_REQ_PENDING)
-			r->state = RVD_REQ_FREE;	/* never started: withdraw it */
-		else if (r->state == RVD_REQ_RUNNING)
-			r->abandoned = true;
-	}
-	SpinLockRelease(&r->mutex);
-	ConditionVariableBroadcast(&r->cv);
-}
-
 /*
  * Refuse what the worker must not be asked: an unknown kind, a relation the
  * calling role does not own (or that does not exist), arguments out of
@@ -99,9 +77,9 @@ rvd_abandon_request(uint64 ticket)
 static void
 rvd_check_request(const char *kind, Oid relid, int int_arg, double real_arg)
 {
-	bool		cycle = strcmp(kind, "learn") == 0 || strcmp(kind, "extract") == 0;
+	bool		cycle = strcmp(kind, RVD_REQUEST_LEARN) == 0 || strcmp(kind, RVD_REQUEST_EXTRACT) == 0;
 
-	if (!cycle && strcmp(kind, "consolidate") != 0)
+	if (!cycle && strcmp(kind, RVD_REQUEST_CONSOLIDATE) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown request kind \"%s\"", kind)));
@@ -131,98 +109,17 @@ rvd_check_request(const char *kind, Oid relid, int int_arg, double real_arg)
 static Datum
 rvd_post_request(const char *kind, Oid relid, int int_arg, double real_arg)
 {
-	RvdRequest *r = &rvd_shared->request;
-	uint64		ticket = 0;
-	TimestampTz started = GetCurrentTimestamp();
-	TimestampTz absent_since = 0;
 	bool		failed = false;
 	char		sqlstate[6];
-	char	   *result = palloc(RVD_REQUEST_RESULT_LEN);
+	char	   *result;
 
 	if (strlen(kind) >= RVD_REQUEST_KIND_LEN)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("request kind too long")));
 	rvd_check_request(kind, relid, int_arg, real_arg);
 	rvd_check_worker_database();
 
-	/* 1. Wait for the slot to be free, then post our request. */
-	ConditionVariablePrepareToSleep(&r->cv);
-	for (;;)
-	{
-		SpinLockAcquire(&r->mutex);
-		if (r->state == RVD_REQ_FREE)
-		{
-			r->state = RVD_REQ_PENDING;
-			r->abandoned = false;
-			r->ticket++;
-			ticket = r->ticket;
-			strlcpy(r->kind, kind, RVD_REQUEST_KIND_LEN);
-			r->dbid = MyDatabaseId;
-			r->relid = relid;
-			r->int_arg = int_arg;
-			r->real_arg = real_arg;
-			SpinLockRelease(&r->mutex);
-			break;
-		}
-		SpinLockRelease(&r->mutex);
-		ConditionVariableTimedSleep(&r->cv, 1000L, PG_WAIT_EXTENSION);
-		if (TimestampDifferenceExceeds(started, GetCurrentTimestamp(), RVD_REQUEST_TIMEOUT_MS))
-		{
-			ConditionVariableCancelSleep();
-			ereport(ERROR,
-					(errcode(ERRCODE_QUERY_CANCELED),
-					 errmsg("timed out waiting for the ruvector_dag background worker")));
-		}
-	}
-
-	/* 2. Wake the worker and wait for the answer; cancellation withdraws it. */
-	PG_TRY();
-	{
-		for (;;)
-		{
-			Latch	   *latch = rvd_worker_latch();
-			bool		done;
-
-			if (latch != NULL)
-			{
-				SetLatch(latch);
-				absent_since = 0;
-			}
-			else if (absent_since == 0)
-				absent_since = GetCurrentTimestamp();
-			else if (TimestampDifferenceExceeds(absent_since, GetCurrentTimestamp(), RVD_WORKER_ABSENT_MS))
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("the ruvector_dag background worker is not running"),
-						 errhint("Check that ruvector_dag is in shared_preload_libraries and the server log for worker errors.")));
-
-			SpinLockAcquire(&r->mutex);
-			done = (r->ticket == ticket && r->state == RVD_REQ_DONE);
-			if (done)
-			{
-				failed = r->failed;
-				memcpy(sqlstate, r->sqlstate, 6);
-				strlcpy(result, r->result, RVD_REQUEST_RESULT_LEN);
-				r->state = RVD_REQ_FREE;
-			}
-			SpinLockRelease(&r->mutex);
-			if (done)
-				break;
-			if (TimestampDifferenceExceeds(started, GetCurrentTimestamp(), RVD_REQUEST_TIMEOUT_MS))
-				ereport(ERROR,
-						(errcode(ERRCODE_QUERY_CANCELED),
-						 errmsg("timed out waiting for the ruvector_dag background worker")));
-			ConditionVariableTimedSleep(&r->cv, 1000L, PG_WAIT_EXTENSION);
-		}
-	}
-	PG_CATCH();
-	{
-		ConditionVariableCancelSleep();
-		rvd_abandon_request(ticket);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	ConditionVariableCancelSleep();
-	ConditionVariableBroadcast(&r->cv);	/* the slot is free for the next session */
+	/* 1. and 2.: post it, wake the worker, wait for the answer (request.c). */
+	result = rvd_request_post(kind, relid, int_arg, real_arg, &failed, sqlstate);
 
 	if (failed)
 		ereport(ERROR,
@@ -299,7 +196,7 @@ rvd_learn(PG_FUNCTION_ARGS)
 	if (!OidIsValid(relid))
 		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in,
 											CStringGetDatum("{\"success\": false, \"error\": \"Neural DAG not enabled\"}")));
-	PG_RETURN_DATUM(rvd_post_request("learn", relid, -1, NAN));
+	PG_RETURN_DATUM(rvd_post_request(RVD_REQUEST_LEARN, relid, -1, NAN));
 }
 
 /* ruvector_dag_extract_patterns(table_name, num_clusters): a background cycle; the patterns extracted. */
@@ -319,7 +216,7 @@ rvd_extract_patterns(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("num_clusters must be between 1 and 1000, got %d", k)));
-	answer = rvd_post_request("extract", relid, k, NAN);
+	answer = rvd_post_request(RVD_REQUEST_EXTRACT, relid, k, NAN);
 	success = rvd_answer_field(answer, "success");
 	if (success == NULL || strcmp(success, "true") != 0)
 	{
@@ -351,7 +248,7 @@ rvd_consolidate_patterns(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("similarity_threshold must be in (-1, 1], got NaN")));
-	PG_RETURN_INT32(rvd_answer_int(rvd_post_request("consolidate", relid, -1, PG_GETARG_FLOAT4(1)),
+	PG_RETURN_INT32(rvd_answer_int(rvd_post_request(RVD_REQUEST_CONSOLIDATE, relid, -1, PG_GETARG_FLOAT4(1)),
 								   "merged"));
 }
 
@@ -362,8 +259,6 @@ rvd_learning_counters(PG_FUNCTION_ARGS)
 	Oid			relid = PG_GETARG_OID(0);
 	TupleDesc	tupdesc;
 	RvdLearnStats copy;
-	bool		found = false;
-	int			i;
 	Datum		values[13];
 	bool		nulls[13] = {0};
 
@@ -372,18 +267,7 @@ rvd_learning_counters(PG_FUNCTION_ARGS)
 	if (!rvd_may_read_relation(relid))
 		PG_RETURN_NULL();
 
-	LWLockAcquire(rvd_shared->stats_lock, LW_SHARED);
-	for (i = 0; i < RVD_MAX_ENROLLED; i++)
-	{
-		if (rvd_shared->learn[i].relid == relid && rvd_shared->learn[i].dbid == MyDatabaseId)
-		{
-			copy = rvd_shared->learn[i];
-			found = true;
-			break;
-		}
-	}
-	LWLockRelease(rvd_shared->stats_lock);
-	if (!found)
+	if (!rvd_learn_stats_get(relid, &copy))
 		memset(&copy, 0, sizeof(copy));	/* nothing learned yet: zeros */
 
 	values[0] = Int64GetDatum((int64) copy.consumed);

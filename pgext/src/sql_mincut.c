@@ -16,8 +16,6 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 
-#include "ruvector_dag.h"
-
 PG_FUNCTION_INFO_V1(rvd_check_read_only_query);
 
 static void

@@ -23,12 +23,15 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
-#include "ruvector_dag.h"
+#include "access.h"
+#include "capture.h"			/* rvd_operator_name */
+#include "registry.h"
+#include "ring.h"
 
 static void
 rvd_require_shared(void)
 {
-	if (rvd_shared == NULL)
+	if (!rvd_ring_ready())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("ruvector_dag shared memory is not initialised")));
@@ -46,25 +49,13 @@ ruvector_dag_capture_stats(PG_FUNCTION_ARGS)
 	Oid		   *relids = palloc(sizeof(Oid) * RVD_MAX_ENROLLED);
 	uint64	   *stored = palloc(sizeof(uint64) * RVD_MAX_ENROLLED);
 	uint64	   *dropped = palloc(sizeof(uint64) * RVD_MAX_ENROLLED);
-	int			n = 0;
+	int			n;
 	int			i;
 
 	rvd_require_shared();
 	InitMaterializedSRF(fcinfo, 0);
-	/* Copy under the lock; catalog lookups come after it is released. */
-	LWLockAcquire(rvd_shared->registry_lock, LW_SHARED);
-	for (i = 0; i < RVD_MAX_ENROLLED; i++)
-	{
-		RvdTableEntry *e = &rvd_shared->tables[i];
-
-		if (e->relid == InvalidOid || e->dbid != MyDatabaseId)
-			continue;
-		relids[n] = e->relid;
-		stored[n] = pg_atomic_read_u64(&e->stored);
-		dropped[n] = pg_atomic_read_u64(&e->dropped);
-		n++;
-	}
-	LWLockRelease(rvd_shared->registry_lock);
+	/* Copied under the lock; catalog lookups come after it is released. */
+	n = rvd_registry_counters(relids, stored, dropped);
 	for (i = 0; i < n; i++)
 	{
 		Datum		values[5];
@@ -101,15 +92,12 @@ ruvector_dag_ring_stats(PG_FUNCTION_ARGS)
 	rvd_require_shared();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	LWLockAcquire(rvd_shared->consumer_lock, LW_SHARED);
-	head = pg_atomic_read_u64(&rvd_shared->head);
-	tail = pg_atomic_read_u64(&rvd_shared->tail);
-	LWLockRelease(rvd_shared->consumer_lock);
-	values[0] = Int32GetDatum(rvd_shared->capacity);
+	rvd_ring_positions(&head, &tail);
+	values[0] = Int32GetDatum(rvd_ring_capacity());
 	values[1] = Int64GetDatum((int64) (head - tail));
 	values[2] = Int64GetDatum((int64) head);
 	values[3] = Int64GetDatum((int64) tail);
-	values[4] = BoolGetDatum(rvd_shared->registry_loaded);
+	values[4] = BoolGetDatum(rvd_registry_loaded());
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -127,7 +115,7 @@ rvd_max_records_arg(FunctionCallInfo fcinfo)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_records must be >= 0, got %d", max)));
-	return Min(max, rvd_shared->capacity);
+	return Min(max, rvd_ring_capacity());
 }
 
 /*

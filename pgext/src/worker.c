@@ -12,7 +12,8 @@
  * not.  Until then capture is off for tables enrolled before the restart;
  * the reload takes milliseconds after the server accepts connections.
  *
- * Then it starts the Python engine (ruvector_dag/worker.py), which compiles
+ * Then it starts the Python engine (an instance of the Worker class named
+ * in seam_defs.h, through py_worker.c), which compiles
  * or loads every Numba kernel into the on-disk cache, so that sessions find
  * them compiled, and reloads what was learned before.  A failure there is
  * logged as a WARNING and the worker goes on with its C duties: the engine
@@ -21,9 +22,9 @@
  * The loop wakes every RVD_POLL_MS (RVD_BUSY_POLL_MS while the ring had
  * records at the last wake, so a busy server's ring does not overflow
  * between drains), or when a session posts a request:
- *	- serves the request (ruvector_dag_learn and friends, RvdRequest);
+ *	- serves the request (ruvector_dag_learn and friends, request.c);
  *	- in learning mode "learn", hands what the ring holds to the engine
- *	  (worker.drain) and, every ruvector.dag_background_interval_ms, runs the
+ *	  (Worker.drain) and, every ruvector.dag_background_interval_ms, runs the
  *	  background cycle of every enrolled table (one log line per table).
  * Each engine call runs in its own transaction; an ERROR is logged and the
  * worker continues.  SIGHUP reloads the configuration; SIGTERM saves the
@@ -50,7 +51,15 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "ruvector_dag.h"
+#include "directives.h"
+#include "guc.h"
+#include "py_worker.h"
+#include "registry.h"
+#include "request.h"
+#include "ring.h"
+#include "seam_defs.h"
+#include "trials.h"
+#include "worker.h"
 
 PGDLLEXPORT void rvd_worker_main(Datum main_arg);
 
@@ -71,6 +80,19 @@ rvd_register_worker(void)
 	snprintf(worker.bgw_name, BGW_MAXLEN, "ruvector_dag worker");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "ruvector_dag worker");
 	RegisterBackgroundWorker(&worker);
+}
+
+/* The name of ruvector.dag_learning_mode's value, as SHOW gives it. */
+static const char *
+rvd_learning_mode_name(void)
+{
+	static const struct config_enum_entry modes[] = RVD_ENUM_OPTIONS_dag_learning_mode;
+	const struct config_enum_entry *e;
+
+	for (e = modes; e->name != NULL; e++)
+		if (e->val == rvd_dag_learning_mode)
+			return e->name;
+	return "?";
 }
 
 /* Load committed enrollments into the registry; returns how many. */
@@ -175,13 +197,13 @@ rvd_step_start(void *arg)
 static char *
 rvd_step_call(void *arg)
 {
-	return rvd_py_worker_call((const char *) arg, NULL);
+	return rvd_py_worker_call((const char *) arg);
 }
 
 static char *
 rvd_step_request(void *arg)
 {
-	RvdRequest *r = (RvdRequest *) arg;
+	RvdRequestArgs *r = (RvdRequestArgs *) arg;
 
 	return rvd_py_worker_request(r->kind, r->relid, r->int_arg, r->real_arg);
 }
@@ -201,31 +223,20 @@ rvd_log_lines(char *text)
 }
 
 /*
- * Serve the pending session request, if any (see RvdRequest).  The request
+ * Serve the pending session request, if any (see request.c).  The request
  * is copied out so that the engine works on a private copy.
  */
 static void
 rvd_serve_request(void)
 {
-	RvdRequest *shared = &rvd_shared->request;
-	RvdRequest	local;
+	RvdRequestArgs local;
 	char	   *result = NULL;
 	char	   *errmsg = NULL;
 	char		sqlstate[6] = "XX000";
 	bool		ok;
 
-	SpinLockAcquire(&shared->mutex);
-	if (shared->state != RVD_REQ_PENDING)
-	{
-		SpinLockRelease(&shared->mutex);
+	if (!rvd_request_begin(&local))
 		return;
-	}
-	shared->state = RVD_REQ_RUNNING;
-	memcpy(local.kind, shared->kind, sizeof(local.kind));
-	local.relid = shared->relid;
-	local.int_arg = shared->int_arg;
-	local.real_arg = shared->real_arg;
-	SpinLockRelease(&shared->mutex);
 
 	if (!rvd_py_worker_ready())
 	{
@@ -237,43 +248,11 @@ rvd_serve_request(void)
 		ok = rvd_in_transaction("ruvector_dag: serving a request", rvd_step_request, &local, &result,
 								&errmsg, sqlstate);
 
-	SpinLockAcquire(&shared->mutex);
-	shared->failed = !ok;
-	memcpy(shared->sqlstate, sqlstate, 6);
-	strlcpy(shared->result, ok ? (result ? result : "null") : errmsg, RVD_REQUEST_RESULT_LEN);
-	if (shared->abandoned)
-	{
-		shared->abandoned = false;
-		shared->state = RVD_REQ_FREE;
-	}
-	else
-		shared->state = RVD_REQ_DONE;
-	SpinLockRelease(&shared->mutex);
-	ConditionVariableBroadcast(&shared->cv);
+	rvd_request_end(ok, sqlstate, ok ? (result ? result : "null") : errmsg);
 	if (result)
 		pfree(result);
 	if (errmsg)
 		pfree(errmsg);
-}
-
-/* A request a crashed predecessor was serving will never complete. */
-static void
-rvd_fail_orphaned_request(void)
-{
-	RvdRequest *shared = &rvd_shared->request;
-
-	SpinLockAcquire(&shared->mutex);
-	if (shared->state == RVD_REQ_RUNNING)
-	{
-		shared->failed = true;
-		memcpy(shared->sqlstate, "57P01", 6);
-		strlcpy(shared->result, "the ruvector_dag background worker restarted while serving this request",
-				RVD_REQUEST_RESULT_LEN);
-		shared->state = shared->abandoned ? RVD_REQ_FREE : RVD_REQ_DONE;
-		shared->abandoned = false;
-	}
-	SpinLockRelease(&shared->mutex);
-	ConditionVariableBroadcast(&shared->cv);
 }
 
 static void
@@ -290,8 +269,8 @@ rvd_worker_exit(int code, Datum arg)
  * worker only what the backends leave (weight 15 against 1024).  Learning
  * then slows down, queries do not.  Lock waits cannot invert priorities for
  * long: a backend waiting on one of our LWLocks sleeps, freeing the CPU.
- * The parallel workers of its trials take the same priority (capture.c).
- * RVD_WORKER_NICE is in ruvector_dag.h.
+ * The parallel workers of its trials take the same priority (trials.c).
+ * RVD_WORKER_NICE is in request.h.
  */
 
 /* How often the ring is polled: a trajectory reaches the engine within this. */
@@ -306,7 +285,7 @@ rvd_worker_exit(int code, Datum arg)
 #define RVD_BUSY_POLL_MS 50L
 #define RVD_BUSY_SHARE 8		/* one eighth */
 
-/* SIGTERM: shut down, and cancel a trial in progress rather than wait for it (statements.c). */
+/* SIGTERM: shut down, and cancel a trial in progress rather than wait for it (trials.c). */
 static void
 rvd_worker_sigterm(SIGNAL_ARGS)
 {
@@ -345,7 +324,7 @@ rvd_backoff_seconds(int failed_starts)
 static void
 rvd_worker_backoff(void)
 {
-	int			failed = rvd_shared->worker_failed_starts;
+	int			failed = rvd_worker_failed_starts();
 	long		delay_s;
 	TimestampTz until;
 
@@ -379,7 +358,7 @@ rvd_worker_main(Datum main_arg)
 {
 	TimestampTz next_cycle;
 	bool		busy = false;	/* the ring had records at the last wake */
-	bool		trials_waiting = false; /* the engine holds a statement to try (worker.py) */
+	bool		trials_waiting = false; /* the engine holds a statement to try (drain() said so) */
 	char	   *line = NULL;
 
 	/* Before the interpreter starts: threads it creates inherit the priority. */
@@ -396,9 +375,9 @@ rvd_worker_main(Datum main_arg)
 	 * 10 s later: count such starts, and back off before trying again.
 	 */
 	rvd_worker_backoff();
-	rvd_shared->worker_failed_starts++;
+	rvd_worker_set_failed_starts(rvd_worker_failed_starts() + 1);
 	BackgroundWorkerInitializeConnection(rvd_dag_worker_database, NULL, 0);
-	rvd_shared->worker_failed_starts = 0;
+	rvd_worker_set_failed_starts(0);
 
 	/*
 	 * The worker's own writes must never wait long behind a user's locks
@@ -411,16 +390,16 @@ rvd_worker_main(Datum main_arg)
 	rvd_trial_init_session();
 	CommitTransactionCommand();
 
-	if (!rvd_shared->registry_loaded)
+	if (!rvd_registry_loaded())
 	{
 		int			n = rvd_reload_registry();
 
-		rvd_shared->registry_loaded = true;
+		rvd_registry_set_loaded();
 		elog(LOG, "ruvector_dag worker started in database \"%s\": %d enrolled table(s) reloaded",
 			 rvd_dag_worker_database, n);
 	}
 
-	rvd_fail_orphaned_request();
+	rvd_request_fail_orphaned();
 	before_shmem_exit(rvd_worker_exit, (Datum) 0);
 	rvd_worker_set_running(true);
 
@@ -443,7 +422,7 @@ rvd_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			elog(LOG, "ruvector_dag worker: configuration reloaded (learning mode %s)",
-				 GetConfigOption("ruvector.dag_learning_mode", false, false));
+				 rvd_learning_mode_name());
 		}
 		if (ShutdownRequestPending)
 			break;
@@ -466,22 +445,22 @@ rvd_worker_main(Datum main_arg)
 			 * intervals too, or it could not climb back when the load goes.
 			 */
 			if (buffered > 0 || trials_waiting || rvd_statements_offered() ||
-				pg_atomic_read_u32(&rvd_shared->sample_threshold) != PG_UINT32_MAX)
+				rvd_sample_threshold() != PG_UINT32_MAX)
 			{
-				busy = buffered >= (uint64) (rvd_shared->capacity / RVD_BUSY_SHARE);
+				busy = buffered >= (uint64) (rvd_ring_capacity() / RVD_BUSY_SHARE);
 				line = NULL;
 				trials_waiting = false;
 				if (rvd_in_transaction("ruvector_dag: learning from captured queries", rvd_step_call,
-									   "drain", &line, NULL, NULL) && line != NULL)
+									   RVD_PY_WORKER_DRAIN, &line, NULL, NULL) && line != NULL)
 				{
-					trials_waiting = strcmp(line, "trials") == 0;
+					trials_waiting = strcmp(line, RVD_DRAIN_TRIALS_WAITING) == 0;
 					pfree(line);
 				}
 			}
 			if (GetCurrentTimestamp() >= next_cycle)
 			{
 				line = NULL;
-				if (rvd_in_transaction("ruvector_dag: background cycle", rvd_step_call, "background_cycle",
+				if (rvd_in_transaction("ruvector_dag: background cycle", rvd_step_call, RVD_PY_WORKER_BACKGROUND_CYCLE,
 									   &line, NULL, NULL))
 					rvd_log_lines(line);
 				next_cycle = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -492,7 +471,8 @@ rvd_worker_main(Datum main_arg)
 
 	/* SIGTERM: save what was learned, then leave. */
 	if (rvd_py_worker_ready())
-		(void) rvd_in_transaction("ruvector_dag: saving engine state", rvd_step_call, "stop", NULL, NULL, NULL);
+		(void) rvd_in_transaction("ruvector_dag: saving engine state", rvd_step_call, RVD_PY_WORKER_STOP, NULL, NULL,
+								 NULL);
 	elog(LOG, "ruvector_dag worker shutting down");
 	proc_exit(0);
 }

@@ -1,10 +1,13 @@
 /*-------------------------------------------------------------------------
  *
- * pyworker.c
- *		The background worker's side of the Python bridge.
+ * py_pgmodule.c
+ *		The module _ruvector_pg (RVD_PG_MODULE) given to the worker's Python.
  *
- * The engine (ruvector_dag/worker.py) runs only in the background worker.
- * It reaches PostgreSQL through one small built-in module, _ruvector_pg:
+ * The engine (the Python Worker, py_worker.c) runs only in the background
+ * worker.  It reaches PostgreSQL through this one small built-in module; its
+ * functions are the X-macro RVD_PG_FUNCTIONS of seam_defs.h (generated from
+ * the Python side's seam definitions), each implemented here as
+ * rvd_pg_<name>:
  *
  *	read_ring(max) -> bytes		consume up to max trajectory records of this
  *								database (raw RvdTrajectory structs)
@@ -19,13 +22,13 @@
  *								of uint32)
  *	setting(name)				a setting's current value (no SQL)
  *	generation()				the enrollment registry's generation
- *	set_decision(relid, query_id, arm)	a learned steering decision (steer.c)
+ *	set_decision(relid, query_id, arm)	a learned steering decision (directives.c)
  *	set_capture_rules(query_ids, fractions, flags)	per-query capture fractions
  *								(bytes of uint64, of float64, of uint8 RVD_RULE_*)
  *	take_statements() -> list	the statements backends offered for trials
- *								(statements.c), each (query_id, statement bytes)
+ *								(trials.c), each (query_id, statement bytes)
  *	trial(statement, arm, timeout_ms)	run a taken statement once under arm
- *								(statements.c): its microseconds, or None if
+ *								(trials.c): its microseconds, or None if
  *								it did not finish in time
  *	set_sample_fraction(f)		the fraction of other statements captured
  *	log(message)				a LOG line in the server log
@@ -33,8 +36,8 @@
  * Every callback catches PostgreSQL ERRORs itself (PG_TRY) and hands them
  * to Python as exceptions, so no longjmp ever crosses a Python frame, and
  * a failing statement rolls back only its own subtransaction, as in
- * PL/Python.  The worker loop (worker.c) calls into the engine through
- * rvd_py_worker_call(), inside a transaction it owns.
+ * PL/Python (execute: as plpy_spi.c).  The worker loop (worker.c) calls
+ * into the engine through py_worker.c, inside a transaction it owns.
  *
  *-------------------------------------------------------------------------
  */
@@ -46,28 +49,36 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/memutils.h"
-#include "utils/resowner.h"
-#include "utils/timestamp.h"
-
 #include "utils/guc.h"
 #include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
+#include "directives.h"
+#include "learn_stats.h"
 #include "rvd_python.h"
-#include "ruvector_dag.h"
+#include "py_elog.h"
+#include "py_pgmodule.h"
+#include "registry.h"
+#include "ring.h"
+#include "seam_defs.h"
 #include "steering_defs.h"
+#include "trials.h"
 
 #define RVD_N_ARMS_FOR_PY RVD_N_ARMS
+
+/* Every function of RVD_PG_FUNCTIONS, declared (and so required) here. */
+#define RVD_PG_FUNCTION(name, flags, doc) static PyObject *rvd_pg_##name(PyObject *self, PyObject *args);
+RVD_PG_FUNCTIONS
+#undef RVD_PG_FUNCTION
 
 /* Most records one read_ring call may return (bounds its buffer). */
 #define RVD_READ_RING_MAX 4096
 
 /* _ruvector_pg.Error: a PostgreSQL error, with .sqlstate */
 static PyObject *rvd_pg_error = NULL;
-
-/* ruvector_dag.worker, once imported */
-static PyObject *rvd_worker_module = NULL;
 
 /*
  * Inside a PG_CATCH: take the error being thrown (back in the callback's
@@ -395,32 +406,6 @@ rvd_pg_execute(PyObject *self, PyObject *args)
 	return rows;
 }
 
-/* The counters slot of (dbid, relid), claiming a free one if create. */
-static RvdLearnStats *
-rvd_stats_slot(Oid relid, bool create)
-{
-	RvdLearnStats *free_slot = NULL;
-	int			i;
-
-	for (i = 0; i < RVD_MAX_ENROLLED; i++)
-	{
-		RvdLearnStats *s = &rvd_shared->learn[i];
-
-		if (s->relid == relid && s->dbid == MyDatabaseId)
-			return s;
-		if (s->relid == InvalidOid && free_slot == NULL)
-			free_slot = s;
-	}
-	if (create && free_slot != NULL)
-	{
-		memset(free_slot, 0, sizeof(*free_slot));
-		free_slot->dbid = MyDatabaseId;
-		free_slot->relid = relid;
-		return free_slot;
-	}
-	return NULL;
-}
-
 /*
  * publish(relid, consumed, queries_processed, learned, pattern_hits,
  *		   avg_latency_us, prediction_error, patterns_stored, ewc_tasks,
@@ -443,34 +428,31 @@ rvd_pg_publish(PyObject *self, PyObject *args)
 				tasks;
 	long long	cycle_at;
 	const char *attention;
-	RvdLearnStats *s;
+	RvdLearnStats s;
 
 	if (!PyArg_ParseTuple(args, "IKKKKddiiKdLs", &relid, &consumed, &processed, &learned, &hits,
 						  &latency, &prederr, &patterns, &tasks, &cycles, &cycle_ms, &cycle_at, &attention))
 		return NULL;
 
+	memset(&s, 0, sizeof(s));
+	s.dbid = MyDatabaseId;
+	s.relid = (Oid) relid;
+	s.consumed = consumed;
+	s.queries_processed = processed;
+	s.learned = learned;
+	s.pattern_hits = hits;
+	s.avg_latency_us = latency;
+	s.prediction_error = prederr;
+	s.patterns_stored = patterns;
+	s.ewc_tasks = tasks;
+	s.background_cycles = cycles;
+	s.last_cycle_ms = cycle_ms;
+	/* Unix microseconds -> TimestampTz; 0 means never. */
+	s.last_cycle_at = cycle_at == 0 ? 0 :
+		(TimestampTz) cycle_at - ((TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+	strlcpy(s.attention_type, attention, sizeof(s.attention_type));
 	/* LWLock waits cannot raise ERROR; the lock is never held for long. */
-	LWLockAcquire(rvd_shared->stats_lock, LW_EXCLUSIVE);
-	s = rvd_stats_slot((Oid) relid, true);
-	if (s != NULL)
-	{
-		s->consumed = consumed;
-		s->queries_processed = processed;
-		s->learned = learned;
-		s->pattern_hits = hits;
-		s->avg_latency_us = latency;
-		s->prediction_error = prederr;
-		s->patterns_stored = patterns;
-		s->ewc_tasks = tasks;
-		s->background_cycles = cycles;
-		s->last_cycle_ms = cycle_ms;
-		/* Unix microseconds -> TimestampTz; 0 means never. */
-		s->last_cycle_at = cycle_at == 0 ? 0 :
-			(TimestampTz) cycle_at - ((TimestampTz) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
-		strlcpy(s->attention_type, attention, sizeof(s->attention_type));
-	}
-	LWLockRelease(rvd_shared->stats_lock);
-	if (s == NULL)
+	if (!rvd_learn_stats_publish(&s))
 	{
 		PyErr_SetString(PyExc_RuntimeError, "publish: no free learning-statistics slot");
 		return NULL;
@@ -482,15 +464,10 @@ static PyObject *
 rvd_pg_forget(PyObject *self, PyObject *args)
 {
 	unsigned int relid;
-	RvdLearnStats *s;
 
 	if (!PyArg_ParseTuple(args, "I", &relid))
 		return NULL;
-	LWLockAcquire(rvd_shared->stats_lock, LW_EXCLUSIVE);
-	s = rvd_stats_slot((Oid) relid, false);
-	if (s != NULL)
-		memset(s, 0, sizeof(*s));
-	LWLockRelease(rvd_shared->stats_lock);
+	rvd_learn_stats_forget((Oid) relid);
 	Py_RETURN_NONE;
 }
 
@@ -642,7 +619,7 @@ rvd_pg_take_statements(PyObject *self, PyObject *args)
 
 /*
  * trial(statement, arm, timeout_ms): run a statement taken by
- * take_statements() once under arm (statements.c, rvd_trial_run); its
+ * take_statements() once under arm (trials.c, rvd_trial_run); its
  * elapsed microseconds, or None when it was cancelled at timeout_ms.
  */
 static PyObject *
@@ -705,7 +682,7 @@ rvd_pg_set_sample_fraction(PyObject *self, PyObject *args)
 		PyErr_Format(PyExc_ValueError, "set_sample_fraction: %g is not in [0, 1]", f);
 		return NULL;
 	}
-	pg_atomic_write_u32(&rvd_shared->sample_threshold, rvd_fraction_threshold(f));
+	rvd_set_sample_threshold(rvd_fraction_threshold(f));
 	Py_RETURN_NONE;
 }
 
@@ -728,7 +705,7 @@ rvd_pg_setting(PyObject *self, PyObject *args)
 static PyObject *
 rvd_pg_generation(PyObject *self, PyObject *args)
 {
-	return PyLong_FromUnsignedLong(pg_atomic_read_u32(&rvd_shared->generation));
+	return PyLong_FromUnsignedLong(rvd_registry_generation());
 }
 
 static PyObject *
@@ -743,138 +720,39 @@ rvd_pg_log(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+/* The method table, from the X-macro of seam_defs.h. */
+#define RVD_PG_FUNCTION(name, flags, doc) {#name, (PyCFunction) rvd_pg_##name, flags, doc},
 static PyMethodDef rvd_pg_methods[] = {
-	{"read_ring", rvd_pg_read_ring, METH_VARARGS, "Consume up to max trajectory records of this database."},
-	{"skip_ring", rvd_pg_skip_ring, METH_VARARGS, "Consume records unread, stopping before kept query ids."},
-	{"execute", rvd_pg_execute, METH_VARARGS, "Run one SQL statement in a subtransaction."},
-	{"setting", rvd_pg_setting, METH_VARARGS, "Current value of a setting, or None."},
-	{"generation", rvd_pg_generation, METH_NOARGS, "Generation of the enrollment registry."},
-	{"publish", rvd_pg_publish, METH_VARARGS, "Publish a table's learning counters."},
-	{"forget", rvd_pg_forget, METH_VARARGS, "Drop a table's learning counters."},
-	{"set_decision", rvd_pg_set_decision, METH_VARARGS, "Set a learned steering decision."},
-	{"set_capture_rules", rvd_pg_set_capture_rules, METH_VARARGS, "Replace the per-query capture fractions."},
-	{"take_statements", rvd_pg_take_statements, METH_NOARGS, "The statement texts offered for trials."},
-	{"trial", rvd_pg_trial, METH_VARARGS, "Run a statement once under an arm, with a time limit."},
-	{"set_sample_fraction", rvd_pg_set_sample_fraction, METH_VARARGS, "Set the fraction of other statements captured."},
-	{"log", rvd_pg_log, METH_VARARGS, "Write a LOG line."},
+	RVD_PG_FUNCTIONS
 	{NULL, NULL, 0, NULL}
 };
+#undef RVD_PG_FUNCTION
 
 static struct PyModuleDef rvd_pg_module = {
-	PyModuleDef_HEAD_INIT, "_ruvector_pg", "PostgreSQL as seen by the ruvector_dag worker.", -1, rvd_pg_methods
+	PyModuleDef_HEAD_INIT, RVD_PG_MODULE, "PostgreSQL as seen by the ruvector_dag worker.", -1, rvd_pg_methods
 };
 
 /*
- * Create _ruvector_pg and put it in sys.modules (works whether or not the
+ * Create _ruvector_pg (RVD_PG_MODULE) and put it in sys.modules (works whether or not the
  * interpreter was started by PL/Python before us).
  */
-static void
+void
 rvd_install_pg_module(void)
 {
 	PyObject   *module = PyModule_Create(&rvd_pg_module);
 
 	if (module == NULL)
-		rvd_py_report(ERROR, "could not create the _ruvector_pg module");
-	rvd_pg_error = PyErr_NewException("_ruvector_pg.Error", NULL, NULL);
+		rvd_py_report(ERROR, "could not create the " RVD_PG_MODULE " module");
+	rvd_pg_error = PyErr_NewException(RVD_PG_MODULE "." RVD_PG_ERROR, NULL, NULL);
 	if (rvd_pg_error == NULL ||
-		PyModule_AddObject(module, "Error", (Py_INCREF(rvd_pg_error), rvd_pg_error)) < 0 ||
-		PyModule_AddIntConstant(module, "READ_RING_MAX", RVD_READ_RING_MAX) < 0 ||
-		PyModule_AddIntConstant(module, "RECORD_SIZE", (long) sizeof(RvdTrajectory)) < 0 ||
-		PyDict_SetItemString(PyImport_GetModuleDict(), "_ruvector_pg", module) < 0)
+		PyModule_AddObject(module, RVD_PG_ERROR, (Py_INCREF(rvd_pg_error), rvd_pg_error)) < 0 ||
+		PyModule_AddIntConstant(module, RVD_PG_READ_RING_MAX, RVD_READ_RING_MAX) < 0 ||
+		PyModule_AddIntConstant(module, RVD_PG_RECORD_SIZE, (long) sizeof(RvdTrajectory)) < 0 ||
+		PyDict_SetItemString(PyImport_GetModuleDict(), RVD_PG_MODULE, module) < 0)
 	{
 		Py_DECREF(module);
-		rvd_py_report(ERROR, "could not install the _ruvector_pg module");
+		rvd_py_report(ERROR, "could not install the " RVD_PG_MODULE " module");
 	}
 	Py_DECREF(module);
 }
 
-/*
- * Start the engine in this (worker) process: interpreter, _ruvector_pg,
- * ruvector_dag.worker.start() (kernel warm-up, learned state reloaded).
- * Raises an ERROR on failure; the caller decides to carry on without it.
- */
-char *
-rvd_py_worker_start(void)
-{
-	if (rvd_worker_module == NULL)
-	{
-		rvd_py_ensure();
-		rvd_install_pg_module();
-		rvd_worker_module = PyImport_ImportModule("ruvector_dag.worker");
-		if (rvd_worker_module == NULL)
-			rvd_py_report(ERROR, "could not import ruvector_dag.worker");
-	}
-	return rvd_py_worker_call("start", NULL);
-}
-
-bool
-rvd_py_worker_ready(void)
-{
-	return rvd_worker_module != NULL;
-}
-
-/*
- * Call ruvector_dag.worker.<method>(*args) where args is a "(...)" format
- * for Py_BuildValue given as a prebuilt tuple by the variants below.
- * Returns its str result palloc'd, or NULL for None; a Python exception
- * becomes an ERROR carrying its SQLSTATE.
- */
-static char *
-rvd_py_worker_invoke(const char *method, PyObject *args)
-{
-	PyObject   *fn;
-	PyObject   *out = NULL;
-	char	   *result = NULL;
-	bool		bad_type = false;
-
-	if (rvd_worker_module == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the ruvector_dag engine is not running in the background worker")));
-	fn = PyObject_GetAttrString(rvd_worker_module, method);
-	if (fn != NULL && args != NULL)
-		out = PyObject_CallObject(fn, args);
-	else if (fn != NULL)
-		out = PyObject_CallNoArgs(fn);
-	Py_XDECREF(fn);
-	Py_XDECREF(args);
-	if (out != NULL && out != Py_None)
-	{
-		const char *s = PyUnicode_Check(out) ? PyUnicode_AsUTF8(out) : NULL;
-
-		if (s != NULL)
-			result = pstrdup(s);
-		else
-			bad_type = !PyErr_Occurred();
-	}
-	Py_XDECREF(out);
-	if (PyErr_Occurred())
-		rvd_py_report(ERROR, psprintf("ruvector_dag.worker.%s failed", method));
-	if (bad_type)
-		elog(ERROR, "ruvector_dag.worker.%s returned something other than str or None", method);
-	return result;
-}
-
-char *
-rvd_py_worker_call(const char *method, const char *arg)
-{
-	PyObject   *args = NULL;
-
-	if (arg != NULL)
-	{
-		args = Py_BuildValue("(s)", arg);
-		if (args == NULL)
-			rvd_py_report(ERROR, "could not build arguments");
-	}
-	return rvd_py_worker_invoke(method, args);
-}
-
-char *
-rvd_py_worker_request(const char *kind, Oid relid, int int_arg, double real_arg)
-{
-	PyObject   *args = Py_BuildValue("(sIid)", kind, (unsigned int) relid, int_arg, real_arg);
-
-	if (args == NULL)
-		rvd_py_report(ERROR, "could not build arguments");
-	return rvd_py_worker_invoke("request", args);
-}

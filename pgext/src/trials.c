@@ -1,10 +1,10 @@
 /*-------------------------------------------------------------------------
  *
- * statements.c
+ * trials.c
  *		Statement texts for the worker's trials, and the trials themselves.
  *
  * Before an exploratory arm is planned for any user's execution, the
- * worker tries it on the statement itself (worker.py): it asks capture for
+ * worker tries it on the statement itself (the Python Worker): it asks capture for
  * the text of the query (a capture rule with RVD_RULE_WANT_TEXT), a backend
  * executing that query copies its execution into shared memory
  * (rvd_statement_offer), and the worker runs it under the default plan and
@@ -49,11 +49,22 @@
  * sizes are checked before they run, and a statement that cannot be
  * offered is simply not.
  *
+ * Why the offer lives here and not in capture.c: the payload it writes is
+ * read back by the trial (rvd_trial_read), and what it refuses to offer is
+ * the first half of the rule above, the trial's checks the second; both
+ * halves and the format stay in one file.  Calls go one way: capture.c's
+ * executor hooks call rvd_statement_offer and rvd_trial_executor_start,
+ * nothing here calls capture.c.
+ *
+ * Lock (tranche "ruvector_dag statements"): exclusive to fill or take
+ * statements[].
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include "access/detoast.h"
 #include "access/parallel.h"
@@ -77,6 +88,7 @@
 #include "storage/lock.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
+#include "storage/shmem.h"
 #include "tcop/dest.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
@@ -94,9 +106,46 @@
 #include "utils/typcache.h"
 #include "utils/varlena.h"
 
-#include "ruvector_dag.h"
+#include "guc.h"
+#include "plan.h"				/* rvd_steer_begin: a trial plans under the arm as the planner hook does */
+#include "registry.h"			/* rvd_capture_suspended */
+#include "request.h"			/* the worker's pid and latch, RVD_WORKER_NICE */
+#include "trials.h"
 
-bool		rvd_capture_suspended = false;
+#define RVD_STATEMENTS_TRANCHE "ruvector_dag statements"
+
+typedef struct RvdStatementsShared
+{
+	LWLock	   *lock;
+	RvdStatement statements[RVD_MAX_STATEMENTS];	/* under the lock */
+} RvdStatementsShared;
+
+static RvdStatementsShared *stmts = NULL;
+
+Size
+rvd_statements_shmem_size(void)
+{
+	return MAXALIGN(sizeof(RvdStatementsShared));
+}
+
+void
+rvd_statements_request_locks(void)
+{
+	RequestNamedLWLockTranche(RVD_STATEMENTS_TRANCHE, 1);
+}
+
+/* Called by shmem.c's startup hook, under AddinShmemInitLock. */
+void
+rvd_statements_shmem_init(void)
+{
+	bool		found;
+
+	stmts = ShmemInitStruct("ruvector_dag statements", rvd_statements_shmem_size(), &found);
+	if (found)
+		return;
+	memset(stmts, 0, rvd_statements_shmem_size());
+	stmts->lock = &GetNamedLWLockTranche(RVD_STATEMENTS_TRANCHE)[0].lock;
+}
 
 /*
  * Settings that change how a statement's text parses or what its
@@ -117,8 +166,8 @@ rvd_statement_held(uint64 query_id)
 	int			i;
 
 	for (i = 0; i < RVD_MAX_STATEMENTS; i++)
-		if (rvd_shared->statements[i].query_id == query_id &&
-			rvd_shared->statements[i].dbid == MyDatabaseId)
+		if (stmts->statements[i].query_id == query_id &&
+			stmts->statements[i].dbid == MyDatabaseId)
 			return true;
 	return false;
 }
@@ -387,12 +436,12 @@ rvd_statement_offer(QueryDesc *qd, int nesting_level)
 	{
 		struct Latch *latch;
 
-		LWLockAcquire(rvd_shared->statements_lock, LW_EXCLUSIVE);
+		LWLockAcquire(stmts->lock, LW_EXCLUSIVE);
 		if (!rvd_statement_held(stmt->queryId))
 		{
 			for (i = 0; i < RVD_MAX_STATEMENTS; i++)
 			{
-				RvdStatement *s = &rvd_shared->statements[i];
+				RvdStatement *s = &stmts->statements[i];
 
 				if (s->query_id != 0)
 					continue;
@@ -407,7 +456,7 @@ rvd_statement_offer(QueryDesc *qd, int nesting_level)
 				break;
 			}
 		}
-		LWLockRelease(rvd_shared->statements_lock);
+		LWLockRelease(stmts->lock);
 		/* Wake the worker: it tries the statement now, whether or not records arrive. */
 		latch = rvd_worker_latch();
 		if (latch != NULL)
@@ -423,7 +472,7 @@ rvd_statements_offered(void)
 	int			i;
 
 	for (i = 0; i < RVD_MAX_STATEMENTS; i++)
-		if (rvd_shared->statements[i].query_id != 0)
+		if (stmts->statements[i].query_id != 0)
 			return true;
 	return false;
 }
@@ -438,10 +487,10 @@ rvd_statements_take(RvdStatement *out, int max)
 	int			n = 0;
 	int			i;
 
-	LWLockAcquire(rvd_shared->statements_lock, LW_EXCLUSIVE);
+	LWLockAcquire(stmts->lock, LW_EXCLUSIVE);
 	for (i = 0; i < RVD_MAX_STATEMENTS && n < max; i++)
 	{
-		RvdStatement *s = &rvd_shared->statements[i];
+		RvdStatement *s = &stmts->statements[i];
 
 		if (s->query_id == 0 || s->dbid != MyDatabaseId)
 			continue;
@@ -450,9 +499,9 @@ rvd_statements_take(RvdStatement *out, int max)
 	}
 	/* Statements of other databases cannot be tried here: drop them. */
 	for (i = 0; i < RVD_MAX_STATEMENTS; i++)
-		if (rvd_shared->statements[i].dbid != MyDatabaseId)
-			rvd_shared->statements[i].query_id = 0;
-	LWLockRelease(rvd_shared->statements_lock);
+		if (stmts->statements[i].dbid != MyDatabaseId)
+			stmts->statements[i].query_id = 0;
+	LWLockRelease(stmts->lock);
 	return n;
 }
 
@@ -472,13 +521,15 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static fmgr_hook_type prev_fmgr_hook = NULL;
 
 /* Whether this process is a parallel worker of the background worker (of its trials). */
-bool
+static bool
 rvd_in_worker_lock_group(void)
 {
+	int			worker_pid = rvd_worker_pid();
+
 	/* A parallel worker is a member of its leader's lock group (the leader's PGPROC). */
-	return IsParallelWorker() && rvd_shared != NULL && rvd_shared->worker_pid != 0 &&
+	return IsParallelWorker() && worker_pid != 0 &&
 		MyProc != NULL && MyProc->lockGroupLeader != NULL &&
-		MyProc->lockGroupLeader->pid == rvd_shared->worker_pid;
+		MyProc->lockGroupLeader->pid == worker_pid;
 }
 
 static bool
@@ -586,15 +637,34 @@ rvd_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 static int	rvd_trial_executor_starts = 0;
 
 /*
- * ExecutorStart (capture.c), in every backend: in a trial, the statement's
- * own execution is the only one.  A statement run by a function (a
- * trusted function's SPI, query_to_xml, ts_stat, a SQL function not
- * inlined) escaped the static check, and built-in functions escape the
- * function guard: the trial refuses it.
+ * A parallel worker of the background worker's trial runs at the worker's
+ * low priority too: postmaster starts it at the users' priority, and a
+ * trial must not take CPU from them.
+ */
+static void
+rvd_lower_trial_priority(void)
+{
+	static bool done = false;
+
+	if (done || !IsParallelWorker())
+		return;
+	done = true;
+	if (rvd_in_worker_lock_group() && setpriority(PRIO_PROCESS, 0, RVD_WORKER_NICE) != 0)
+		elog(DEBUG1, "ruvector_dag: could not lower a trial's parallel worker's priority: %m");
+}
+
+/*
+ * ExecutorStart (capture.c), in every backend, first thing: a trial's
+ * parallel worker lowers its priority (above).  In a trial, the
+ * statement's own execution is the only one.  A statement run by a
+ * function (a trusted function's SPI, query_to_xml, ts_stat, a SQL
+ * function not inlined) escaped the static check, and built-in functions
+ * escape the function guard: the trial refuses it.
  */
 void
 rvd_trial_executor_start(void)
 {
+	rvd_lower_trial_priority();
 	if (rvd_trial_guarded && rvd_trial_executor_starts++ > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

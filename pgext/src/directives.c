@@ -1,0 +1,322 @@
+/*-------------------------------------------------------------------------
+ *
+ * directives.c
+ *		What the background worker publishes for the backends, in shared
+ *		memory: steering decisions, per-query capture rules, the global
+ *		sampling threshold (and, through the rules, the statement texts it
+ *		wants for trials).
+ *
+ * A decision maps a statement's query id to an arm (steering_defs.h,
+ * generated from the Python side's steering table): a set of planner
+ * settings such as enable_nestloop = off, applied by the planner hook
+ * (plan.c).  A capture rule tells capture (capture.c) how often to keep a
+ * query's executions and whether to offer its text (trials.c).
+ *
+ * No Python runs here, and the lookups take no lock: each backend keeps a
+ * private, sorted copy of its database's decisions and of the capture
+ * rules, re-copied (under the directives lock, shared) only when the
+ * shared `generation` moved, so a statement pays one atomic read and a
+ * binary search.
+ *
+ * Lock (tranche "ruvector_dag directives"): exclusive to change decisions[]
+ * and capture_rules[] (and then bump `generation`), shared to copy them.
+ * decisions[] is kept compact (removal moves the last entry into the
+ * hole).  The sampling threshold is a lone atomic, written without the
+ * lock.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+
+#include "directives.h"
+#include "guc.h"
+
+#define RVD_DIRECTIVES_TRANCHE "ruvector_dag directives"
+
+typedef struct RvdDirectivesShared
+{
+	LWLock	   *lock;
+	/*
+	 * Read by every captured statement, written rarely (by the worker): a
+	 * cache line each.
+	 *
+	 * generation		bumped on every change of decisions[] or capture_rules[].
+	 * sample_threshold	capture keeps a statement when a uniform uint32 draw
+	 *					is below it (PG_UINT32_MAX: every statement); the
+	 *					worker lowers it while statements arrive faster than
+	 *					its CPU budget learns from them.
+	 */
+	union
+	{
+		pg_atomic_uint32 generation;
+		char		pad_generation[PG_CACHE_LINE_SIZE];
+	};
+	union
+	{
+		pg_atomic_uint32 sample_threshold;
+		char		pad_sample_threshold[PG_CACHE_LINE_SIZE];
+	};
+	pg_atomic_uint32 n_decisions;	/* read without the lock: 0 skips the lookup */
+	RvdDecision decisions[RVD_MAX_DECISIONS];	/* under the lock */
+	/* Per-query capture rules, sorted by query id. */
+	int			n_capture_rules;	/* under the lock */
+	RvdCaptureRule capture_rules[RVD_MAX_CAPTURE_RULES];
+} RvdDirectivesShared;
+
+static RvdDirectivesShared *directives = NULL;
+
+/* This backend's copy of its database's decisions and of the capture rules, both sorted by query id. */
+static uint32 local_generation = 0;
+static int	local_n_decisions = 0;
+static RvdDecision local_decisions[RVD_MAX_DECISIONS];
+static int	local_n_rules = 0;
+static RvdCaptureRule local_rules[RVD_MAX_CAPTURE_RULES];
+static int	local_n_want_text = 0;	/* rules with RVD_RULE_WANT_TEXT */
+
+static int
+rvd_decision_cmp(const void *a, const void *b)
+{
+	uint64		x = ((const RvdDecision *) a)->query_id;
+	uint64		y = ((const RvdDecision *) b)->query_id;
+
+	return x < y ? -1 : x > y;
+}
+
+static int
+rvd_rule_cmp(const void *a, const void *b)
+{
+	uint64		x = ((const RvdCaptureRule *) a)->query_id;
+	uint64		y = ((const RvdCaptureRule *) b)->query_id;
+
+	return x < y ? -1 : x > y;
+}
+
+Size
+rvd_directives_shmem_size(void)
+{
+	return MAXALIGN(sizeof(RvdDirectivesShared));
+}
+
+void
+rvd_directives_request_locks(void)
+{
+	RequestNamedLWLockTranche(RVD_DIRECTIVES_TRANCHE, 1);
+}
+
+/* Called by shmem.c's startup hook, under AddinShmemInitLock. */
+void
+rvd_directives_shmem_init(void)
+{
+	bool		found;
+
+	directives = ShmemInitStruct("ruvector_dag directives", rvd_directives_shmem_size(), &found);
+	if (found)
+		return;
+	memset(directives, 0, rvd_directives_shmem_size());
+	directives->lock = &GetNamedLWLockTranche(RVD_DIRECTIVES_TRANCHE)[0].lock;
+	pg_atomic_init_u32(&directives->generation, 1);
+	pg_atomic_init_u32(&directives->sample_threshold, PG_UINT32_MAX);
+	pg_atomic_init_u32(&directives->n_decisions, 0);
+}
+
+/* Re-copy decisions and capture rules when the shared generation moved. */
+static void
+rvd_refresh_local(void)
+{
+	uint32		gen = pg_atomic_read_u32(&directives->generation);
+	uint32		n;
+	uint32		i;
+
+	if (gen == local_generation)
+		return;
+	LWLockAcquire(directives->lock, LW_SHARED);
+	gen = pg_atomic_read_u32(&directives->generation);
+	n = pg_atomic_read_u32(&directives->n_decisions);
+	local_n_decisions = 0;
+	for (i = 0; i < n; i++)
+		if (directives->decisions[i].dbid == MyDatabaseId)
+			local_decisions[local_n_decisions++] = directives->decisions[i];
+	local_n_rules = directives->n_capture_rules;
+	memcpy(local_rules, directives->capture_rules, sizeof(RvdCaptureRule) * local_n_rules);
+	local_n_want_text = 0;
+	for (i = 0; i < (uint32) local_n_rules; i++)
+		local_n_want_text += (local_rules[i].flags & RVD_RULE_WANT_TEXT) != 0;
+	local_generation = gen;
+	LWLockRelease(directives->lock);
+	qsort(local_decisions, local_n_decisions, sizeof(RvdDecision), rvd_decision_cmp);
+}
+
+/*
+ * Decisions of this database in this backend's copy (refreshed first): 0
+ * (also before shared memory exists) lets the planner hook skip
+ * everything else.
+ */
+int
+rvd_decisions_local_count(void)
+{
+	if (directives == NULL)
+		return 0;
+	rvd_refresh_local();
+	return local_n_decisions;
+}
+
+/* Arm decided for (this database, query_id), or 0; *source its source. */
+int
+rvd_steer_lookup(uint64 query_id, uint8 *source)
+{
+	RvdDecision key;
+	const RvdDecision *d;
+
+	*source = 0;
+	if (query_id == 0 || directives == NULL ||
+		rvd_dag_learning_mode == RVD_DAG_LEARNING_MODE_OFF)
+		return 0;
+	rvd_refresh_local();
+	if (local_n_decisions == 0)
+		return 0;
+	key.query_id = query_id;
+	d = bsearch(&key, local_decisions, local_n_decisions, sizeof(RvdDecision), rvd_decision_cmp);
+	if (d == NULL || d->arm <= 0 || d->arm >= RVD_N_ARMS)
+		return 0;
+	*source = d->source;
+	return d->arm;
+}
+
+/* The worker's capture rule for query_id, if it has one: its keep threshold and RVD_RULE_* flags. */
+bool
+rvd_capture_rule(uint64 query_id, uint32 *threshold, uint8 *flags)
+{
+	RvdCaptureRule key;
+	const RvdCaptureRule *r;
+
+	if (query_id == 0 || directives == NULL)
+		return false;
+	rvd_refresh_local();
+	if (local_n_rules == 0)
+		return false;
+	key.query_id = query_id;
+	r = bsearch(&key, local_rules, local_n_rules, sizeof(RvdCaptureRule), rvd_rule_cmp);
+	if (r == NULL)
+		return false;
+	*threshold = r->threshold;
+	*flags = r->flags;
+	return true;
+}
+
+/* Whether the worker wants any statement's text (one atomic read, usually). */
+bool
+rvd_texts_wanted(void)
+{
+	if (directives == NULL)
+		return false;
+	rvd_refresh_local();
+	return local_n_want_text > 0;
+}
+
+/* Replace the capture rules (the worker's; at most RVD_MAX_CAPTURE_RULES are kept). */
+void
+rvd_set_capture_rules(const RvdCaptureRule *rules, int n)
+{
+	n = Min(Max(n, 0), RVD_MAX_CAPTURE_RULES);
+	LWLockAcquire(directives->lock, LW_EXCLUSIVE);
+	memcpy(directives->capture_rules, rules, sizeof(RvdCaptureRule) * n);
+	qsort(directives->capture_rules, n, sizeof(RvdCaptureRule), rvd_rule_cmp);
+	directives->n_capture_rules = n;
+	pg_atomic_fetch_add_u32(&directives->generation, 1);
+	LWLockRelease(directives->lock);
+}
+
+/*
+ * Set (or replace) the decision of query_id; arm 0 (default) removes it.
+ * A learned decision never replaces a pinned one (nothing changes then).
+ * Returns whether a decision for query_id existed.
+ */
+bool
+rvd_set_decision(uint64 query_id, int arm, uint8 source)
+{
+	return rvd_set_decision_for(InvalidOid, query_id, arm, source);
+}
+
+/* The same, for a decision learned on relid (who may read it: rvd_steering_decisions). */
+bool
+rvd_set_decision_for(Oid relid, uint64 query_id, int arm, uint8 source)
+{
+	uint32		n;
+	uint32		i;
+	bool		found = false;
+
+	LWLockAcquire(directives->lock, LW_EXCLUSIVE);
+	n = pg_atomic_read_u32(&directives->n_decisions);
+	for (i = 0; i < n; i++)
+	{
+		RvdDecision *d = &directives->decisions[i];
+
+		if (d->query_id == query_id && d->dbid == MyDatabaseId)
+		{
+			found = true;
+			if (source == RVD_DECISION_LEARNED && d->source == RVD_DECISION_PINNED)
+				break;
+			if (arm == 0)
+			{
+				*d = directives->decisions[n - 1];
+				pg_atomic_write_u32(&directives->n_decisions, n - 1);
+			}
+			else
+			{
+				d->arm = (int16) arm;
+				d->source = source;
+				d->relid = relid;
+			}
+			break;
+		}
+	}
+	if (!found && arm != 0)
+	{
+		if (n >= RVD_MAX_DECISIONS)
+		{
+			LWLockRelease(directives->lock);
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many steering decisions (at most %d)", RVD_MAX_DECISIONS)));
+		}
+		directives->decisions[n].dbid = MyDatabaseId;
+		directives->decisions[n].query_id = query_id;
+		directives->decisions[n].arm = (int16) arm;
+		directives->decisions[n].source = source;
+		directives->decisions[n].relid = relid;
+		pg_atomic_write_u32(&directives->n_decisions, n + 1);
+	}
+	pg_atomic_fetch_add_u32(&directives->generation, 1);
+	LWLockRelease(directives->lock);
+	return found;
+}
+/* A copy of every decision, all databases (out: RVD_MAX_DECISIONS entries); returns how many. */
+int
+rvd_decisions_copy(RvdDecision *out)
+{
+	uint32		n;
+
+	LWLockAcquire(directives->lock, LW_SHARED);
+	n = pg_atomic_read_u32(&directives->n_decisions);
+	memcpy(out, directives->decisions, sizeof(RvdDecision) * n);
+	LWLockRelease(directives->lock);
+	return (int) n;
+}
+
+/* The global sampling threshold (a lone atomic: no lock). */
+uint32
+rvd_sample_threshold(void)
+{
+	return pg_atomic_read_u32(&directives->sample_threshold);
+}
+
+void
+rvd_set_sample_threshold(uint32 threshold)
+{
+	pg_atomic_write_u32(&directives->sample_threshold, threshold);
+}

@@ -1,0 +1,15 @@
+/*-------------------------------------------------------------------------
+ *
+ * enroll.h
+ *		Enrollment changes, applied to the shared registry at commit.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RVD_ENROLL_H
+#define RVD_ENROLL_H
+
+extern void rvd_enroll_init(void);
+/* Queue an enrollment (add) or its removal (relid InvalidOid: the whole database) for commit. */
+extern void rvd_enroll_queue(bool add, Oid relid);
+
+#endif							/* RVD_ENROLL_H */

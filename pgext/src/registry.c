@@ -1,0 +1,340 @@
+/*-------------------------------------------------------------------------
+ *
+ * registry.c
+ *		The registry of enrolled tables, in shared memory, and this
+ *		backend's private copy of it.
+ *
+ * Written only when an enrollment commits (enroll.c) or when the worker
+ * reloads the committed enrollments at its start (worker.c); read by
+ * every statement (capture.c, plan.c) through a private copy that is
+ * refreshed only when the shared `generation` moved, so the query path
+ * pays one atomic read and takes no lock.  Each table also carries the
+ * counters of its captured statements (stored, dropped), bumped by the
+ * ring (ring.c) without a lock.
+ *
+ * Lock (tranche "ruvector_dag registry"): shared to read the table
+ * registry, exclusive to change it; changes also bump `generation` so that
+ * backends refresh their private copy without taking the lock on every
+ * query.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+
+#include "guc.h"
+#include "registry.h"
+
+#define RVD_REGISTRY_TRANCHE "ruvector_dag registry"
+
+/*
+ * One enrolled table.  Padded to a cache line: the counters of different
+ * tables are bumped by different backends.  seen = stored + dropped, so
+ * only two counters are kept.
+ */
+typedef union RvdTableEntry
+{
+	struct
+	{
+		Oid			dbid;
+		Oid			relid;		/* InvalidOid: free slot */
+		pg_atomic_uint64 stored;	/* statements whose record reached the ring */
+		pg_atomic_uint64 dropped;	/* ... that found the ring full */
+	};
+	char		pad[PG_CACHE_LINE_SIZE];
+} RvdTableEntry;
+
+typedef struct RvdRegistryShared
+{
+	LWLock	   *lock;
+	bool		loaded;			/* the worker reloaded enrollments */
+	/* Alone on its cache line: every statement reads it. */
+	union
+	{
+		pg_atomic_uint32 generation;
+		char		pad_generation[PG_CACHE_LINE_SIZE];
+	};
+	RvdTableEntry tables[RVD_MAX_ENROLLED];
+} RvdRegistryShared;
+
+static RvdRegistryShared *registry = NULL;
+
+bool		rvd_capture_suspended = false;
+
+/* Private copy of the enrollments of this database, see refresh_cache(). */
+static uint32 cache_generation = 0;
+static int	cache_count = 0;
+static Oid	cache_relids[RVD_MAX_ENROLLED];
+static int	cache_slots[RVD_MAX_ENROLLED];
+
+Size
+rvd_registry_shmem_size(void)
+{
+	return MAXALIGN(sizeof(RvdRegistryShared));
+}
+
+void
+rvd_registry_request_locks(void)
+{
+	RequestNamedLWLockTranche(RVD_REGISTRY_TRANCHE, 1);
+}
+
+/* Called by shmem.c's startup hook, under AddinShmemInitLock. */
+void
+rvd_registry_shmem_init(void)
+{
+	bool		found;
+	int			i;
+
+	registry = ShmemInitStruct("ruvector_dag registry", rvd_registry_shmem_size(), &found);
+	if (found)
+		return;
+	memset(registry, 0, rvd_registry_shmem_size());
+	registry->lock = &GetNamedLWLockTranche(RVD_REGISTRY_TRANCHE)[0].lock;
+	pg_atomic_init_u32(&registry->generation, 1);
+	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	{
+		pg_atomic_init_u64(&registry->tables[i].stored, 0);
+		pg_atomic_init_u64(&registry->tables[i].dropped, 0);
+	}
+}
+
+/*
+ * Is (dbid, relid) enrolled?  Sets *slot to its registry index.  Callers on
+ * the query path use the private copy below instead of this.
+ */
+bool
+rvd_registry_lookup(Oid dbid, Oid relid, int *slot)
+{
+	int			i;
+	bool		found = false;
+
+	LWLockAcquire(registry->lock, LW_SHARED);
+	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	{
+		if (registry->tables[i].relid == relid && registry->tables[i].dbid == dbid)
+		{
+			if (slot)
+				*slot = i;
+			found = true;
+			break;
+		}
+	}
+	LWLockRelease(registry->lock);
+	return found;
+}
+
+/* Add an enrollment; false if the registry is full.  Counters restart at 0. */
+bool
+rvd_registry_add(Oid dbid, Oid relid)
+{
+	int			i;
+	int			free_slot = -1;
+
+	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
+	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	{
+		RvdTableEntry *e = &registry->tables[i];
+
+		if (e->relid == relid && e->dbid == dbid)
+		{
+			LWLockRelease(registry->lock);
+			return true;
+		}
+		if (e->relid == InvalidOid && free_slot < 0)
+			free_slot = i;
+	}
+	if (free_slot >= 0)
+	{
+		RvdTableEntry *e = &registry->tables[free_slot];
+
+		pg_atomic_write_u64(&e->stored, 0);
+		pg_atomic_write_u64(&e->dropped, 0);
+		e->dbid = dbid;
+		e->relid = relid;
+		pg_atomic_fetch_add_u32(&registry->generation, 1);
+	}
+	LWLockRelease(registry->lock);
+	return free_slot >= 0;
+}
+
+/* Forget (dbid, relid), or every table of dbid when relid is InvalidOid. */
+void
+rvd_registry_remove(Oid dbid, Oid relid)
+{
+	int			i;
+
+	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
+	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	{
+		RvdTableEntry *e = &registry->tables[i];
+
+		if (e->dbid == dbid && e->relid != InvalidOid && (relid == InvalidOid || e->relid == relid))
+		{
+			e->relid = InvalidOid;
+			e->dbid = InvalidOid;
+			pg_atomic_fetch_add_u32(&registry->generation, 1);
+		}
+	}
+	LWLockRelease(registry->lock);
+}
+
+/* Enrolled tables, all databases. */
+int
+rvd_registry_count(void)
+{
+	int			i;
+	int			n = 0;
+
+	LWLockAcquire(registry->lock, LW_SHARED);
+	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+		if (registry->tables[i].relid != InvalidOid)
+			n++;
+	LWLockRelease(registry->lock);
+	return n;
+}
+
+/* Bumped by every enrollment change. */
+uint32
+rvd_registry_generation(void)
+{
+	return pg_atomic_read_u32(&registry->generation);
+}
+
+/* Whether the worker reloaded the committed enrollments since the server started. */
+bool
+rvd_registry_loaded(void)
+{
+	return registry->loaded;
+}
+
+void
+rvd_registry_set_loaded(void)
+{
+	registry->loaded = true;
+}
+
+/* The table in a registry slot (read without the lock, as capture does). */
+Oid
+rvd_registry_relid(int slot)
+{
+	return registry->tables[slot].relid;
+}
+
+void
+rvd_registry_note_stored(int slot)
+{
+	pg_atomic_fetch_add_u64(&registry->tables[slot].stored, 1);
+}
+
+void
+rvd_registry_note_dropped(int slot)
+{
+	pg_atomic_fetch_add_u64(&registry->tables[slot].dropped, 1);
+}
+
+void
+rvd_registry_reset_counters(void)
+{
+	int			i;
+
+	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	{
+		pg_atomic_write_u64(&registry->tables[i].stored, 0);
+		pg_atomic_write_u64(&registry->tables[i].dropped, 0);
+	}
+}
+
+/*
+ * Copy the enrolled tables of this database and their counters (arrays of
+ * RVD_MAX_ENROLLED); returns how many.  Copied under the lock: catalog
+ * lookups come after it is released.
+ */
+int
+rvd_registry_counters(Oid *relids, uint64 *stored, uint64 *dropped)
+{
+	int			n = 0;
+	int			i;
+
+	LWLockAcquire(registry->lock, LW_SHARED);
+	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	{
+		RvdTableEntry *e = &registry->tables[i];
+
+		if (e->relid == InvalidOid || e->dbid != MyDatabaseId)
+			continue;
+		relids[n] = e->relid;
+		stored[n] = pg_atomic_read_u64(&e->stored);
+		dropped[n] = pg_atomic_read_u64(&e->dropped);
+		n++;
+	}
+	LWLockRelease(registry->lock);
+	return n;
+}
+
+/* Re-read the registry only when its generation moved. */
+static void
+refresh_cache(void)
+{
+	uint32		gen = pg_atomic_read_u32(&registry->generation);
+	int			i;
+
+	if (gen == cache_generation)
+		return;
+	LWLockAcquire(registry->lock, LW_SHARED);
+	gen = pg_atomic_read_u32(&registry->generation);
+	cache_count = 0;
+	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	{
+		RvdTableEntry *e = &registry->tables[i];
+
+		if (e->relid != InvalidOid && e->dbid == MyDatabaseId)
+		{
+			cache_relids[cache_count] = e->relid;
+			cache_slots[cache_count] = i;
+			cache_count++;
+		}
+	}
+	cache_generation = gen;
+	LWLockRelease(registry->lock);
+}
+
+/*
+ * Whether anything is enrolled in this database (and capture is on): the
+ * one question capture.c and plan.c ask of every statement, answered from
+ * the private copy.
+ */
+bool
+rvd_capture_active(void)
+{
+	if (!rvd_neural_dag_enabled || registry == NULL || IsParallelWorker() || rvd_capture_suspended)
+		return false;
+	refresh_cache();
+	return cache_count > 0;
+}
+
+/* Registry slot of the first enrolled relation in a range table, or -1. */
+int
+rvd_rtable_enrolled_slot(List *rtable)
+{
+	ListCell   *lc;
+
+	foreach(lc, rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+		int			i;
+
+		if (rte->rtekind != RTE_RELATION)
+			continue;
+		for (i = 0; i < cache_count; i++)
+			if (cache_relids[i] == rte->relid)
+				return cache_slots[i];
+	}
+	return -1;
+}

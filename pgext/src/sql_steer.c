@@ -1,0 +1,164 @@
+/*-------------------------------------------------------------------------
+ *
+ * sql_steer.c
+ *		SQL functions of plan steering: ruvector_dag_steering_arms(),
+ *		ruvector_dag_steering_decisions(), ruvector_dag_pin_arm(query_id,
+ *		arm), ruvector_dag_try_arm(query_id, arm) and
+ *		ruvector_dag_unpin(query_id).
+ *
+ * Decisions live in directives.c; the arms are plan.c's (steering_defs.h).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+
+#include "access.h"
+#include "directives.h"
+#include "plan.h"
+
+PG_FUNCTION_INFO_V1(rvd_steering_arms);
+PG_FUNCTION_INFO_V1(rvd_steering_decisions);
+PG_FUNCTION_INFO_V1(rvd_pin_arm);
+PG_FUNCTION_INFO_V1(rvd_try_arm);
+PG_FUNCTION_INFO_V1(rvd_unpin);
+
+static int
+rvd_arm_by_name(const char *name)
+{
+	int			i;
+
+	for (i = 0; i < RVD_N_ARMS; i++)
+		if (strcmp(rvd_arm(i)->name, name) == 0)
+			return i;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown steering arm \"%s\"", name),
+			 errhint("ruvector_dag_steering_arms() lists the arms.")));
+	return 0;					/* keep the compiler quiet */
+}
+
+/* (arm_id, name, settings) of every arm. */
+Datum
+rvd_steering_arms(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			a;
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (a = 0; a < RVD_N_ARMS; a++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {0};
+		StringInfoData buf;
+		int			i;
+
+		initStringInfo(&buf);
+		for (i = 0; i < rvd_arm(a)->n_settings; i++)
+			appendStringInfo(&buf, "%s%s = %s", i ? ", " : "", rvd_arm(a)->gucs[i], rvd_arm(a)->values[i]);
+		values[0] = Int32GetDatum(a);
+		values[1] = CStringGetTextDatum(rvd_arm(a)->name);
+		values[2] = CStringGetTextDatum(buf.data);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * (query_id, arm, source) of this database's decisions that the caller may
+ * read: all of them for superusers and members of pg_read_all_stats, those
+ * learned on a table it owns for others (pinned and tried decisions name
+ * no table: privileged readers only).
+ */
+Datum
+rvd_steering_decisions(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	RvdDecision *copy;
+	int			n;
+	int			i;
+	bool		privileged = rvd_may_read_relation(InvalidOid);
+
+	InitMaterializedSRF(fcinfo, 0);
+	copy = palloc(sizeof(RvdDecision) * RVD_MAX_DECISIONS);
+	n = rvd_decisions_copy(copy);
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {0};
+
+		if (copy[i].dbid != MyDatabaseId)
+			continue;
+		if (!(privileged || (OidIsValid(copy[i].relid) && rvd_owns_relation(copy[i].relid))))
+			continue;
+		values[0] = Int64GetDatum((int64) copy[i].query_id);
+		values[1] = CStringGetTextDatum(rvd_arm(copy[i].arm)->name);
+		values[2] = CStringGetTextDatum(copy[i].source == RVD_DECISION_PINNED ? "pinned" :
+										copy[i].source == RVD_DECISION_TRIAL ? "trial" : "learned");
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* Validated (query_id, arm) arguments of pin_arm and try_arm. */
+static int
+rvd_decision_args(FunctionCallInfo fcinfo, uint64 *query_id)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("query_id and arm must not be NULL")));
+	if (PG_GETARG_INT64(0) == 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("query_id must not be 0")));
+	*query_id = (uint64) PG_GETARG_INT64(0);
+	return rvd_arm_by_name(text_to_cstring(PG_GETARG_TEXT_PP(1)));
+}
+
+/* Plan query_id under arm until unpinned; the engine never overrides it. */
+Datum
+rvd_pin_arm(PG_FUNCTION_ARGS)
+{
+	uint64		query_id;
+	int			arm = rvd_decision_args(fcinfo, &query_id);
+
+	rvd_set_decision(query_id, arm, RVD_DECISION_PINNED);
+	CacheInvalidateRelcacheAll();	/* re-plan cached plans: we do not know query_id's tables */
+	PG_RETURN_VOID();
+}
+
+/*
+ * Plan query_id under arm as a trial: the engine measures it against the
+ * default like an arm of its own and keeps it only if it is not slower (the
+ * regression guard reverts it otherwise).  Refused over a pinned decision.
+ */
+Datum
+rvd_try_arm(PG_FUNCTION_ARGS)
+{
+	uint64		query_id;
+	int			arm = rvd_decision_args(fcinfo, &query_id);
+	uint8		source;
+
+	(void) rvd_steer_lookup(query_id, &source);
+	if (source == RVD_DECISION_PINNED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("query %lld has a pinned arm", (long long) query_id),
+				 errhint("ruvector_dag_unpin() it first.")));
+	rvd_set_decision(query_id, arm, RVD_DECISION_TRIAL);
+	CacheInvalidateRelcacheAll();
+	PG_RETURN_VOID();
+}
+
+Datum
+rvd_unpin(PG_FUNCTION_ARGS)
+{
+	bool		found;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("query_id must not be NULL")));
+	found = rvd_set_decision((uint64) PG_GETARG_INT64(0), 0, RVD_DECISION_PINNED);
+	CacheInvalidateRelcacheAll();
+	PG_RETURN_BOOL(found);
+}
