@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from explained import join_types, query_id, unpin_all
 
-from ruvector_dag import steering
+from ruvector_dag.engine import steering
 
 JOIN = "SELECT a.id, b.v FROM sa a JOIN sb b ON b.a_id = a.id WHERE a.id < 50 ORDER BY a.id, b.v"
 

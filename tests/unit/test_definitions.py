@@ -8,8 +8,10 @@ import struct
 import numpy as np
 import pytest
 
-from ruvector_dag import buildext, settings, sqlapi
-from ruvector_dag.errors import NullValueNotAllowed, RuvectorError
+from ruvector_dag.definitions import settings
+from ruvector_dag.definitions.errors import NullValueNotAllowed, RuvectorError
+from ruvector_dag.runtime import sqlapi
+from ruvector_dag.tools import buildext
 
 SQL_SCRIPTS = sorted((buildext.PGEXT_DIR).glob("ruvector_dag--*.sql"))
 
@@ -36,7 +38,7 @@ def test_spec_settings_are_all_present() -> None:
 
 
 def test_attention_choices_match_engine() -> None:
-    from ruvector_dag import attention
+    from ruvector_dag.engine import attention
 
     assert tuple(attention.ATTENTION_TYPES) == settings.ATTENTION_MECHANISMS
 

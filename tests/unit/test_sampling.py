@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from ruvector_dag import settings, worker
-from ruvector_dag.steering import ArmStats, QuerySteering, SteeringPolicy
+from ruvector_dag.definitions import settings
+from ruvector_dag.engine.steering import ArmStats, QuerySteering, SteeringPolicy
+from ruvector_dag.runtime import worker
 
 
 class FakePg:
@@ -168,7 +169,7 @@ def test_capture_rules_watch_steered_and_thin_out_settled_expensive_queries() ->
 
 
 def test_idle_cpus_from_two_readings() -> None:
-    from ruvector_dag.worker import idle_cpus
+    from ruvector_dag.runtime.worker import idle_cpus
 
     assert idle_cpus(None, (100.0, 50.0), 2) == 2.0  # unknown: assume idle
     assert idle_cpus((100.0, 50.0), (300.0, 150.0), 2) == pytest.approx(1.0)  # half of 2 CPUs idle

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from plans import JOIN, plan
 
-from ruvector_dag import steering
-from ruvector_dag.steering import ArmStats, SteeringPolicy, arm_index, suggested_arms
+from ruvector_dag.engine import steering
+from ruvector_dag.engine.steering import ArmStats, SteeringPolicy, arm_index, suggested_arms
 
 TRAP = plan(["Nested Loop", "Seq Scan", "Seq Scan"], [-1, 0, 0], [1, 1, 10000], [100, 10, 80])
 TRAP["actual_rows"] = [5000, 5000, 10000]  # outer side estimated at 1 row, 5000 in fact

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidParameter
+from ..definitions.errors import InvalidParameter
 
 #: Clip of the normalised importance F*.
 MAX_IMPORTANCE = 10.0

@@ -1,6 +1,6 @@
 """The ReasoningBank: learned query patterns of one table.
 
-A pattern is a cluster of plan embeddings (:mod:`ruvector_dag.features`):
+A pattern is a cluster of plan embeddings (:mod:`ruvector_dag.engine.features`):
 queries whose operator DAGs look alike.  The bank
 
 * recognises a new trajectory (:meth:`ReasoningBank.match`): the nearest
@@ -20,7 +20,7 @@ k-means with the old centroid mu* as one more point of weight
 (lambda / lambda_ref) * n.  So a pattern seen often, under a large lambda,
 keeps its place when the workload moves on; under a small lambda the new
 workload pulls it away (it is *forgotten*).  lambda is EWC++'s adaptive
-value (:class:`ruvector_dag.ewc.OnlineEWC`), the same one that protects
+value (:class:`ruvector_dag.engine.ewc.OnlineEWC`), the same one that protects
 the latency model.
 
 Pattern ids are stable: a cluster inherits the id of the heaviest old
@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..definitions.errors import InvalidParameter
 from . import clustering
 from .bandit import ThompsonBandit
-from .errors import InvalidParameter
 
 #: Squared distance under which any embedding counts as a hit, however
 #: tight the pattern (cosine >= 0.99 for unit vectors).

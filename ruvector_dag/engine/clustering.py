@@ -1,4 +1,4 @@
-"""Weighted k-means++ for the background cycle (kernels: ruvector_dag/kernels/kmeans.py).
+"""Weighted k-means++ for the background cycle (kernels: ruvector_dag/engine/kernels/kmeans.py).
 
 :func:`kmeans` validates its inputs and runs the Numba kernels;
 :func:`kmeans_reference` is the plain NumPy algorithm (same seeding random
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidParameter
+from ..definitions.errors import InvalidParameter
 from .kernels import kmeans as _k
 
 

@@ -8,7 +8,7 @@ own (an exception rolls it back and is logged; the worker carries on):
                         compiled in the on-disk cache) and reload what was
                         learned (``ruvector_dag.engine_state``)
 ``drain()``             consume the trajectory ring and run the instant loop
-                        (:class:`ruvector_dag.learner.TableLearner`)
+                        (:class:`ruvector_dag.engine.learner.TableLearner`)
 ``background_cycle()``  every ``ruvector.dag_background_interval_ms``: the
                         cycle of every enrolled table; one log line each
 ``request(...)``        a session's ``ruvector_dag_learn`` and friends
@@ -28,11 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from . import attention, clustering, features, storage
-from .errors import InvalidParameter, NotEnrolled
-from .learner import LearnerConfig, TableLearner
-from .steering import ARMS, MAX_CAPTURE_RULES, SETTLE_MIN_US, SETTLE_RUNS, trial_limit
-from .trajectory import decode
+from ..definitions.errors import InvalidParameter, NotEnrolled
+from ..engine import attention, clustering, features
+from ..engine.learner import LearnerConfig, TableLearner
+from ..engine.steering import ARMS, MAX_CAPTURE_RULES, SETTLE_MIN_US, SETTLE_RUNS, trial_limit
+from ..engine.trajectory import decode
+from . import storage
 
 #: Learners are saved at least this often while they learn (and after every
 #: cycle or request, and at shutdown).

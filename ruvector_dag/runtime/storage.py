@@ -28,9 +28,10 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import layout, steering
-from .learner import HistoryRow, TableLearner
-from .mincut import plan_cut, self_costs
+from ..definitions import layout
+from ..engine import steering
+from ..engine.learner import HistoryRow, TableLearner
+from ..engine.mincut import plan_cut, self_costs
 
 Execute = Callable[[str, tuple[str | None, ...]], list[tuple[str | None, ...]]]
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from . import attention
-from .errors import InvalidParameter, NullValueNotAllowed, NumericalFailure, RuvectorError
+from ..definitions.errors import InvalidParameter, NullValueNotAllowed, NumericalFailure, RuvectorError
+from ..engine import attention
 
 Result = tuple[Any, list[str]]
 Handler = Callable[..., Result]
@@ -211,7 +211,7 @@ def _ensemble(query: Any, ancestors: Any, attention_types: Any, weights: Any) ->
 def _engine_info() -> Result:
     import numba  # type: ignore[import-untyped]
 
-    from . import __version__
+    from .. import __version__
 
     info = {
         "engine_version": __version__,
@@ -234,8 +234,8 @@ def _engine_info() -> Result:
 
 @sql_function("_mincut_of_plan")
 def _mincut_of_plan(plan: Any, threshold: Any) -> Result:
-    from . import layout
-    from .mincut import nodes_from_explain, plan_cut, self_costs
+    from ..definitions import layout
+    from ..engine.mincut import nodes_from_explain, plan_cut, self_costs
 
     nodes = nodes_from_explain(json.loads(required(plan, "plan")))
     t = float(required(threshold, "threshold"))

@@ -1,7 +1,7 @@
 """What the engine learns about one enrolled table.
 
 :class:`TableLearner` is the engine's unit of learning, free of any
-PostgreSQL dependency (the worker glue is :mod:`ruvector_dag.worker`), so
+PostgreSQL dependency (the worker glue is :mod:`ruvector_dag.runtime.worker`), so
 unit tests drive it with synthetic trajectories.
 
 Instant loop (:meth:`TableLearner.process`, every captured statement):
@@ -16,7 +16,7 @@ Instant loop (:meth:`TableLearner.process`, every captured statement):
    mechanism forced by ``dag_attention_type``.  Its reward is
    exp(-|prediction error|) in [0, 1]: the mechanism under which the model
    predicts this pattern's latency best wins.
-4. Quality (:func:`ruvector_dag.features.quality`) against the running
+4. Quality (:func:`ruvector_dag.engine.features.quality`) against the running
    typical latency of the same query id.  At or above
    ``dag_quality_threshold`` the trajectory is *learned*: one MicroLoRA
    step at ``dag_learning_rate``, proximal under EWC++ (which watches the
@@ -40,10 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from . import features, settings
+from ..definitions import settings
+from ..definitions.errors import InvalidParameter
+from . import features
 from .bandit import ThompsonBandit
 from .bank import CycleResult, Pattern, ReasoningBank
-from .errors import InvalidParameter
 from .ewc import OnlineEWC
 from .lora import MicroLoRA
 from .mincut import plan_cut
@@ -72,7 +73,7 @@ def _default(name: str) -> Any:
 class LearnerConfig:
     """The per-table settings the learner uses (keys of the enrollment config, without ``dag_``).
 
-    Defaults are the settings' defaults (ruvector_dag/settings.py, the one definition).
+    Defaults are the settings' defaults (ruvector_dag/definitions/settings.py, the one definition).
     """
 
     learning_rate: float = _default("dag_learning_rate")

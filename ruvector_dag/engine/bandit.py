@@ -1,7 +1,7 @@
 """Thompson sampling over a small set of arms with rewards in [0, 1].
 
 Used by the engine to choose, per learned pattern, the attention mechanism
-that pools its plan embeddings (:mod:`ruvector_dag.worker`): the reward of
+that pools its plan embeddings (:mod:`ruvector_dag.runtime.worker`): the reward of
 a choice is how well the latency model predicts the query when the plan is
 pooled that way.
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InvalidParameter
+from ..definitions.errors import InvalidParameter
 
 
 @dataclass

@@ -11,7 +11,7 @@ the first predictions are of the right magnitude.
 
 Every learned trajectory is one SGD step on 0.5 (y^ - y)^2 with analytic
 gradients (:meth:`MicroLoRA.gradient`; a test checks them against finite
-differences); with an :class:`~ruvector_dag.ewc.OnlineEWC` the step is its
+differences); with an :class:`~ruvector_dag.engine.ewc.OnlineEWC` the step is its
 proximal step, which keeps parameters important to earlier tasks near
 their anchor.  The error term is clipped to +-10 so one wild latency cannot
 blow the weights up.
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import InvalidParameter
+from ..definitions.errors import InvalidParameter
 
 if TYPE_CHECKING:
     from .ewc import OnlineEWC

@@ -1,13 +1,13 @@
 """Attention mechanisms over a query node's ancestors in a DAG (docs/attention.md).
 
-Public API called by the SQL layer (:mod:`ruvector_dag.sqlapi`): each function
+Public API called by the SQL layer (:mod:`ruvector_dag.runtime.sqlapi`): each function
 validates its arguments, fills in defaults and dispatches to the fused Numba
-kernel (:mod:`ruvector_dag.kernels.attention`) or, with ``backend="numpy"``, to
-the plain NumPy reference (:mod:`ruvector_dag.attention_reference`).  Both
+kernel (:mod:`ruvector_dag.engine.kernels.attention`) or, with ``backend="numpy"``, to
+the plain NumPy reference (:mod:`ruvector_dag.engine.attention_reference`).  Both
 return a 1-D float32 vector of weights: finite, non-negative and summing to 1,
 or all zeros when every node is excluded.
 
-Errors (all subclasses of :class:`~ruvector_dag.errors.RuvectorError`) name the
+Errors (all subclasses of :class:`~ruvector_dag.definitions.errors.RuvectorError`) name the
 argument exactly as the SQL function does:
 
 * :class:`NullValueNotAllowed` (22004): a required argument or an array element is None;
@@ -28,8 +28,8 @@ from typing import Any, TypeGuard
 import numpy as np
 import numpy.typing as npt
 
+from ..definitions.errors import InvalidParameter, NullValueNotAllowed, NumericalFailure, ProgramLimitExceeded
 from . import attention_reference as _ref
-from .errors import InvalidParameter, NullValueNotAllowed, NumericalFailure, ProgramLimitExceeded
 from .kernels import attention as _k
 
 ATTENTION_TYPES: tuple[str, ...] = ("topological", "causal_cone", "critical_path", "mincut_gated",
