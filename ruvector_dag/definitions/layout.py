@@ -111,7 +111,7 @@ typedef struct RvdTrajectory
     uint16_t flags;          /* FLAG_* */
     uint8_t  cmd_type;       /* CmdType: 1 select, 2 update, 3 insert, 4 delete, 5 merge */
     uint8_t  version;        /* RECORD_VERSION */
-    uint16_t arm;            /* steering arm the plan was made under (steering.ARMS), 0 = default */
+    uint16_t arm;            /* steering arm the plan was made under (arms.ARMS), 0 = default */
     uint16_t reserved;
     RvdPlanNode nodes[{MAX_PLAN_NODES}];
 }} RvdTrajectory;

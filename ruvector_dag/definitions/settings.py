@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..engine.steering import BAN_FACTOR, SETTLE_MIN_US, SETTLE_RUNS
+from .arms import BAN_FACTOR, SETTLE_MIN_US, SETTLE_RUNS
 
 #: Attention mechanisms the engine implements, in the order the GUC lists them.
 ATTENTION_MECHANISMS: tuple[str, ...] = (

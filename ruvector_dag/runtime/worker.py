@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from ..definitions.arms import ARMS, MAX_CAPTURE_RULES, SETTLE_MIN_US, SETTLE_RUNS
 from ..definitions.errors import InvalidParameter, NotEnrolled
 from ..engine import attention, clustering, features
 from ..engine.learner import LearnerConfig, TableLearner
-from ..engine.steering import ARMS, MAX_CAPTURE_RULES, SETTLE_MIN_US, SETTLE_RUNS, trial_limit
+from ..engine.steering import trial_limit
 from ..engine.trajectory import decode
 from . import storage
 

@@ -91,11 +91,10 @@ def render_guc_header() -> str:
 
 def generated_headers() -> dict[Path, str]:
     """Every C header generated from a Python definition, with its text."""
-    from ..definitions import layout
-    from ..engine import steering
+    from ..definitions import arms, layout
 
     return {GUC_HEADER: render_guc_header(), TRAJECTORY_HEADER: layout.render_header(),
-            STEERING_HEADER: steering.render_header()}
+            STEERING_HEADER: arms.render_header()}
 
 
 def generate() -> bool:

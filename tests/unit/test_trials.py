@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from plans import plan
 
+from ruvector_dag.definitions.arms import arm_index
 from ruvector_dag.engine import steering
-from ruvector_dag.engine.steering import SteeringPolicy, arm_index
+from ruvector_dag.engine.steering import SteeringPolicy
 from ruvector_dag.runtime import worker
 
 TRAP = plan(["Nested Loop", "Seq Scan", "Seq Scan"], [-1, 0, 0], [1, 1, 10000], [100, 10, 80])
