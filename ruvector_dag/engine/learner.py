@@ -204,6 +204,10 @@ class TableLearner:
         self.steering = SteeringPolicy(seed)
         self.pending_decisions: dict[int, int] = {}  # query id -> arm, for the worker to publish
 
+    def republish_decisions(self) -> None:
+        """Queue every decision in force for publishing again (shared memory starts empty)."""
+        self.pending_decisions.update(self.steering.decisions())
+
     # -- configuration ------------------------------------------------------
 
     def reconfigure(self, config: LearnerConfig) -> None:

