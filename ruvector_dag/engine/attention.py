@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..definitions.errors import InvalidParameter, NullValueNotAllowed, NumericalFailure, ProgramLimitExceeded
+from ..definitions.validation import NON_NEGATIVE_INT, POSITIVE, UNIT, Interval, validate
 from . import attention_reference as _ref
 from .kernels import attention as _k
 
@@ -127,24 +128,15 @@ def _real(value: object, name: str) -> float:
 
 
 def _at_least(value: object, name: str, low: float) -> float:
-    x = _real(value, name)
-    if x < low:
-        raise InvalidParameter(f"{name} must be >= {low:g} (got {x:g})")
-    return x
+    return validate(name, _real(value, name), Interval("real", low, None))
 
 
 def _positive(value: object, name: str) -> float:
-    x = _real(value, name)
-    if x <= 0.0:
-        raise InvalidParameter(f"{name} must be > 0 (got {x:g})")
-    return x
+    return validate(name, _real(value, name), POSITIVE)
 
 
 def _unit_interval(value: object, name: str) -> float:
-    x = _real(value, name)
-    if not 0.0 <= x <= 1.0:
-        raise InvalidParameter(f"{name} must be between 0 and 1 (got {x:g})")
-    return x
+    return validate(name, _real(value, name), UNIT)
 
 
 def _non_negative_int(value: object, name: str) -> int:
@@ -154,8 +146,7 @@ def _non_negative_int(value: object, name: str) -> int:
         raise NullValueNotAllowed(f"{name} must not be NULL")
     else:
         x = _integral(value, name)
-    if x < 0:
-        raise InvalidParameter(f"{name} must be >= 0 (got {x})")
+    validate(name, x, NON_NEGATIVE_INT)
     return min(x, 2**62)  # every depth is < 2**31: larger bounds all mean "no bound"
 
 

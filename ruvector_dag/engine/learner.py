@@ -42,6 +42,7 @@ import numpy as np
 
 from ..definitions import settings
 from ..definitions.errors import InvalidParameter
+from ..definitions.validation import POSITIVE_INT, RATE, Options, validate
 from . import features
 from .bandit import ThompsonBandit
 from .bank import CycleResult, Pattern, ReasoningBank
@@ -85,12 +86,9 @@ class LearnerConfig:
     ewc_max_lambda: float = _default("dag_ewc_max_lambda")
 
     def __post_init__(self) -> None:
-        if self.attention_type != "auto" and self.attention_type not in features.MECHANISMS:
-            raise InvalidParameter(f"unknown attention type {self.attention_type!r}")
-        if not 0 < self.learning_rate <= 1:
-            raise InvalidParameter(f"learning_rate must be in (0, 1], got {self.learning_rate}")
-        if self.pattern_clusters < 1:
-            raise InvalidParameter(f"pattern_clusters must be >= 1, got {self.pattern_clusters}")
+        validate("attention_type", self.attention_type, Options(("auto", *features.MECHANISMS)))
+        validate("learning_rate", self.learning_rate, RATE)
+        validate("pattern_clusters", self.pattern_clusters, POSITIVE_INT)
 
     @classmethod
     def from_enrollment(cls, config: dict[str, Any]) -> LearnerConfig:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..definitions.errors import InvalidParameter
+from ..definitions.validation import POSITIVE_INT, RATE, validate
 
 if TYPE_CHECKING:
     from .ewc import OnlineEWC
@@ -38,10 +39,8 @@ class MicroLoRA:
     def __init__(self, dim: int = 32, hidden: int = 16, rank: int = 2, learning_rate: float = 0.02,
                  seed: int = 0) -> None:
         for name, value in (("dim", dim), ("hidden", hidden), ("rank", rank)):
-            if int(value) != value or value < 1:
-                raise InvalidParameter(f"{name} must be a positive integer, got {value}")
-        if not 0.0 < learning_rate <= 1.0:
-            raise InvalidParameter(f"learning_rate must be in (0, 1], got {learning_rate}")
+            validate(name, value, POSITIVE_INT)
+        validate("learning_rate", learning_rate, RATE)
         self.dim, self.hidden, self.rank = int(dim), int(hidden), int(rank)
         self.learning_rate = float(learning_rate)
         rng = np.random.default_rng(seed)
