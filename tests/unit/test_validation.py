@@ -27,7 +27,7 @@ def test_constraints(constraint: object, good: list[object], bad: list[object]) 
     for value in good:
         assert validate("p", value, constraint) is value  # type: ignore[arg-type]
     for value in bad:
-        with pytest.raises(InvalidParameter, match="^p must be "):
+        with pytest.raises(InvalidParameter, match=r"^p must be "):
             validate("p", value, constraint)  # type: ignore[arg-type]
 
 
