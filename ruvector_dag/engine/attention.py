@@ -32,9 +32,10 @@ from ..definitions.errors import InvalidParameter, NullValueNotAllowed, Numerica
 from ..definitions.validation import NON_NEGATIVE_INT, POSITIVE, UNIT, Interval, validate
 from . import attention_reference as _ref
 from .kernels import attention as _k
+from .mechanisms import LORENTZ_DEPTH_SCALE, MEMBERS
 
-ATTENTION_TYPES: tuple[str, ...] = ("topological", "causal_cone", "critical_path", "mincut_gated",
-                                    "hierarchical_lorentz", "parallel_branch", "temporal_btsp")
+#: The ensemble's members (declared in :mod:`.mechanisms`, in the kernel's index order).
+ATTENTION_TYPES: tuple[str, ...] = tuple(m.name for m in MEMBERS)
 BACKENDS: tuple[str, ...] = ("numba", "numpy")
 
 MAX_ANCESTORS = 65536
@@ -42,30 +43,15 @@ MAX_DIM = 16384
 MAX_ELEMENTS = 16_777_216  # n * d, and (n + m) * d for parallel_branch
 MAX_DEPTH_VALUE = 2**31 - 1  # depths are SQL int4
 
-#: Length of the extra tangent axis per unit of ln(1 + depth) in hierarchical_lorentz.
-LORENTZ_DEPTH_SCALE = 1.0
-
 #: Arguments every ensemble member runs with (docs/attention.md, "ensemble").  The
 #: per-ancestor arguments are fixed: depths i + 1 (row i, nearest first) with
 #: max_depth n, no mask, no critical node, criticalities 1, no parallel node, no
 #: common ancestor, equal timestamps.
-ENSEMBLE_DEFAULTS: Mapping[str, Mapping[str, float]] = MappingProxyType({
-    "topological": MappingProxyType({"temperature": 1.0, "decay_rate": 0.1}),
-    "causal_cone": MappingProxyType({"temperature": 1.0, "decay_rate": 0.1}),
-    "critical_path": MappingProxyType({"temperature": 1.0, "boost": 1.0}),
-    "mincut_gated": MappingProxyType({"temperature": 1.0, "threshold": 0.5}),
-    "hierarchical_lorentz": MappingProxyType({"temperature": 1.0, "curvature": 1.0,
-                                              "depth_scale": LORENTZ_DEPTH_SCALE}),
-    "parallel_branch": MappingProxyType({"temperature": 1.0, "cross_weight": 0.5, "common_boost": 1.0}),
-    "temporal_btsp": MappingProxyType({"temperature": 1.0, "window_ms": 1000.0, "boost": 1.0}),
-})
+ENSEMBLE_DEFAULTS: Mapping[str, Mapping[str, float]] = MappingProxyType(
+    {m.name: m.ensemble_defaults for m in MEMBERS if m.ensemble_defaults is not None})
 
-# The same defaults as the (temperature, p1, p2) rows the ensemble kernel reads.
-_ENSEMBLE_PARAM_KEYS: tuple[tuple[str, ...], ...] = (
-    ("temperature", "decay_rate"), ("temperature", "decay_rate"), ("temperature", "boost"),
-    ("temperature", "threshold"), ("temperature", "curvature", "depth_scale"),
-    ("temperature", "cross_weight", "common_boost"), ("temperature", "window_ms", "boost"),
-)
+# The same defaults as the (temperature, p1, p2) rows the ensemble kernel reads (declared in that order).
+_ENSEMBLE_PARAM_KEYS: tuple[tuple[str, ...], ...] = tuple(tuple(ENSEMBLE_DEFAULTS[m.name]) for m in MEMBERS)
 
 TOPOLOGICAL_CONFIG_KEYS: tuple[str, ...] = ("decay_rate", "temperature", "mask")
 
