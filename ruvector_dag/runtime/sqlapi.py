@@ -177,6 +177,7 @@ def _mechanism_handler(mechanism: Mechanism) -> Handler:
 
 for _mechanism in MECHANISMS:
     sql_function(_mechanism.sql_name)(_mechanism_handler(_mechanism))
+del _mechanism
 
 
 # --------------------------------------------------------------------------
