@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 from pathlib import Path
@@ -101,3 +102,34 @@ def test_the_sql_handler_passes_the_arguments_through() -> None:
     np.testing.assert_array_equal(np.frombuffer(result, dtype=np.float32), direct)
     result, _ = sqlapi.call("ruvector_attention_topological", (f4(q), f4(k), *WIRE["topological"]))
     np.testing.assert_array_equal(np.frombuffer(result, dtype=np.float32), attention.topological(q, k, decay_rate=0.2))
+
+
+def _violating(constraint: object) -> float:
+    """A value outside a scalar's declared constraint."""
+    from ruvector_dag.definitions.validation import Interval
+
+    assert isinstance(constraint, Interval)
+    if constraint.right is not None and constraint.right != math.inf:
+        return float(constraint.right) + 0.5
+    if constraint.left is not None and constraint.left != -math.inf:
+        return float(constraint.left) - 1.0
+    return math.inf
+
+
+SCALARS = [(m, i, p) for m in mechanisms.MECHANISMS for i, p in enumerate(m.params) if p.constraint is not None]
+
+
+@pytest.mark.parametrize(("m", "index", "param"), SCALARS, ids=lambda v: getattr(v, "name", str(v)))
+def test_declared_constraints_are_the_ones_enforced(m: mechanisms.Mechanism, index: int,
+                                                    param: mechanisms.Param) -> None:
+    from ruvector_dag.definitions.errors import InvalidParameter
+
+    assert param.constraint is not None
+    args = list(WIRE[m.name])
+    args[index] = _violating(param.constraint)
+    if param.kind == "int" and math.isfinite(args[index]):
+        args[index] = int(args[index])
+    q, k = f4(np.ones(3)), f4(np.ones((N, 3)))
+    with pytest.raises(InvalidParameter, match=param.name):
+        sqlapi.call(m.sql_name, (q, k, *args))
+    assert param.constraint.is_satisfied_by(WIRE[m.name][index])  # (and the valid example satisfies it)
