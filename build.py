@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ruvector_dag.buildext import main
+from ruvector_dag.tools.buildext import main
 
 if __name__ == "__main__":
     sys.exit(main())

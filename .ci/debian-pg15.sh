@@ -14,7 +14,9 @@ apt-get install -y -qq --no-install-recommends postgresql-15 postgresql-server-d
 
 export RUVECTOR_VENV=/opt/ruvector-dag-ci/venv
 bash docker/install-into-postgres.sh 15
-"$RUVECTOR_VENV/bin/pip" install --quiet --disable-pip-version-check pytest
+# The server needs only the engine (the recipe installs no extra); the tests' client needs
+# the tools too (psycopg, and the embedded-server helper their shared fixtures import).
+"$RUVECTOR_VENV/bin/pip" install --quiet --disable-pip-version-check --editable "$SRC[test]"
 
 PGBIN=/usr/lib/postgresql/15/bin
 WORK="$(mktemp -d /tmp/rvd-pg15.XXXXXX)"

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ruvector_dag import attention
+from ruvector_dag.engine import attention
 
 MECHANISMS: tuple[str, ...] = (*attention.ATTENTION_TYPES, "ensemble")
 SIZES: tuple[int, ...] = (10, 100, 1000)

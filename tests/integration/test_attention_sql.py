@@ -8,7 +8,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from ruvector_dag import attention
+from ruvector_dag.engine import attention
 
 Q = "'{0.5,-1,2}'::real[]"
 K = "'{{1,0,0},{0,1,0},{0,0,1},{1,1,1}}'::real[]"

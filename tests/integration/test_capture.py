@@ -15,8 +15,8 @@ import numpy as np
 import psycopg
 import pytest
 
-from ruvector_dag import layout
-from ruvector_dag.server import Server
+from ruvector_dag.definitions import layout
+from ruvector_dag.tools.server import Server
 
 SCHEMA = """
 DROP TABLE IF EXISTS orders, customers, other CASCADE;
@@ -402,7 +402,7 @@ def test_drop_extension_leaves_no_capture_behind(tmp_path: Path, server: Server)
 
 
 def test_raw_records_decode_like_the_sql_view(shop: Any) -> None:
-    from ruvector_dag import trajectory
+    from ruvector_dag.engine import trajectory
 
     for sql in QUERIES[:6]:
         shop.execute(sql).fetchall()

@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from ruvector_dag.server import Server
-from ruvector_dag.settings import EXACT_LEARNING
+from ruvector_dag.definitions.settings import EXACT_LEARNING
+from ruvector_dag.tools.server import Server
 
 pytestmark = pytest.mark.server
 

@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from ruvector_dag import settings
-from ruvector_dag.server import Server
+from ruvector_dag.definitions import settings
+from ruvector_dag.tools.server import Server
 
 
 def _show(conn: Any, name: str) -> str:

@@ -15,9 +15,9 @@ import numpy as np
 import psycopg
 import pytest
 
-from ruvector_dag.learner import TableLearner
-from ruvector_dag.server import Server
-from ruvector_dag.settings import EXACT_LEARNING
+from ruvector_dag.definitions.settings import EXACT_LEARNING
+from ruvector_dag.engine.learner import TableLearner
+from ruvector_dag.tools.server import Server
 
 SCHEMA = """
 DROP TABLE IF EXISTS {t}, {t}_cats CASCADE;

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from ruvector_dag.server import Server
+from ruvector_dag.tools.server import Server
 
 ALICE, BOB, MALLORY, MONITOR = "rvd_alice", "rvd_bob", "rvd_mallory", "rvd_monitor"
 ROLES = (ALICE, BOB, MALLORY, MONITOR)

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from ruvector_dag import buildext
+from ruvector_dag.tools import buildext
 
 PGEXT = buildext.PGEXT_DIR
 

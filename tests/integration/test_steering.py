@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from explained import join_types, query_id, unpin_all
 
-from ruvector_dag import steering
+from ruvector_dag.definitions import arms
 
 JOIN = "SELECT a.id, b.v FROM sa a JOIN sb b ON b.a_id = a.id WHERE a.id < 50 ORDER BY a.id, b.v"
 
@@ -33,7 +33,7 @@ def tables(conn: Any) -> Iterator[Any]:
 
 def test_arms_are_the_generated_table(conn: Any) -> None:
     rows = conn.execute("SELECT arm_id, arm, settings FROM ruvector_dag_steering_arms()").fetchall()
-    assert [r[1] for r in rows] == [a.name for a in steering.ARMS]
+    assert [r[1] for r in rows] == [a.name for a in arms.ARMS]
     assert rows[1][2] == "enable_nestloop = off"
 
 

@@ -1,6 +1,6 @@
 """Learned steering against a real server: a trap is fixed, a bad trial is reverted, frozen keeps decisions.
 
-The traps are ruvector_dag.workloads: PostgreSQL's row estimates are wrong
+The traps are ruvector_dag.tools.workloads: PostgreSQL's row estimates are wrong
 by 100x or more, the default plan is slow, and the engine must find the arm
 that is faster from the executions alone, without ever changing the rows.
 The workloads run as workloads.APP_ROLE, the tables' owner (fixture ``app``):
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from explained import join_types, query_id, unpin_all
 
-from ruvector_dag import workloads
+from ruvector_dag.tools import workloads
 
 SKEWED = workloads.QUERIES["skewed"]
 

@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ruvector_dag import buildext
-from ruvector_dag.server import Server
-from ruvector_dag.settings import EXACT_LEARNING
+from ruvector_dag.definitions.settings import EXACT_LEARNING
+from ruvector_dag.tools import buildext
+from ruvector_dag.tools.server import Server
 
 # What a database's ruvector_dag objects look like (order-independent).
 CATALOG = {

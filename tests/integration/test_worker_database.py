@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ruvector_dag.server import Server
+from ruvector_dag.tools.server import Server
 
 pytestmark = pytest.mark.server
 

@@ -4,7 +4,7 @@ The same attacks and checks, collected again here against the system server
 of `.ci/debian-pg15.sh` (RUVECTOR_SYSTEM_DSN, a superuser; the cluster
 trusts local connections, so the tests' roles log in without a password);
 skipped otherwise.  Only the ``server`` fixture differs: a stand-in for
-ruvector_dag.server.Server that connects to that server.
+ruvector_dag.tools.server.Server that connects to that server.
 """
 
 from __future__ import annotations

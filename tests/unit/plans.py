@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ruvector_dag import layout
-from ruvector_dag.trajectory import node_dtype
+from ruvector_dag.definitions import layout
+from ruvector_dag.engine.trajectory import node_dtype
 
 #: EXPLAIN node name -> operator code of the record layout.
 OP = {name: i + 1 for i, (_, name) in enumerate(layout.OPERATORS)}

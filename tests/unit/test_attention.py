@@ -18,16 +18,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ruvector_dag import attention as A
-from ruvector_dag import attention_reference as R
-from ruvector_dag.errors import (
+from ruvector_dag.definitions.errors import (
     InvalidParameter,
     NullValueNotAllowed,
     NumericalFailure,
     ProgramLimitExceeded,
     RuvectorError,
 )
-from ruvector_dag.kernels import attention as K
+from ruvector_dag.engine import attention as A
+from ruvector_dag.engine import attention_reference as R
+from ruvector_dag.engine.kernels import attention as K
 
 BACKENDS = ("numba", "numpy")
 MECHANISMS = (*A.ATTENTION_TYPES, "ensemble")
@@ -748,9 +748,9 @@ def test_kernels_signal_failure_with_all_nan() -> None:
 
 _AFTER_WARM_UP = """
 import numpy as np
-from ruvector_dag import attention as A
-from ruvector_dag.errors import InvalidParameter
-from ruvector_dag.kernels import attention as K
+from ruvector_dag.engine import attention as A
+from ruvector_dag.definitions.errors import InvalidParameter
+from ruvector_dag.engine.kernels import attention as K
 
 KERNELS = ("topological", "causal_cone", "critical_path", "mincut_gated", "hierarchical_lorentz",
            "parallel_branch", "temporal_btsp", "ensemble", "all_finite", "all_finite_pair", "all_within")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ruvector_dag.bandit import ThompsonBandit
-from ruvector_dag.bank import ReasoningBank
-from ruvector_dag.errors import InvalidParameter
+from ruvector_dag.definitions.errors import InvalidParameter
+from ruvector_dag.engine.bandit import ThompsonBandit
+from ruvector_dag.engine.bank import ReasoningBank
 
 DIM = 8
 

@@ -20,7 +20,9 @@ first), and headers carry include guards covering all of them.
 
 from __future__ import annotations
 
+import functools
 import glob
+import graphlib
 import os
 import re
 import shutil
@@ -41,30 +43,12 @@ INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
 
 
 def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    """A cycle of graph as a list of nodes (first == last), or None."""
-    WHITE, GREY, BLACK = 0, 1, 2
-    color = {n: WHITE for n in graph}
-    stack: list[str] = []
-
-    def visit(n: str) -> list[str] | None:
-        color[n] = GREY
-        stack.append(n)
-        for m in sorted(graph.get(n, ())):
-            if color.get(m, WHITE) == GREY:
-                return stack[stack.index(m):] + [m]
-            if color.get(m, WHITE) == WHITE:
-                found = visit(m)
-                if found:
-                    return found
-        stack.pop()
-        color[n] = BLACK
-        return None
-
-    for n in sorted(graph):
-        if color[n] == WHITE:
-            found = visit(n)
-            if found:
-                return found
+    """A cycle of graph as a list of nodes (first == last), or None (graphlib finds it)."""
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as err:
+        cycle: list[str] = err.args[1]
+        return cycle[::-1]  # graphlib lists it against the edges' direction
     return None
 
 
@@ -89,6 +73,7 @@ def _run(cmd: list[str]) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
 
 
+@functools.cache
 def call_graph(src: Path = SRC) -> dict[str, set[str]]:
     """Edges between .c files of src: a calls (or reads) something b defines."""
     pg_config = _pg_config()

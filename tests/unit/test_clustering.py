@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ruvector_dag.clustering import kmeans, kmeans_reference
-from ruvector_dag.errors import InvalidParameter
+from ruvector_dag.definitions.errors import InvalidParameter
+from ruvector_dag.engine.clustering import kmeans, kmeans_reference
 
 
 def blobs(seed: int, k: int = 4, n: int = 40, d: int = 6, noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from plans import AGG, JOIN, LOOKUP, plan
 
-from ruvector_dag import features, layout
-from ruvector_dag.errors import InvalidParameter
-from ruvector_dag.trajectory import node_dtype
+from ruvector_dag.definitions import layout
+from ruvector_dag.definitions.errors import InvalidParameter
+from ruvector_dag.engine import features
+from ruvector_dag.engine.trajectory import node_dtype
 
 
 def test_features_shape_and_names() -> None:

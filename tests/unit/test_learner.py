@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from plans import AGG, JOIN, LOOKUP
 
-from ruvector_dag import features
-from ruvector_dag.learner import LearnerConfig, TableLearner
-from ruvector_dag.trajectory import Trajectory
+from ruvector_dag.engine import features
+from ruvector_dag.engine.learner import LearnerConfig, TableLearner
+from ruvector_dag.engine.trajectory import Trajectory
 
 SHAPES = {0: LOOKUP, 1: AGG, 2: JOIN}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ruvector_dag.errors import InvalidParameter
-from ruvector_dag.ewc import OnlineEWC
-from ruvector_dag.lora import MicroLoRA
+from ruvector_dag.definitions.errors import InvalidParameter
+from ruvector_dag.engine.ewc import OnlineEWC
+from ruvector_dag.engine.lora import MicroLoRA
 
 
 def test_gradient_matches_finite_differences() -> None:

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from plans import JOIN, plan
 
-from ruvector_dag.errors import InvalidParameter
-from ruvector_dag.mincut import bottleneck_cut, plan_cut, reference_tree, self_costs
+from ruvector_dag.definitions.errors import InvalidParameter
+from ruvector_dag.engine.mincut import bottleneck_cut, plan_cut, reference_tree, self_costs
 
 
 def brute_force(n: int, edges: list[tuple[int, int]], w: np.ndarray) -> tuple[float, np.ndarray]:

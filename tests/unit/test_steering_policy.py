@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from plans import JOIN, plan
 
-from ruvector_dag import steering
-from ruvector_dag.steering import ArmStats, SteeringPolicy, arm_index, suggested_arms
+from ruvector_dag.definitions.arms import ARMS, BAN_FACTOR, arm_index
+from ruvector_dag.engine import steering
+from ruvector_dag.engine.steering import ArmStats, SteeringPolicy, suggested_arms
 
 TRAP = plan(["Nested Loop", "Seq Scan", "Seq Scan"], [-1, 0, 0], [1, 1, 10000], [100, 10, 80])
 TRAP["actual_rows"] = [5000, 5000, 10000]  # outer side estimated at 1 row, 5000 in fact
@@ -29,14 +30,14 @@ def run(policy: SteeringPolicy, latency_of: dict[int, float], n: int, rng: np.ra
 
 def test_suggested_arms_follow_the_direction_of_the_misestimate() -> None:
     order = suggested_arms(TRAP)
-    assert [steering.ARMS[a].name for a in order] == ["hash_only", "no_nestloop", "merge_only"]
+    assert [ARMS[a].name for a in order] == ["hash_only", "no_nestloop", "merge_only"]
     assert suggested_arms(JOIN) == []  # every estimate right: the planner's choice, no exploration
     over = plan(["Hash Join", "Seq Scan", "Hash", "Seq Scan"], [-1, 0, 0, 2], [10, 100000, 10, 10], [1, 1, 1, 1])
     over["actual_rows"] = [10, 50, 10, 10]  # the probe side returned 2000x fewer rows than planned
-    assert [steering.ARMS[a].name for a in suggested_arms(over)] == ["no_seqscan"]
+    assert [ARMS[a].name for a in suggested_arms(over)] == ["no_seqscan"]
     under_index = plan(["Index Scan"], [-1], [10], [1])
     under_index["actual_rows"] = [100000]
-    assert [steering.ARMS[a].name for a in suggested_arms(under_index)] == ["no_indexscan", "no_bitmapscan"]
+    assert [ARMS[a].name for a in suggested_arms(under_index)] == ["no_indexscan", "no_bitmapscan"]
 
 
 def test_trap_is_fixed_quickly_and_stays_fixed() -> None:
@@ -183,7 +184,7 @@ def test_with_trials_no_user_runs_an_arm_that_failed_its_trial() -> None:
     assert q.trials[no_nestloop] == (None, 10_000.0)  # cancelled at its limit
     assert q.trials[merge_only] == (14_000.0, 10_000.0)  # finished, 1.4x the default: banned all the same
     # every trial's limit is the ban threshold: BAN_FACTOR x the default's (paired) time
-    assert all(math.isclose(t, steering.BAN_FACTOR * 10_000.0, rel_tol=1e-9) for _, t in trials)
+    assert all(math.isclose(t, BAN_FACTOR * 10_000.0, rel_tol=1e-9) for _, t in trials)
     assert hash_only in arms[:12] and arms[-5:] == [hash_only] * 5  # the trap is still fixed
     # without trials the same query explores on users' executions: the 1000x arm is run once
     blind = SteeringPolicy(seed=2)
@@ -214,7 +215,7 @@ def test_trial_timeout_has_a_floor() -> None:
         policy.observe(42, 0, 100.0, TRAP)  # 0.1 ms: 3x would be below the timer's resolution
     assert [t for _, _, t in policy.wanted_trials()] == [steering.TRIAL_MIN_TIMEOUT_US]
     assert steering.trial_limit(100.0) == steering.TRIAL_MIN_TIMEOUT_US
-    assert steering.trial_limit(1e6) == steering.BAN_FACTOR * 1e6
+    assert steering.trial_limit(1e6) == BAN_FACTOR * 1e6
 
 
 def test_a_query_is_watched_during_its_baseline_and_once_an_arm_is_cleared() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ruvector_dag import layout, trajectory
+from ruvector_dag.definitions import layout
+from ruvector_dag.engine import trajectory
 
 
 def _records(n_nodes: list[int]) -> bytes:

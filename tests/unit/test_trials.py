@@ -1,4 +1,4 @@
-"""The worker's trials of steering arms (worker._trials), against a fake ``_ruvector_pg``."""
+"""The worker's trials of steering arms (runtime.trials.TrialScheduler), against a fake ``_ruvector_pg``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ from typing import Any
 import pytest
 from plans import plan
 
-from ruvector_dag import steering, worker
-from ruvector_dag.steering import SteeringPolicy, arm_index
+from ruvector_dag.definitions.arms import arm_index
+from ruvector_dag.engine import steering
+from ruvector_dag.engine.steering import SteeringPolicy
+from ruvector_dag.runtime import trials
+from ruvector_dag.runtime.budget import IdleCpuProbe
+from ruvector_dag.runtime.trials import TrialScheduler
 
 TRAP = plan(["Nested Loop", "Seq Scan", "Seq Scan"], [-1, 0, 0], [1, 1, 10000], [100, 10, 80])
 TRAP["actual_rows"] = [5000, 5000, 10000]  # suggests hash_only, no_nestloop, merge_only
@@ -60,24 +64,35 @@ class FakeLearner:
     pending_decisions: dict[int, int] = field(default_factory=dict)
 
 
+class Harness:
+    """A trial scheduler with the worker's learners and the texts its capture rules ask for."""
+
+    def __init__(self, pg: FakePg) -> None:
+        # the machine looks idle and the process never waits for a CPU, unless a test says otherwise
+        self.sched = TrialScheduler(pg, IdleCpuProbe(read_cpu=lambda: None), run_delay=lambda: None)  # type: ignore[arg-type]
+        self.learners: dict[int, FakeLearner] = {}
+        self.asked: set[int] = set()  # as the capture rules would have set it
+
+    def trials(self, per_query: dict[int, int], share: float) -> set[int]:
+        wanted, _ = self.sched.run(self.learners.values(), self.asked, per_query, share)
+        return wanted
+
+
 @pytest.fixture
-def pg(monkeypatch: pytest.MonkeyPatch) -> FakePg:
-    fake = FakePg()
-    monkeypatch.setattr(worker, "_pg", fake)
-    for name, value in (("_texts", {}), ("_text_waits", {}), ("_wanted", set()), ("_wanted_since", {}),
-                        ("_dirty", set()), ("_trial_ready_at", 0.0), ("_cpu_times", None), ("_trial_backoff", {}),
-                        ("_idle_avg", 0.0), ("_idle_at", 0.0)):
-        monkeypatch.setattr(worker, name, value)
-    monkeypatch.setattr(worker, "_machine_cpu", lambda: None)  # idle
-    monkeypatch.setattr(worker, "_run_delay", lambda: None)
-    return fake
+def pg() -> FakePg:
+    return FakePg()
 
 
-def learner_after_baseline(monkeypatch: pytest.MonkeyPatch, default_us: float = 10_000.0) -> FakeLearner:
+@pytest.fixture
+def h(pg: FakePg) -> Harness:
+    return Harness(pg)
+
+
+def learner_after_baseline(h: Harness, default_us: float = 10_000.0) -> FakeLearner:
     learner = FakeLearner()
     for _ in range(steering.BASELINE_RUNS + 1):
         learner.steering.observe(QID, 0, default_us, TRAP)
-    monkeypatch.setattr(worker, "_learners", {learner.relid: learner})
+    h.learners = {learner.relid: learner}
     return learner
 
 
@@ -85,103 +100,103 @@ def offer(pg: FakePg) -> None:
     pg.offered.append((QID, b"the statement as offered (opaque to the engine)"))
 
 
-def test_text_is_asked_for_then_each_arm_tried_once(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
-    learner = learner_after_baseline(monkeypatch)
-    assert worker._trials({}, 1.0) == {QID}  # no text yet: the capture rule asks for it
+def test_text_is_asked_for_then_each_arm_tried_once(pg: FakePg, h: Harness) -> None:
+    learner = learner_after_baseline(h)
+    assert h.trials({}, 1.0) == {QID}  # no text yet: the capture rule asks for it
     assert pg.calls == []
     offer(pg)
     pg.results = {HASH_ONLY: 4_000.0, arm_index("no_nestloop"): None, arm_index("merge_only"): 20_000.0}
     for _ in range(3):
-        assert worker._trials({}, 1.0) == set()  # the text is held: nothing more to ask for
+        assert h.trials({}, 1.0) == set()  # the text is held: nothing more to ask for
     # each arm paired with the default just before it, under the same conditions
     assert [a for _, a, _ in pg.calls] == [0, HASH_ONLY, 0, arm_index("no_nestloop"), 0, arm_index("merge_only")]
     assert all(t == 30 for *_, t in pg.calls)  # 3 x the default's 10 ms (users' mean, then the trial's)
     q = learner.steering.queries[QID]
     assert q.cleared == {HASH_ONLY} and {arm_index("no_nestloop"), arm_index("merge_only")} <= q.banned
     assert learner.pending_decisions.get(QID) in (None, 0, HASH_ONLY)
-    worker._trials({}, 1.0)
-    assert worker._texts == {}  # no trial left: the user's constants are not kept (from the next drain)
+    h.trials({}, 1.0)
+    assert h.sched.texts == {}  # no trial left: the user's constants are not kept (from the next drain)
     assert sum("cleared" in line for line in pg.lines) == 1 and sum("banned" in line for line in pg.lines) == 2
 
 
-def test_a_statement_never_offered_is_untriable(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
-    learner = learner_after_baseline(monkeypatch)
-    worker._trials({}, 1.0)
-    monkeypatch.setattr(worker, "_wanted", {QID})  # as _publish_capture_rules would have set it
-    for _ in range(worker.TEXT_WAIT_RUNS):
-        worker._trials({QID: 1}, 1.0)
+def test_a_statement_never_offered_is_untriable(pg: FakePg, h: Harness) -> None:
+    learner = learner_after_baseline(h)
+    h.trials({}, 1.0)
+    h.asked = {QID}  # as the capture rules would have set it
+    for _ in range(trials.TEXT_WAIT_RUNS):
+        h.trials({QID: 1}, 1.0)
     assert learner.steering.queries[QID].untriable
-    assert worker._trials({QID: 1}, 1.0) == set() and pg.calls == []
+    assert h.trials({QID: 1}, 1.0) == set() and pg.calls == []
 
 
-def test_a_default_that_does_not_finish_tells_nothing(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
-    learner = learner_after_baseline(monkeypatch)
+def test_a_default_that_does_not_finish_tells_nothing(pg: FakePg, h: Harness) -> None:
+    learner = learner_after_baseline(h)
     offer(pg)
     pg.results = {0: None}  # the machine is too busy for the default to finish within 3x its users' mean
-    worker._trials({}, 1.0)
+    h.trials({}, 1.0)
     q = learner.steering.queries[QID]
     assert [a for _, a, _ in pg.calls] == [0] and not q.trials and not q.banned
     assert "told nothing" in pg.lines[-1] and "tried again in 30 s" in pg.lines[-1]
-    worker._trials({}, 1.0)
+    h.trials({}, 1.0)
     assert len(pg.calls) == 1  # backing off: not before 30 s, then 60, 120, ...
 
 
-def test_the_arm_is_judged_against_its_paired_default(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
-    learner = learner_after_baseline(monkeypatch)
+def test_the_arm_is_judged_against_its_paired_default(pg: FakePg, h: Harness) -> None:
+    learner = learner_after_baseline(h)
     offer(pg)
     pg.results = {0: 40_000.0, HASH_ONLY: 45_000.0}  # a slow moment: both 4x their users' times
-    worker._trials({}, 1.0)
+    h.trials({}, 1.0)
     q = learner.steering.queries[QID]
     assert HASH_ONLY in q.cleared and pg.calls[1][2] == 120  # the arm's limit: 3 x the paired default
 
 
-def test_failed_trials(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
-    learner = learner_after_baseline(monkeypatch)
+def test_failed_trials(pg: FakePg, h: Harness) -> None:
+    learner = learner_after_baseline(h)
     offer(pg)
     pg.results = {HASH_ONLY: PgError("could not obtain lock", "55P03")}
-    worker._trials({}, 1.0)
+    h.trials({}, 1.0)
     q = learner.steering.queries[QID]
     assert not q.untriable and HASH_ONLY not in q.banned | q.cleared  # a lock: tried again later
-    assert QID in worker._trial_backoff
-    worker._trial_backoff.clear()
+    assert QID in h.sched.backoff
+    h.sched.backoff.clear()
     pg.results = {HASH_ONLY: PgError("permission denied for table t", "42501")}
-    worker._trials({}, 1.0)
+    h.trials({}, 1.0)
     assert q.untriable and HASH_ONLY not in q.cleared  # not explored at all
     assert "permission denied for table t (SQLSTATE 42501)" in pg.lines[-1]
 
 
-def test_a_failed_trial_logs_no_values(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
-    learner = learner_after_baseline(monkeypatch)
+def test_a_failed_trial_logs_no_values(pg: FakePg, h: Harness) -> None:
+    learner = learner_after_baseline(h)
     offer(pg)
     pg.results = {HASH_ONLY: PgError('invalid input syntax for type integer: "s3cret"', "22P02")}
-    worker._trials({}, 1.0)
+    h.trials({}, 1.0)
     assert learner.steering.queries[QID].untriable
     assert pg.lines[-1].endswith("its trial failed: SQLSTATE 22P02") and "s3cret" not in "".join(pg.lines)
 
 
-def test_a_starved_trial_counts_for_nothing(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
-    learner = learner_after_baseline(monkeypatch)
+def test_a_starved_trial_counts_for_nothing(pg: FakePg, h: Harness) -> None:
+    learner = learner_after_baseline(h)
     offer(pg)
     delays = iter([0.0, 10.0])  # ten seconds waiting for a CPU during the trial
-    monkeypatch.setattr(worker, "_run_delay", lambda: next(delays))
+    h.sched.run_delay = lambda: next(delays)
     pg.results = {HASH_ONLY: None}
-    worker._trials({}, 1.0)
+    h.trials({}, 1.0)
     q = learner.steering.queries[QID]
     assert HASH_ONLY not in q.banned and not q.trials and "told nothing (waited 10000 ms" in pg.lines[-1]
 
 
-def test_trials_wait_for_an_idle_cpu_and_share_the_budget(pg: FakePg, monkeypatch: pytest.MonkeyPatch) -> None:
-    learner_after_baseline(monkeypatch)
+def test_trials_wait_for_an_idle_cpu_and_share_the_budget(pg: FakePg, h: Harness) -> None:
+    learner_after_baseline(h)
     offer(pg)
     ticks = itertools.count(1)
-    monkeypatch.setattr(worker, "_cpu_times", (0.0, 0.0))
-    monkeypatch.setattr(worker, "_machine_cpu", lambda: (100.0 * (k := next(ticks)), 10.0 * k))  # 10 % idle
-    monkeypatch.setattr(worker.os, "cpu_count", lambda: 2)
-    worker._trials({}, 1.0)
-    worker._trials({}, 1.0)
-    assert pg.calls == [] and worker._idle_avg < worker.TRIAL_IDLE_CPUS  # 0.2 CPUs idle: no trial
-    monkeypatch.setattr(worker, "_machine_cpu", lambda: None)
+    h.sched.idle.cpu_times = (0.0, 0.0)
+    h.sched.idle.read_cpu = lambda: (100.0 * (k := next(ticks)), 10.0 * k)  # 10 % idle
+    h.sched.idle.cpu_count = lambda: 2
+    h.trials({}, 1.0)
+    h.trials({}, 1.0)
+    assert pg.calls == [] and h.sched.idle.average < trials.TRIAL_IDLE_CPUS  # 0.2 CPUs idle: no trial
+    h.sched.idle.read_cpu = lambda: None
     pg.seconds = 0.02
-    worker._trials({}, 0.05)  # one paired trial (0.04 s), then the next waits 1/TRIAL_SHARE - 1 = 3 times that
-    worker._trials({}, 0.05)
-    assert len(pg.calls) == 2 and worker._trial_ready_at - time.monotonic() > 0.08
+    h.trials({}, 0.05)  # one paired trial (0.04 s), then the next waits 1/TRIAL_SHARE - 1 = 3 times that
+    h.trials({}, 0.05)
+    assert len(pg.calls) == 2 and h.sched.ready_at - time.monotonic() > 0.08

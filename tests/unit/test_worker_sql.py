@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PY_MODULES = [ROOT / "ruvector_dag" / "storage.py", ROOT / "ruvector_dag" / "worker.py"]
-C_SOURCES = [ROOT / "pgext" / "src" / name for name in ("worker.c", "shmem.c", "pyworker.c")]
+#: The modules of the worker's Python (ruvector_dag/runtime: storage.py, worker.py and its parts).
+PY_MODULES = sorted((ROOT / "ruvector_dag" / "runtime").glob("*.py"))
+C_SOURCES = [ROOT / "pgext" / "src" / name for name in ("worker.c", "py_pgmodule.c", "py_worker.c")]
 
 # Statements start with an upper-case keyword (the house style), messages do not.
 SQL_START = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH|SET|SHOW|CREATE|DROP|ALTER|TRUNCATE|COPY|LOCK) ")

@@ -1,13 +1,13 @@
 """Attention mechanisms over a query node's ancestors in a DAG (docs/attention.md).
 
-Public API called by the SQL layer (:mod:`ruvector_dag.sqlapi`): each function
+Public API called by the SQL layer (:mod:`ruvector_dag.runtime.sqlapi`): each function
 validates its arguments, fills in defaults and dispatches to the fused Numba
-kernel (:mod:`ruvector_dag.kernels.attention`) or, with ``backend="numpy"``, to
-the plain NumPy reference (:mod:`ruvector_dag.attention_reference`).  Both
+kernel (:mod:`ruvector_dag.engine.kernels.attention`) or, with ``backend="numpy"``, to
+the plain NumPy reference (:mod:`ruvector_dag.engine.attention_reference`).  Both
 return a 1-D float32 vector of weights: finite, non-negative and summing to 1,
 or all zeros when every node is excluded.
 
-Errors (all subclasses of :class:`~ruvector_dag.errors.RuvectorError`) name the
+Errors (all subclasses of :class:`~ruvector_dag.definitions.errors.RuvectorError`) name the
 argument exactly as the SQL function does:
 
 * :class:`NullValueNotAllowed` (22004): a required argument or an array element is None;
@@ -28,12 +28,14 @@ from typing import Any, TypeGuard
 import numpy as np
 import numpy.typing as npt
 
+from ..definitions.errors import InvalidParameter, NullValueNotAllowed, NumericalFailure, ProgramLimitExceeded
+from ..definitions.validation import NON_NEGATIVE_INT, POSITIVE, UNIT, Interval, validate
 from . import attention_reference as _ref
-from .errors import InvalidParameter, NullValueNotAllowed, NumericalFailure, ProgramLimitExceeded
 from .kernels import attention as _k
+from .mechanisms import LORENTZ_DEPTH_SCALE, MEMBERS
 
-ATTENTION_TYPES: tuple[str, ...] = ("topological", "causal_cone", "critical_path", "mincut_gated",
-                                    "hierarchical_lorentz", "parallel_branch", "temporal_btsp")
+#: The ensemble's members (declared in :mod:`.mechanisms`, in the kernel's index order).
+ATTENTION_TYPES: tuple[str, ...] = tuple(m.name for m in MEMBERS)
 BACKENDS: tuple[str, ...] = ("numba", "numpy")
 
 MAX_ANCESTORS = 65536
@@ -41,30 +43,15 @@ MAX_DIM = 16384
 MAX_ELEMENTS = 16_777_216  # n * d, and (n + m) * d for parallel_branch
 MAX_DEPTH_VALUE = 2**31 - 1  # depths are SQL int4
 
-#: Length of the extra tangent axis per unit of ln(1 + depth) in hierarchical_lorentz.
-LORENTZ_DEPTH_SCALE = 1.0
-
 #: Arguments every ensemble member runs with (docs/attention.md, "ensemble").  The
 #: per-ancestor arguments are fixed: depths i + 1 (row i, nearest first) with
 #: max_depth n, no mask, no critical node, criticalities 1, no parallel node, no
 #: common ancestor, equal timestamps.
-ENSEMBLE_DEFAULTS: Mapping[str, Mapping[str, float]] = MappingProxyType({
-    "topological": MappingProxyType({"temperature": 1.0, "decay_rate": 0.1}),
-    "causal_cone": MappingProxyType({"temperature": 1.0, "decay_rate": 0.1}),
-    "critical_path": MappingProxyType({"temperature": 1.0, "boost": 1.0}),
-    "mincut_gated": MappingProxyType({"temperature": 1.0, "threshold": 0.5}),
-    "hierarchical_lorentz": MappingProxyType({"temperature": 1.0, "curvature": 1.0,
-                                              "depth_scale": LORENTZ_DEPTH_SCALE}),
-    "parallel_branch": MappingProxyType({"temperature": 1.0, "cross_weight": 0.5, "common_boost": 1.0}),
-    "temporal_btsp": MappingProxyType({"temperature": 1.0, "window_ms": 1000.0, "boost": 1.0}),
-})
+ENSEMBLE_DEFAULTS: Mapping[str, Mapping[str, float]] = MappingProxyType(
+    {m.name: m.ensemble_defaults for m in MEMBERS if m.ensemble_defaults is not None})
 
-# The same defaults as the (temperature, p1, p2) rows the ensemble kernel reads.
-_ENSEMBLE_PARAM_KEYS: tuple[tuple[str, ...], ...] = (
-    ("temperature", "decay_rate"), ("temperature", "decay_rate"), ("temperature", "boost"),
-    ("temperature", "threshold"), ("temperature", "curvature", "depth_scale"),
-    ("temperature", "cross_weight", "common_boost"), ("temperature", "window_ms", "boost"),
-)
+# The same defaults as the (temperature, p1, p2) rows the ensemble kernel reads (declared in that order).
+_ENSEMBLE_PARAM_KEYS: tuple[tuple[str, ...], ...] = tuple(tuple(ENSEMBLE_DEFAULTS[m.name]) for m in MEMBERS)
 
 TOPOLOGICAL_CONFIG_KEYS: tuple[str, ...] = ("decay_rate", "temperature", "mask")
 
@@ -127,24 +114,15 @@ def _real(value: object, name: str) -> float:
 
 
 def _at_least(value: object, name: str, low: float) -> float:
-    x = _real(value, name)
-    if x < low:
-        raise InvalidParameter(f"{name} must be >= {low:g} (got {x:g})")
-    return x
+    return validate(name, _real(value, name), Interval("real", low, None))
 
 
 def _positive(value: object, name: str) -> float:
-    x = _real(value, name)
-    if x <= 0.0:
-        raise InvalidParameter(f"{name} must be > 0 (got {x:g})")
-    return x
+    return validate(name, _real(value, name), POSITIVE)
 
 
 def _unit_interval(value: object, name: str) -> float:
-    x = _real(value, name)
-    if not 0.0 <= x <= 1.0:
-        raise InvalidParameter(f"{name} must be between 0 and 1 (got {x:g})")
-    return x
+    return validate(name, _real(value, name), UNIT)
 
 
 def _non_negative_int(value: object, name: str) -> int:
@@ -154,8 +132,7 @@ def _non_negative_int(value: object, name: str) -> int:
         raise NullValueNotAllowed(f"{name} must not be NULL")
     else:
         x = _integral(value, name)
-    if x < 0:
-        raise InvalidParameter(f"{name} must be >= 0 (got {x})")
+    validate(name, x, NON_NEGATIVE_INT)
     return min(x, 2**62)  # every depth is < 2**31: larger bounds all mean "no bound"
 
 

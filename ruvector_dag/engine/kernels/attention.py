@@ -1,6 +1,6 @@
 """Numba kernels of the attention mechanisms (the math is in ``docs/attention.md``).
 
-These are pure compute routines.  :mod:`ruvector_dag.attention` validates every
+These are pure compute routines.  :mod:`ruvector_dag.engine.attention` validates every
 argument first and calls them under this contract:
 
 * ``query`` is a C-contiguous float32 vector of length d >= 1; ``ancestors`` and

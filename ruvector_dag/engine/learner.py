@@ -1,7 +1,7 @@
 """What the engine learns about one enrolled table.
 
 :class:`TableLearner` is the engine's unit of learning, free of any
-PostgreSQL dependency (the worker glue is :mod:`ruvector_dag.worker`), so
+PostgreSQL dependency (the worker glue is :mod:`ruvector_dag.runtime.worker`), so
 unit tests drive it with synthetic trajectories.
 
 Instant loop (:meth:`TableLearner.process`, every captured statement):
@@ -16,7 +16,7 @@ Instant loop (:meth:`TableLearner.process`, every captured statement):
    mechanism forced by ``dag_attention_type``.  Its reward is
    exp(-|prediction error|) in [0, 1]: the mechanism under which the model
    predicts this pattern's latency best wins.
-4. Quality (:func:`ruvector_dag.features.quality`) against the running
+4. Quality (:func:`ruvector_dag.engine.features.quality`) against the running
    typical latency of the same query id.  At or above
    ``dag_quality_threshold`` the trajectory is *learned*: one MicroLoRA
    step at ``dag_learning_rate``, proximal under EWC++ (which watches the
@@ -40,10 +40,12 @@ from typing import Any
 
 import numpy as np
 
-from . import features, settings
+from ..definitions import settings
+from ..definitions.errors import InvalidParameter
+from ..definitions.validation import POSITIVE_INT, RATE, Options, validate
+from . import features
 from .bandit import ThompsonBandit
 from .bank import CycleResult, Pattern, ReasoningBank
-from .errors import InvalidParameter
 from .ewc import OnlineEWC
 from .lora import MicroLoRA
 from .mincut import plan_cut
@@ -72,7 +74,7 @@ def _default(name: str) -> Any:
 class LearnerConfig:
     """The per-table settings the learner uses (keys of the enrollment config, without ``dag_``).
 
-    Defaults are the settings' defaults (ruvector_dag/settings.py, the one definition).
+    Defaults are the settings' defaults (ruvector_dag/definitions/settings.py, the one definition).
     """
 
     learning_rate: float = _default("dag_learning_rate")
@@ -84,12 +86,9 @@ class LearnerConfig:
     ewc_max_lambda: float = _default("dag_ewc_max_lambda")
 
     def __post_init__(self) -> None:
-        if self.attention_type != "auto" and self.attention_type not in features.MECHANISMS:
-            raise InvalidParameter(f"unknown attention type {self.attention_type!r}")
-        if not 0 < self.learning_rate <= 1:
-            raise InvalidParameter(f"learning_rate must be in (0, 1], got {self.learning_rate}")
-        if self.pattern_clusters < 1:
-            raise InvalidParameter(f"pattern_clusters must be >= 1, got {self.pattern_clusters}")
+        validate("attention_type", self.attention_type, Options(("auto", *features.MECHANISMS)))
+        validate("learning_rate", self.learning_rate, RATE)
+        validate("pattern_clusters", self.pattern_clusters, POSITIVE_INT)
 
     @classmethod
     def from_enrollment(cls, config: dict[str, Any]) -> LearnerConfig:
@@ -202,6 +201,10 @@ class TableLearner:
         self.trajectories_seen = 0  # ids for trajectory_history
         self.steering = SteeringPolicy(seed)
         self.pending_decisions: dict[int, int] = {}  # query id -> arm, for the worker to publish
+
+    def republish_decisions(self) -> None:
+        """Queue every decision in force for publishing again (shared memory starts empty)."""
+        self.pending_decisions.update(self.steering.decisions())
 
     # -- configuration ------------------------------------------------------
 

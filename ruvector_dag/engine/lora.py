@@ -11,7 +11,7 @@ the first predictions are of the right magnitude.
 
 Every learned trajectory is one SGD step on 0.5 (y^ - y)^2 with analytic
 gradients (:meth:`MicroLoRA.gradient`; a test checks them against finite
-differences); with an :class:`~ruvector_dag.ewc.OnlineEWC` the step is its
+differences); with an :class:`~ruvector_dag.engine.ewc.OnlineEWC` the step is its
 proximal step, which keeps parameters important to earlier tasks near
 their anchor.  The error term is clipped to +-10 so one wild latency cannot
 blow the weights up.
@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import InvalidParameter
+from ..definitions.errors import InvalidParameter
+from ..definitions.validation import POSITIVE_INT, RATE, validate
 
 if TYPE_CHECKING:
     from .ewc import OnlineEWC
@@ -38,10 +39,8 @@ class MicroLoRA:
     def __init__(self, dim: int = 32, hidden: int = 16, rank: int = 2, learning_rate: float = 0.02,
                  seed: int = 0) -> None:
         for name, value in (("dim", dim), ("hidden", hidden), ("rank", rank)):
-            if int(value) != value or value < 1:
-                raise InvalidParameter(f"{name} must be a positive integer, got {value}")
-        if not 0.0 < learning_rate <= 1.0:
-            raise InvalidParameter(f"learning_rate must be in (0, 1], got {learning_rate}")
+            validate(name, value, POSITIVE_INT)
+        validate("learning_rate", learning_rate, RATE)
         self.dim, self.hidden, self.rank = int(dim), int(hidden), int(rank)
         self.learning_rate = float(learning_rate)
         rng = np.random.default_rng(seed)

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from . import attention
-from .errors import InvalidParameter, NullValueNotAllowed, NumericalFailure, RuvectorError
+from ..definitions.errors import InvalidParameter, NullValueNotAllowed, NumericalFailure, RuvectorError
+from ..engine import attention
+from ..engine.mechanisms import MECHANISMS, Mechanism, Param
 
 Result = tuple[Any, list[str]]
 Handler = Callable[..., Result]
@@ -129,78 +130,54 @@ def _rows(ancestors: np.ndarray) -> int:
 # Attention functions
 # --------------------------------------------------------------------------
 
-@sql_function("ruvector_attention_topological")
-def _topological(query: Any, ancestors: Any, config: Any) -> Result:
-    q = array_arg(query, "query")
-    k = array_arg(ancestors, "ancestors")
-    params = attention.topological_config(json_arg(config))
-    return _attention_result(lambda: attention.topological(q, k, **params), _rows(k), "topological")
-
-
-@sql_function("ruvector_attention_causal_cone")
-def _causal_cone(query: Any, ancestors: Any, depths: Any, decay_rate: Any, max_depth: Any) -> Result:
-    q, k = array_arg(query, "query"), array_arg(ancestors, "ancestors")
-    d = array_arg(depths, "depths")
-    rate, limit = scalar_arg(decay_rate, "decay_rate"), int_arg(max_depth, "max_depth")
-    return _attention_result(lambda: attention.causal_cone(q, k, d, rate, limit), _rows(k), "causal_cone")
-
-
-@sql_function("ruvector_attention_critical_path")
-def _critical_path(query: Any, ancestors: Any, is_critical: Any, boost: Any) -> Result:
-    q, k = array_arg(query, "query"), array_arg(ancestors, "ancestors")
-    crit = array_arg(is_critical, "is_critical")
-    b = scalar_arg(boost, "boost")
-    return _attention_result(lambda: attention.critical_path(q, k, crit, b), _rows(k), "critical_path")
-
-
-@sql_function("ruvector_attention_mincut_gated")
-def _mincut_gated(query: Any, ancestors: Any, criticalities: Any, threshold: Any) -> Result:
-    q, k = array_arg(query, "query"), array_arg(ancestors, "ancestors")
-    crit = array_arg(criticalities, "criticalities")
-    t = scalar_arg(threshold, "threshold")
-    return _attention_result(lambda: attention.mincut_gated(q, k, crit, t), _rows(k), "mincut_gated")
-
-
-@sql_function("ruvector_attention_hierarchical_lorentz")
-def _hierarchical_lorentz(query: Any, ancestors: Any, depths: Any, curvature: Any, temperature: Any) -> Result:
-    q, k = array_arg(query, "query"), array_arg(ancestors, "ancestors")
-    d = array_arg(depths, "depths")
-    c, temp = scalar_arg(curvature, "curvature"), scalar_arg(temperature, "temperature")
-    return _attention_result(
-        lambda: attention.hierarchical_lorentz(q, k, d, c, temp), _rows(k), "hierarchical_lorentz"
-    )
-
-
-@sql_function("ruvector_attention_parallel_branch")
-def _parallel_branch(query: Any, ancestors: Any, parallel_nodes: Any, common_ancestor_mask: Any,
-                     cross_weight: Any, common_boost: Any) -> Result:
-    q, k = array_arg(query, "query"), array_arg(ancestors, "ancestors")
-    p = array_arg(parallel_nodes, "parallel_nodes")
-    mask = array_arg(common_ancestor_mask, "common_ancestor_mask")
-    cw, cb = scalar_arg(cross_weight, "cross_weight"), scalar_arg(common_boost, "common_boost")
-    total = _rows(k) + (_rows(p) if p.size else 0)  # n + m weights
-    return _attention_result(
-        lambda: attention.parallel_branch(q, k, p, mask, cw, cb), total, "parallel_branch"
-    )
-
-
-@sql_function("ruvector_attention_temporal_btsp")
-def _temporal_btsp(query: Any, ancestors: Any, timestamps: Any, window_ms: Any, boost: Any) -> Result:
-    q, k = array_arg(query, "query"), array_arg(ancestors, "ancestors")
-    ts = array_arg(timestamps, "timestamps")
-    w, b = scalar_arg(window_ms, "window_ms"), scalar_arg(boost, "boost")
-    return _attention_result(lambda: attention.temporal_btsp(q, k, ts, w, b), _rows(k), "temporal_btsp")
-
-
-@sql_function("ruvector_attention_ensemble")
-def _ensemble(query: Any, ancestors: Any, attention_types: Any, weights: Any) -> Result:
-    q, k = array_arg(query, "query"), array_arg(ancestors, "ancestors")
-    types = array_arg(attention_types, "attention_types")
-    w = optional_array_arg(weights, "weights")
+def _converted(param: Param, value: Any, mechanism: Mechanism) -> Any:
+    """One SQL argument of ``mechanism`` as its Python function takes it."""
+    if param.kind == "array":
+        return array_arg(value, param.name)
+    if param.kind == "optional_array":
+        return optional_array_arg(value, param.name)
+    if param.kind == "real":
+        return scalar_arg(value, param.name)
+    if param.kind == "int":
+        return int_arg(value, param.name)
+    if param.kind == "config":  # a jsonb object of keyword arguments, checked by <name>_config
+        return getattr(attention, f"{mechanism.name}_config")(json_arg(value))
+    types = array_arg(value, param.name)  # "names"
     if types.ndim > 1:
-        raise InvalidParameter("attention_types must be a one-dimensional array")
-    names = [str(t) for t in types.ravel()]
-    return _attention_result(lambda: attention.ensemble(q, k, names, w), _rows(k), "ensemble")
+        raise InvalidParameter(f"{param.name} must be a one-dimensional array")
+    return [str(t) for t in types.ravel()]
+
+
+def _mechanism_handler(mechanism: Mechanism) -> Handler:
+    """The SQL entry point of an attention mechanism, derived from its declaration (engine.mechanisms)."""
+    compute_fn = getattr(attention, mechanism.name)
+
+    def handler(query: Any, ancestors: Any, *args: Any) -> Result:
+        q, k = array_arg(query, "query"), array_arg(ancestors, "ancestors")
+        if len(args) != len(mechanism.params):
+            raise RuvectorError(f"{mechanism.sql_name}() takes {len(mechanism.params) + 2} arguments")
+        positional: list[Any] = []
+        keywords: dict[str, Any] = {}
+        converted: dict[str, Any] = {}
+        for param, value in zip(mechanism.params, args, strict=True):
+            converted[param.name] = _converted(param, value, mechanism)
+            if param.kind == "config":
+                keywords.update(converted[param.name])
+            else:
+                positional.append(converted[param.name])
+        total = _rows(k)
+        if mechanism.extra_weights_from is not None:  # n + m weights
+            extra = converted[mechanism.extra_weights_from]
+            total += _rows(extra) if extra.size else 0
+        return _attention_result(lambda: compute_fn(q, k, *positional, **keywords), total, mechanism.name)
+
+    handler.__name__ = f"_{mechanism.name}"
+    return handler
+
+
+for _mechanism in MECHANISMS:
+    sql_function(_mechanism.sql_name)(_mechanism_handler(_mechanism))
+del _mechanism
 
 
 # --------------------------------------------------------------------------
@@ -211,7 +188,7 @@ def _ensemble(query: Any, ancestors: Any, attention_types: Any, weights: Any) ->
 def _engine_info() -> Result:
     import numba  # type: ignore[import-untyped]
 
-    from . import __version__
+    from .. import __version__
 
     info = {
         "engine_version": __version__,
@@ -234,8 +211,8 @@ def _engine_info() -> Result:
 
 @sql_function("_mincut_of_plan")
 def _mincut_of_plan(plan: Any, threshold: Any) -> Result:
-    from . import layout
-    from .mincut import nodes_from_explain, plan_cut, self_costs
+    from ..definitions import layout
+    from ..engine.mincut import nodes_from_explain, plan_cut, self_costs
 
     nodes = nodes_from_explain(json.loads(required(plan, "plan")))
     t = float(required(threshold, "threshold"))

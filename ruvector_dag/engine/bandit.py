@@ -1,7 +1,7 @@
 """Thompson sampling over a small set of arms with rewards in [0, 1].
 
 Used by the engine to choose, per learned pattern, the attention mechanism
-that pools its plan embeddings (:mod:`ruvector_dag.worker`): the reward of
+that pools its plan embeddings (:mod:`ruvector_dag.runtime.worker`): the reward of
 a choice is how well the latency model predicts the query when the plan is
 pooled that way.
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InvalidParameter
+from ..definitions.validation import POSITIVE, POSITIVE_INT, UNIT, Interval, validate
 
 
 @dataclass
@@ -35,12 +35,9 @@ class ThompsonBandit:
     beta: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.n_arms < 1:
-            raise InvalidParameter(f"n_arms must be >= 1, got {self.n_arms}")
-        if not 0.0 <= self.exploration <= 1.0:
-            raise InvalidParameter(f"exploration must be in [0, 1], got {self.exploration}")
-        if not self.prior > 0.0:
-            raise InvalidParameter(f"prior must be > 0, got {self.prior}")
+        validate("n_arms", self.n_arms, POSITIVE_INT)
+        validate("exploration", self.exploration, UNIT)
+        validate("prior", self.prior, POSITIVE)
         self.alpha = np.full(self.n_arms, self.prior)
         self.beta = np.full(self.n_arms, self.prior)
 
@@ -50,8 +47,7 @@ class ThompsonBandit:
         return int(np.argmax(rng.beta(self.alpha, self.beta)))
 
     def update(self, arm: int, reward: float) -> None:
-        if not 0 <= arm < self.n_arms:
-            raise InvalidParameter(f"arm must be in [0, {self.n_arms}), got {arm}")
+        validate("arm", arm, Interval("integer", 0, self.n_arms, "left"))
         r = min(max(float(reward), 0.0), 1.0)
         self.alpha[arm] += r
         self.beta[arm] += 1.0 - r

@@ -1,9 +1,9 @@
 """Plain NumPy reference of every attention mechanism (docs/attention.md).
 
-The same math as the Numba kernels in :mod:`ruvector_dag.kernels.attention`,
+The same math as the Numba kernels in :mod:`ruvector_dag.engine.kernels.attention`,
 written for clarity: whole-array NumPy, float64 throughout, one small function
 per formula.  It is the executable specification the kernels are tested
-against, and the ``backend="numpy"`` of :mod:`ruvector_dag.attention`.
+against, and the ``backend="numpy"`` of :mod:`ruvector_dag.engine.attention`.
 
 Arguments are assumed valid (the public API validates them): ``query`` is a
 float32 vector of length d, ``ancestors`` an (n, d) float32 matrix, and the

@@ -1,6 +1,6 @@
 """The ReasoningBank: learned query patterns of one table.
 
-A pattern is a cluster of plan embeddings (:mod:`ruvector_dag.features`):
+A pattern is a cluster of plan embeddings (:mod:`ruvector_dag.engine.features`):
 queries whose operator DAGs look alike.  The bank
 
 * recognises a new trajectory (:meth:`ReasoningBank.match`): the nearest
@@ -20,7 +20,7 @@ k-means with the old centroid mu* as one more point of weight
 (lambda / lambda_ref) * n.  So a pattern seen often, under a large lambda,
 keeps its place when the workload moves on; under a small lambda the new
 workload pulls it away (it is *forgotten*).  lambda is EWC++'s adaptive
-value (:class:`ruvector_dag.ewc.OnlineEWC`), the same one that protects
+value (:class:`ruvector_dag.engine.ewc.OnlineEWC`), the same one that protects
 the latency model.
 
 Pattern ids are stable: a cluster inherits the id of the heaviest old
@@ -34,9 +34,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..definitions.validation import NON_NEGATIVE, POSITIVE_INT, Interval, validate
 from . import clustering
 from .bandit import ThompsonBandit
-from .errors import InvalidParameter
+
+#: Cosine similarity above which consolidate merges two patterns: (-1, 1].
+SIMILARITY_THRESHOLD = Interval("real", -1.0, 1.0, "right")
 
 #: Squared distance under which any embedding counts as a hit, however
 #: tight the pattern (cosine >= 0.99 for unit vectors).
@@ -101,8 +104,8 @@ class ReasoningBank:
     _radius2: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.dim < 1 or self.n_arms < 1:
-            raise InvalidParameter("dim and n_arms must be >= 1")
+        validate("dim", self.dim, POSITIVE_INT)
+        validate("n_arms", self.n_arms, POSITIVE_INT)
         self._reindex()
 
     def _reindex(self) -> None:
@@ -135,10 +138,8 @@ class ReasoningBank:
         latency_us = np.asarray(latency_us, dtype=np.float64)
         quality = np.asarray(quality, dtype=np.float64)
         n_new = X.shape[0]
-        if k < 1:
-            raise InvalidParameter(f"k must be >= 1, got {k}")
-        if not anchor_strength >= 0.0:
-            raise InvalidParameter(f"anchor_strength must be >= 0, got {anchor_strength}")
+        validate("k", k, POSITIVE_INT)
+        validate("anchor_strength", anchor_strength, NON_NEGATIVE)
         old = list(self.patterns.values())
         if n_new == 0 and not old:
             return CycleResult(0, np.zeros(0, np.int64), [], 0.0)
@@ -219,8 +220,7 @@ class ReasoningBank:
         Greedy, heaviest first: each pattern absorbs every lighter one close
         enough to it.  Returns the ids merged away.
         """
-        if not -1.0 < threshold <= 1.0:
-            raise InvalidParameter(f"similarity threshold must be in (-1, 1], got {threshold}")
+        validate("similarity threshold", threshold, SIMILARITY_THRESHOLD)
         order = sorted(self.patterns.values(), key=lambda p: (-p.sample_count, p.id))
         alive: list[Pattern] = []
         unit = np.zeros((len(order), self.dim))  # unit centroids of the alive patterns, row per alive

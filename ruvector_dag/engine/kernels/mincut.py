@@ -1,4 +1,4 @@
-"""Numba kernels of the bottleneck cut (orchestration: ruvector_dag/mincut.py).
+"""Numba kernels of the bottleneck cut (orchestration: ruvector_dag/engine/mincut.py).
 
 The flow network is given as arc pairs: arc 2i goes tail[i] -> head[i]
 with residual capacity cap[2i], arc 2i+1 is its reverse with cap[2i+1].

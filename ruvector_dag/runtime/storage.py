@@ -28,9 +28,10 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import layout, steering
-from .learner import HistoryRow, TableLearner
-from .mincut import plan_cut, self_costs
+from ..definitions import layout
+from ..definitions.arms import ARMS
+from ..engine.learner import HistoryRow, TableLearner
+from ..engine.mincut import plan_cut, self_costs
 
 Execute = Callable[[str, tuple[str | None, ...]], list[tuple[str | None, ...]]]
 
@@ -115,7 +116,7 @@ def pattern_steering(learner: TableLearner) -> dict[int, dict[str, int]]:
         pattern_id = learner.pattern_of(q.embedding) if q.embedding is not None else None
         if pattern_id is not None:
             arms = out.setdefault(pattern_id, {})
-            name = steering.ARMS[q.arm].name
+            name = ARMS[q.arm].name
             arms[name] = arms.get(name, 0) + 1
     return out
 

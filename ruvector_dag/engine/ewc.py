@@ -43,7 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidParameter
+from ..definitions.errors import InvalidParameter
+from ..definitions.validation import POSITIVE, POSITIVE_INT, Interval, validate
 
 #: Clip of the normalised importance F*.
 MAX_IMPORTANCE = 10.0
@@ -55,18 +56,14 @@ class OnlineEWC:
     def __init__(self, n_params: int, lambda_: float = 2000.0, lambda_max: float = 15000.0,
                  lambda_ref: float = 1000.0, decay: float = 0.95, growth: float = 1.5, boundary_z: float = 3.0,
                  window: int = 32, blocks: tuple[int, ...] | None = None) -> None:
-        if n_params < 1:
-            raise InvalidParameter(f"n_params must be >= 1, got {n_params}")
-        if not 0.0 < lambda_ <= lambda_max:
-            raise InvalidParameter(f"need 0 < lambda ({lambda_}) <= lambda_max ({lambda_max})")
-        if not lambda_ref > 0.0:
-            raise InvalidParameter(f"lambda_ref must be > 0, got {lambda_ref}")
-        if not 0.0 < decay < 1.0:
-            raise InvalidParameter(f"decay must be in (0, 1), got {decay}")
-        if not growth >= 1.0:
-            raise InvalidParameter(f"growth must be >= 1, got {growth}")
-        if not boundary_z > 0.0 or window < 2:
-            raise InvalidParameter("boundary_z must be > 0 and window >= 2")
+        validate("n_params", n_params, POSITIVE_INT)
+        validate("lambda_max", lambda_max, POSITIVE)
+        validate("lambda", lambda_, Interval("real", 0.0, lambda_max, "right"))  # (0, lambda_max]
+        validate("lambda_ref", lambda_ref, POSITIVE)
+        validate("decay", decay, Interval("real", 0.0, 1.0, "neither"))
+        validate("growth", growth, Interval("real", 1.0, None))
+        validate("boundary_z", boundary_z, POSITIVE)
+        validate("window", window, Interval("integer", 2, None))
         self.n_params = int(n_params)
         self.blocks = tuple(int(b) for b in blocks) if blocks else (self.n_params,)
         if sum(self.blocks) != self.n_params or min(self.blocks) < 1:

@@ -9,10 +9,12 @@ table when it merges a table's ``config`` jsonb over the server's settings.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from types import MappingProxyType
+from typing import Literal, Protocol
 
-from .steering import BAN_FACTOR, SETTLE_MIN_US, SETTLE_RUNS
+from .arms import BAN_FACTOR, SETTLE_MIN_US, SETTLE_RUNS
 
 #: Attention mechanisms the engine implements, in the order the GUC lists them.
 ATTENTION_MECHANISMS: tuple[str, ...] = (
@@ -243,3 +245,64 @@ EXACT_LEARNING: dict[str, str | int | float] = {
 def by_name() -> dict[str, Setting]:
     """Settings keyed by their name without the ``ruvector.`` prefix."""
     return {s.name: s for s in SETTINGS}
+
+
+# --------------------------------------------------------------------------
+# Reading the settings in the server: one accessor, one typed snapshot
+# --------------------------------------------------------------------------
+
+SettingValue = bool | int | float | str
+
+
+class SettingSource(Protocol):
+    """Where the current values come from: ``_ruvector_pg`` (its ``setting``), or a test's fake."""
+
+    def setting(self, name: str, /) -> str | None: ...
+
+
+def parse(s: Setting, text: str | None) -> SettingValue:
+    """The typed value of ``s`` from its text as PostgreSQL gives it (GetConfigOption: plain numbers,
+    on/off, enum names); its default when the server does not know it or the text does not parse."""
+    if text is None:
+        return s.default
+    try:
+        if isinstance(s, BoolSetting):
+            return text.strip().lower() in ("on", "true", "yes", "1")
+        if isinstance(s, IntSetting):
+            return int(text)
+        if isinstance(s, RealSetting):
+            return float(text)
+    except ValueError:
+        return s.default
+    return text
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The ``ruvector.*`` settings at one moment, typed (names without the prefix)."""
+
+    values: Mapping[str, SettingValue]
+
+    def _get(self, name: str, kind: type) -> SettingValue:
+        value = self.values[name]  # (a KeyError names a setting that does not exist)
+        assert isinstance(value, kind) or (kind is float and isinstance(value, int)), (name, value)
+        return value
+
+    def flag(self, name: str) -> bool:
+        return bool(self._get(name, bool))
+
+    def number(self, name: str) -> float:
+        return float(self._get(name, float))
+
+    def text(self, name: str) -> str:
+        return str(self._get(name, str))
+
+
+def defaults() -> Snapshot:
+    """Every setting at its default."""
+    return Snapshot(MappingProxyType({s.name: s.default for s in SETTINGS}))
+
+
+def read(source: SettingSource) -> Snapshot:
+    """Every setting's current value, read once (the worker's Python reads settings only through this)."""
+    return Snapshot(MappingProxyType({s.name: parse(s, source.setting(f"{PREFIX}.{s.name}")) for s in SETTINGS}))

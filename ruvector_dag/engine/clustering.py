@@ -1,4 +1,4 @@
-"""Weighted k-means++ for the background cycle (kernels: ruvector_dag/kernels/kmeans.py).
+"""Weighted k-means++ for the background cycle (kernels: ruvector_dag/engine/kernels/kmeans.py).
 
 :func:`kmeans` validates its inputs and runs the Numba kernels;
 :func:`kmeans_reference` is the plain NumPy algorithm (same seeding random
@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidParameter
+from ..definitions.errors import InvalidParameter
+from ..definitions.validation import FINITE_NON_NEGATIVE, POSITIVE_INT, validate
 from .kernels import kmeans as _k
 
 
@@ -45,12 +46,10 @@ def _validate(X: object, k: int, weights: object, init: object, n_init: int, max
         raise InvalidParameter(f"X must be a non-empty (n, d) matrix, got shape {Xa.shape}")
     if not np.isfinite(Xa).all():
         raise InvalidParameter("X must be finite")
-    if int(k) != k or k < 1:
-        raise InvalidParameter(f"k must be a positive integer, got {k}")
-    if int(n_init) != n_init or n_init < 1 or int(max_iter) != max_iter or max_iter < 1:
-        raise InvalidParameter("n_init and max_iter must be positive integers")
-    if not (tol >= 0.0 and math.isfinite(tol)):
-        raise InvalidParameter(f"tol must be finite and >= 0, got {tol}")
+    validate("k", k, POSITIVE_INT)
+    validate("n_init", n_init, POSITIVE_INT)
+    validate("max_iter", max_iter, POSITIVE_INT)
+    validate("tol", tol, FINITE_NON_NEGATIVE)
     w = (np.ones(Xa.shape[0]) if weights is None
          else np.ascontiguousarray(weights, dtype=np.float64))
     if w.shape != (Xa.shape[0],):

@@ -20,11 +20,11 @@ import math
 
 import numpy as np
 
-from . import layout
-from .errors import InvalidParameter
+from ..definitions import layout
+from ..definitions.errors import InvalidParameter
+from ..definitions.settings import ATTENTION_MECHANISMS
 from .kernels import attention as _k
 from .mincut import plan_cut
-from .settings import ATTENTION_MECHANISMS
 
 MECHANISMS: tuple[str, ...] = ATTENTION_MECHANISMS
 NODE_FEATURES = 16
@@ -138,7 +138,7 @@ def _weights(mechanism: str, feats: np.ndarray, nodes: np.ndarray) -> np.ndarray
     if mechanism == "critical_path":
         return np.asarray(_k.critical_path(q, k, critical_path(nodes), p["boost"], t), dtype=np.float64)
     if mechanism == "mincut_gated":
-        # Gated by each operator's criticality on the plan's bottleneck cut (ruvector_dag.mincut).
+        # Gated by each operator's criticality on the plan's bottleneck cut (ruvector_dag.engine.mincut).
         crit = plan_cut(nodes).criticality.astype(np.float32)
         return np.asarray(_k.mincut_gated(q, k, crit, p["threshold"], t), dtype=np.float64)
     if mechanism == "hierarchical_lorentz":

@@ -1,4 +1,4 @@
-"""Numba kernels of weighted k-means (orchestration: ruvector_dag/clustering.py).
+"""Numba kernels of weighted k-means (orchestration: ruvector_dag/engine/clustering.py).
 
 * :func:`kmeanspp` — greedy k-means++ seeding (Arthur & Vassilvitskii 2007,
   with scikit-learn's ``n_local_trials`` candidates per step), sampling

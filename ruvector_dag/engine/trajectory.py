@@ -1,7 +1,7 @@
 """Decoding trajectory records written by the C shim.
 
 The shim copies each captured statement into a fixed-size ``RvdTrajectory``
-(declared once in :mod:`ruvector_dag.layout`).  The engine receives them as
+(declared once in :mod:`ruvector_dag.definitions.layout`).  The engine receives them as
 raw bytes — from the ring in the background worker, or from
 ``ruvector_dag_buffered_records()`` — and decodes them here with cffi.  The
 per-node arrays become one NumPy structured array whose field offsets are
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import layout
+from ..definitions import layout
 
 #: NumPy type of each RvdPlanNode field (by its C type in layout.CDEF).
 _NUMPY_TYPES = {

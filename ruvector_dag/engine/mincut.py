@@ -24,7 +24,7 @@ carrying most of it.
 
 Computation (exact).  A feasible flow is built by routing each w(v) along
 one scan-to-root path through v; then a maximum flow pushed from T back to
-S in the residual graph (Dinic, :mod:`ruvector_dag.kernels.mincut`) removes
+S in the residual graph (Dinic, :mod:`ruvector_dag.engine.kernels.mincut`) removes
 everything the lower bounds do not require: W* = feasible - removed.  This
 reduction is itself a max-flow/min-cut problem, and its minimum cuts are
 exactly the bottleneck cuts.  Picard and Queyranne (1980): an arc lies on
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidParameter
+from ..definitions.errors import InvalidParameter
 from .kernels import mincut as _k
 
 #: Residual capacities below this fraction of the total cost count as zero.
@@ -233,7 +233,7 @@ def warm_up() -> None:
 
 def nodes_from_explain(plan_json: object) -> np.ndarray:
     """Plan nodes (trajectory.node_dtype(), EXPLAIN pre-order) from EXPLAIN (FORMAT JSON) output."""
-    from . import layout
+    from ..definitions import layout
     from .trajectory import node_dtype
 
     codes = {name: i + 1 for i, (_, name) in enumerate(layout.OPERATORS)}
