@@ -1,7 +1,7 @@
 """The steering arms: the planning choices a query can be planned with, shared with C.
 
 ``python build.py generate`` writes ``pgext/src/steering_defs.h`` from
-:data:`ARMS`; the planner hook (``pgext/src/steer.c``) plans a statement that
+:data:`ARMS`; the planner hook (``pgext/src/plan.c``) plans a statement that
 has a decision with that arm's settings.  The policy constants the settings'
 descriptions quote (:mod:`.settings`) live here too, so that the definitions
 never import the engine; :mod:`ruvector_dag.engine.steering` uses them.

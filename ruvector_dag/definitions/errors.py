@@ -1,6 +1,6 @@
 """Exceptions that carry a PostgreSQL SQLSTATE.
 
-The C bridge (``pgext/src/pybridge.c``) turns any exception that escapes the
+The C bridge (``pgext/src/py_elog.c``) turns any exception that escapes the
 engine into an ``ereport``: it reads the ``sqlstate`` attribute of the
 exception class (five characters) and uses ``str(exc)`` as the message.  An
 exception without that attribute is reported as ``XX000`` (internal_error)

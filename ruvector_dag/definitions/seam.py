@@ -20,10 +20,10 @@ from typing import NamedTuple, Protocol
 # Python modules and callables the C side imports or calls
 # --------------------------------------------------------------------------
 
-#: Imported first in every process that runs the engine (pybridge.c); start(cache_dir) -> SQL dispatcher.
+#: Imported first in every process that runs the engine (py_main.c); start(cache_dir) -> SQL dispatcher.
 EMBEDDED_MODULE = "ruvector_dag.runtime.embedded"
 EMBEDDED_START = "start"
-#: The background worker's engine (pyworker.c): C constructs WORKER_CLASS() with no arguments.
+#: The background worker's engine (py_worker.c): C constructs WORKER_CLASS() with no arguments.
 WORKER_MODULE = "ruvector_dag.runtime.worker"
 WORKER_CLASS = "Worker"
 WORKER_START = "start"

@@ -2,7 +2,7 @@
 
 The arms are declared once, with C, in :mod:`ruvector_dag.definitions.arms`
 (``python build.py generate`` writes ``pgext/src/steering_defs.h`` from them), and the planner hook
-(``pgext/src/steer.c``) plans a statement that has a decision with that
+(``pgext/src/plan.c``) plans a statement that has a decision with that
 arm's settings applied in a GUC nest level it always restores.
 
 The arms follow Bao (Marcus et al., SIGMOD 2021): the default plan, and the
@@ -21,7 +21,7 @@ from typing import Any
 from ..definitions.arms import ARMS, BAN_FACTOR, arm_index
 
 # --------------------------------------------------------------------------
-# Learning decisions (the engine side; the worker publishes them to steer.c)
+# Learning decisions (the engine side; the worker publishes them to directives.c)
 # --------------------------------------------------------------------------
 
 #: Executions under the default plan before any arm is tried.

@@ -1,6 +1,6 @@
 """Start-up of the engine inside a PostgreSQL process.
 
-The C bridge (``pgext/src/pybridge.c``) imports this module first, before
+The C bridge (``pgext/src/py_main.c``) imports this module first, before
 anything heavy, and calls :func:`start`: process-wide environment that numba
 and the BLAS libraries read at import time must be in place before they are
 imported.

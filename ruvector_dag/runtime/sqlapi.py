@@ -2,7 +2,7 @@
 
 Every C-language function declared with the symbol ``rvd_engine_call`` in
 ``pgext/ruvector_dag--*.sql`` arrives here as ``call(sql_name, args)``.  The
-arguments use the wire format documented in ``pgext/src/pybridge.c``:
+arguments use the wire format documented in ``pgext/src/py_typeio.c``:
 
 * ``None`` for SQL NULL; ``bool``/``int``/``float``/``str`` for scalars;
   ``str`` (its text form) for ``jsonb``;

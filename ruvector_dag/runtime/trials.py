@@ -24,7 +24,7 @@ MAX_TEXTS = 256
 TEXT_WAIT_RUNS = 5
 #: SQLSTATEs of a trial that failed for now (a lock, a cancel, a serialization failure): tried again later.
 TRIAL_RETRY_SQLSTATES = frozenset({"55P03", "57014", "40001", "40P01", "53200"})
-#: SQLSTATEs of a trial's own refusals (statements.c): their messages are logged
+#: SQLSTATEs of a trial's own refusals (trials.c): their messages are logged
 TRIAL_REFUSAL_SQLSTATES = frozenset({"0A000", "42501"})
 #: Trials start only while this many CPUs were idle: the worker runs at nice 19, so on a saturated
 #: machine a trial would measure the scheduler, not the plan (and ban good arms).

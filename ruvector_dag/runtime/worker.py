@@ -16,7 +16,7 @@ own (an exception rolls it back and is logged; the worker carries on):
 ``stop()``              SIGTERM: save everything
 
 PostgreSQL is reached through ``_ruvector_pg`` (``seam.PG_MODULE``), a module
-the worker builds in C (``pgext/src/pyworker.c``); it exists only in that
+the worker builds in C (``pgext/src/py_pgmodule.c``); it exists only in that
 process.  The worker is composed of small parts, each holding its own state:
 the CPU budget and idle-CPU probe (:mod:`.budget`), the capture fraction and
 capture rules (:mod:`.sampling`), the trial scheduler (:mod:`.trials`) and
@@ -152,7 +152,7 @@ class Worker:
     def start(self) -> str | None:
         """Warm the kernels and reload the learners; return the line the worker logs."""
         if self._pg is None:
-            self._attach(cast(PgModule, importlib.import_module(seam.PG_MODULE)))  # built by pyworker.c
+            self._attach(cast(PgModule, importlib.import_module(seam.PG_MODULE)))  # built by py_pgmodule.c
         began = time.perf_counter()
         warm_up()
         warm_ms = (time.perf_counter() - began) * 1000.0
