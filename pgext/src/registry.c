@@ -65,7 +65,13 @@ typedef struct RvdRegistryShared
 
 static RvdRegistryShared *registry = NULL;
 
-bool		rvd_capture_suspended = false;
+/*
+ * Set around the worker's trials (trials.c): the trial's statement is the
+ * worker's, not a user's, so it is neither captured nor steered.  It lives
+ * here, beside rvd_capture_active(), because that is the one gate plan.c and
+ * capture.c both ask, and the layer both reach.
+ */
+static bool capture_suspended = false;
 
 /* Private copy of the enrollments of this database, see refresh_cache(). */
 static uint32 cache_generation = 0;
@@ -313,10 +319,23 @@ refresh_cache(void)
 bool
 rvd_capture_active(void)
 {
-	if (!rvd_neural_dag_enabled || registry == NULL || IsParallelWorker() || rvd_capture_suspended)
+	if (!rvd_neural_dag_enabled || registry == NULL || IsParallelWorker() || capture_suspended)
 		return false;
 	refresh_cache();
 	return cache_count > 0;
+}
+
+/* Suspend (or resume) capture and steering in this backend: a trial runs. */
+void
+rvd_suspend_capture(bool suspend)
+{
+	capture_suspended = suspend;
+}
+
+bool
+rvd_capture_is_suspended(void)
+{
+	return capture_suspended;
 }
 
 /* Registry slot of the first enrolled relation in a range table, or -1. */

@@ -38,7 +38,8 @@ extern int	rvd_registry_counters(Oid *relids, uint64 *stored, uint64 *dropped);
 extern bool rvd_capture_active(void);
 extern int	rvd_rtable_enrolled_slot(List *rtable);
 
-/* Set by trials.c around the worker's trials: its own statements are neither captured nor steered. */
-extern bool rvd_capture_suspended;
+/* Called by trials.c around the worker's trials: its own statements are neither captured nor steered. */
+extern void rvd_suspend_capture(bool suspend);
+extern bool rvd_capture_is_suspended(void);
 
 #endif							/* RVD_REGISTRY_H */

@@ -108,7 +108,7 @@
 
 #include "guc.h"
 #include "plan.h"				/* rvd_steer_begin: a trial plans under the arm as the planner hook does */
-#include "registry.h"			/* rvd_capture_suspended */
+#include "registry.h"			/* rvd_suspend_capture */
 #include "request.h"			/* the worker's pid and latch, RVD_WORKER_NICE */
 #include "trials.h"
 
@@ -362,7 +362,7 @@ rvd_statement_offer(QueryDesc *qd, int nesting_level)
 	int			i;
 
 	if (nesting_level != 0 || InSecurityRestrictedOperation() || InLocalUserIdChange() ||
-		IsParallelWorker() || rvd_capture_suspended || qd->sourceText == NULL ||
+		IsParallelWorker() || rvd_capture_is_suspended() || qd->sourceText == NULL ||
 		!rvd_top_level_text(qd->sourceText))
 		return;
 	if (qd->operation != CMD_SELECT || stmt->commandType != CMD_SELECT ||
@@ -1068,7 +1068,7 @@ rvd_trial_run(const RvdStatement *stmt, int arm, int timeout_ms)
 		if (GetConfigOption("pg_stat_statements.track", true, false) != NULL)
 			rvd_trial_set("pg_stat_statements.track", "none");
 		(void) rvd_steer_begin(arm);
-		rvd_capture_suspended = true;
+		rvd_suspend_capture(true);
 
 		/* Read-only, and a security-restricted operation, as the statement's current_user. */
 		SetUserIdAndSecContext(GetUserId(), save_sec | SECURITY_LOCAL_USERID_CHANGE |
@@ -1127,7 +1127,7 @@ rvd_trial_run(const RvdStatement *stmt, int arm, int timeout_ms)
 	 * advisory locks outlive a subtransaction: the worker takes none of its
 	 * own, so any it holds now are the trial's.
 	 */
-	rvd_capture_suspended = false;
+	rvd_suspend_capture(false);
 	RollbackAndReleaseCurrentSubTransaction();
 	MemoryContextSwitchTo(oldcontext);
 	CurrentResourceOwner = oldowner;

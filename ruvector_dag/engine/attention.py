@@ -19,6 +19,7 @@ argument exactly as the SQL function does:
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -258,7 +259,7 @@ def _matrix_array(value: object, name: str, dim: int, *, allow_empty: bool, extr
     ndim = arr.ndim
     if arr.size == 0 and (ndim == 1 or (ndim == 2 and arr.shape[0] == 0)):
         if allow_empty:
-            return _EMPTY_ROWS[dim] if dim in _EMPTY_ROWS else _empty_rows(dim)
+            return _empty_rows(dim)
         raise InvalidParameter(f"{name} must have at least one row")
     _numbers(arr, name)
     if ndim != 2:
@@ -274,15 +275,10 @@ def _matrix_array(value: object, name: str, dim: int, *, allow_empty: bool, extr
     return arr
 
 
-_EMPTY_ROWS: dict[int, np.ndarray] = {}
-
-
+@functools.lru_cache(maxsize=64)
 def _empty_rows(dim: int) -> np.ndarray:
-    """A read-only (0, dim) float32 matrix; small dimensions are cached."""
-    empty = _frozen(np.zeros((0, dim), _F32))
-    if len(_EMPTY_ROWS) < 64:
-        _EMPTY_ROWS[dim] = empty
-    return empty
+    """A read-only (0, dim) float32 matrix (the same object for a recent dimension)."""
+    return _frozen(np.zeros((0, dim), _F32))
 
 
 def _is_f32(value: object, ndim: int) -> TypeGuard[np.ndarray]:

@@ -17,6 +17,8 @@ The one quality formula of the engine is :func:`quality`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from ..definitions import layout
 from ..definitions.errors import InvalidParameter
 from ..definitions.settings import ATTENTION_MECHANISMS
 from .kernels import attention as _k
+from .mechanisms import MECHANISMS as ALL_MECHANISMS
 from .mincut import plan_cut
 
 MECHANISMS: tuple[str, ...] = ATTENTION_MECHANISMS
@@ -31,19 +34,19 @@ NODE_FEATURES = 16
 EMBEDDING_DIM = 2 * NODE_FEATURES
 
 #: Operator classes (one-hot columns 0-7), by EXPLAIN node name.
-_CLASSES: dict[str, int] = {}
-for _name in ("Seq Scan", "Sample Scan", "Tid Scan", "Tid Range Scan"):
-    _CLASSES[_name] = 0
-for _name in ("Index Scan", "Index Only Scan", "Bitmap Index Scan", "Bitmap Heap Scan", "BitmapAnd", "BitmapOr"):
-    _CLASSES[_name] = 1
-_CLASSES["Nested Loop"] = 2
-_CLASSES["Hash Join"] = 3
-_CLASSES["Hash"] = 3
-_CLASSES["Merge Join"] = 4
-for _name in ("Aggregate", "Group", "WindowAgg", "Unique", "SetOp"):
-    _CLASSES[_name] = 5
-for _name in ("Sort", "Incremental Sort", "Merge Append"):
-    _CLASSES[_name] = 6
+_CLASSES: Mapping[str, int] = MappingProxyType({
+    name: column
+    for column, names in (
+        (0, ("Seq Scan", "Sample Scan", "Tid Scan", "Tid Range Scan")),
+        (1, ("Index Scan", "Index Only Scan", "Bitmap Index Scan", "Bitmap Heap Scan", "BitmapAnd", "BitmapOr")),
+        (2, ("Nested Loop",)),
+        (3, ("Hash Join", "Hash")),
+        (4, ("Merge Join",)),
+        (5, ("Aggregate", "Group", "WindowAgg", "Unique", "SetOp")),
+        (6, ("Sort", "Incremental Sort", "Merge Append")),
+    )
+    for name in names
+})
 #: Operator code (layout.OPERATORS) -> class column; 7 = any other operator.
 _OP_CLASS = np.array([7] + [_CLASSES.get(name, 7) for _, name in layout.OPERATORS], dtype=np.int64)
 
@@ -60,16 +63,9 @@ NODE_FEATURE_NAMES: tuple[str, ...] = (
     "log1p(plan_width) / 5",
 )
 
-#: Fixed parameters of each mechanism when it pools a plan.
-MECHANISM_PARAMS: dict[str, dict[str, float]] = {
-    "topological": {"decay_rate": 0.1, "temperature": 1.0},
-    "causal_cone": {"decay_rate": 0.2, "max_depth": 4, "temperature": 1.0},
-    "critical_path": {"boost": 2.0, "temperature": 1.0},
-    "mincut_gated": {"threshold": 0.1, "temperature": 1.0},
-    "hierarchical_lorentz": {"curvature": 1.0, "temperature": 1.0},
-    "parallel_branch": {"cross_weight": 0.5, "common_boost": 1.0, "temperature": 1.0},
-    "temporal_btsp": {"window_ms": 2.0, "boost": 1.0, "temperature": 1.0},
-}
+#: Fixed parameters of each mechanism when it pools a plan (declared with the mechanism).
+MECHANISM_PARAMS: Mapping[str, Mapping[str, float]] = MappingProxyType(
+    {m.name: m.pooling for m in ALL_MECHANISMS if m.pooling is not None})
 
 _EMPTY_MASK = np.zeros(0, np.bool_)
 

@@ -60,6 +60,9 @@ class Mechanism:
     ensemble_defaults: Mapping[str, float] | None = None
     #: Rows of this array argument are weighted too (parallel_branch: n + m weights).
     extra_weights_from: str | None = None
+    #: Fixed parameters when the mechanism pools a plan into an embedding (engine/features.py);
+    #: None: not a pooling choice of ruvector.dag_attention_type.
+    pooling: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.params]
@@ -86,36 +89,43 @@ def _defaults(**values: float) -> Mapping[str, float]:
 MECHANISMS: tuple[Mechanism, ...] = (
     Mechanism("topological", (Param("config", "config"),), "topological", "topological",
               "scaled dot-product attention with a positional decay; row 0 is the nearest ancestor",
-              _defaults(temperature=1.0, decay_rate=0.1)),
+              _defaults(temperature=1.0, decay_rate=0.1),
+              pooling=_defaults(decay_rate=0.1, temperature=1.0)),
     Mechanism("causal_cone", (Param("depths", "array"), Param("decay_rate", "real", NON_NEGATIVE),
                               Param("max_depth", "int", NON_NEGATIVE_INT)),
               "causal_cone", "causal_cone",
               "attention restricted to ancestors within max_depth hops, decaying with depth",
-              _defaults(temperature=1.0, decay_rate=0.1)),
+              _defaults(temperature=1.0, decay_rate=0.1),
+              pooling=_defaults(decay_rate=0.2, max_depth=4, temperature=1.0)),
     Mechanism("critical_path", (Param("is_critical", "array"), Param("boost", "real", FINITE)),
               "critical_path", "critical_path",
               "an additive logit boost for ancestors on the critical path",
-              _defaults(temperature=1.0, boost=1.0)),
+              _defaults(temperature=1.0, boost=1.0),
+              pooling=_defaults(boost=2.0, temperature=1.0)),
     Mechanism("mincut_gated", (Param("criticalities", "array"), Param("threshold", "real", UNIT)),
               "mincut_gated", "mincut_gated",
               "softmax gated by each ancestor's min-cut criticality, renormalised",
-              _defaults(temperature=1.0, threshold=0.5)),
+              _defaults(temperature=1.0, threshold=0.5),
+              pooling=_defaults(threshold=0.1, temperature=1.0)),
     Mechanism("hierarchical_lorentz", (Param("depths", "array"), Param("curvature", "real", POSITIVE),
                                        Param("temperature", "real", POSITIVE)),
               "hierarchical_lorentz", "hierarchical_lorentz",
               "softmax of minus the hyperbolic (Lorentz) distance; deeper ancestors lie farther out",
-              _defaults(temperature=1.0, curvature=1.0, depth_scale=LORENTZ_DEPTH_SCALE)),
+              _defaults(temperature=1.0, curvature=1.0, depth_scale=LORENTZ_DEPTH_SCALE),
+              pooling=_defaults(curvature=1.0, temperature=1.0)),
     Mechanism("parallel_branch", (Param("parallel_nodes", "array"), Param("common_ancestor_mask", "array"),
                                   Param("cross_weight", "real", UNIT), Param("common_boost", "real", FINITE)),
               "parallel_branch", "parallel_branch",
               "one softmax over the ancestors and the parallel nodes (n + m weights)",
               _defaults(temperature=1.0, cross_weight=0.5, common_boost=1.0),
-              extra_weights_from="parallel_nodes"),
+              extra_weights_from="parallel_nodes",
+              pooling=_defaults(cross_weight=0.5, common_boost=1.0, temperature=1.0)),
     Mechanism("temporal_btsp", (Param("timestamps", "array"), Param("window_ms", "real", POSITIVE),
                                 Param("boost", "real", FINITE)),
               "temporal_btsp", "temporal_btsp",
               "a logit bonus for ancestors seen within window_ms of the most recent one",
-              _defaults(temperature=1.0, window_ms=1000.0, boost=1.0)),
+              _defaults(temperature=1.0, window_ms=1000.0, boost=1.0),
+              pooling=_defaults(window_ms=2.0, boost=1.0, temperature=1.0)),
     Mechanism("ensemble", (Param("attention_types", "names"), Param("weights", "optional_array")),
               "ensemble", "ensemble",
               "a convex combination of the mechanisms above, each with its ensemble defaults"),

@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -34,28 +35,16 @@ from ..engine.mechanisms import MECHANISMS, Mechanism, Param
 Result = tuple[Any, list[str]]
 Handler = Callable[..., Result]
 
-_HANDLERS: dict[str, Handler] = {}
-
 _DTYPES = {"?": np.bool_, "i4": np.int32, "f4": np.float32, "f8": np.float64}
 
 
-def sql_function(name: str) -> Callable[[Handler], Handler]:
-    """Register a handler for the SQL function ``name``."""
-
-    def register(fn: Handler) -> Handler:
-        _HANDLERS[name] = fn
-        return fn
-
-    return register
-
-
 def registered_functions() -> frozenset[str]:
-    return frozenset(_HANDLERS)
+    return frozenset(HANDLERS)
 
 
 def call(name: str, args: tuple[Any, ...]) -> Result:
     """Dispatch one SQL call (entry point used by the C bridge)."""
-    handler = _HANDLERS.get(name)
+    handler = HANDLERS.get(name)
     if handler is None:
         raise RuvectorError(f"the ruvector_dag engine has no entry point for SQL function {name}()")
     return handler(*args)
@@ -175,16 +164,10 @@ def _mechanism_handler(mechanism: Mechanism) -> Handler:
     return handler
 
 
-for _mechanism in MECHANISMS:
-    sql_function(_mechanism.sql_name)(_mechanism_handler(_mechanism))
-del _mechanism
-
-
 # --------------------------------------------------------------------------
 # Introspection
 # --------------------------------------------------------------------------
 
-@sql_function("ruvector_dag_engine_info")
 def _engine_info() -> Result:
     import numba  # type: ignore[import-untyped]
 
@@ -209,7 +192,6 @@ def _engine_info() -> Result:
 # MinCut of an ad-hoc query's plan (ruvector_dag_mincut_plan)
 # --------------------------------------------------------------------------
 
-@sql_function("_mincut_of_plan")
 def _mincut_of_plan(plan: Any, threshold: Any) -> Result:
     from ..definitions import layout
     from ..engine.mincut import nodes_from_explain, plan_cut, self_costs
@@ -222,3 +204,14 @@ def _mincut_of_plan(plan: Any, threshold: Any) -> Result:
              "self_cost": float(own[i]), "criticality": float(cut.criticality[i]),
              "is_bottleneck": bool(cut.criticality[i] > t)} for i, n in enumerate(nodes)]
     return json.dumps({"cut_weight": cut.weight, "nodes": rows}), []
+
+
+# --------------------------------------------------------------------------
+# The dispatch table: SQL function name -> handler (read-only)
+# --------------------------------------------------------------------------
+
+HANDLERS: Mapping[str, Handler] = MappingProxyType({
+    **{m.sql_name: _mechanism_handler(m) for m in MECHANISMS},
+    "ruvector_dag_engine_info": _engine_info,
+    "_mincut_of_plan": _mincut_of_plan,
+})
