@@ -42,6 +42,7 @@ class BoolSetting:
     context: Context
     short_desc: str
     long_desc: str
+    per_table: bool = False  # a table's enrollment config may override it
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class IntSetting:
     short_desc: str
     long_desc: str
     unit: str = ""  # "" or "ms"
+    per_table: bool = False  # a table's enrollment config may override it
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class RealSetting:
     context: Context
     short_desc: str
     long_desc: str
+    per_table: bool = False  # a table's enrollment config may override it
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,13 @@ class EnumSetting:
     context: Context
     short_desc: str
     long_desc: str
+    per_table: bool = False  # a table's enrollment config may override it
 
 
 Setting = BoolSetting | IntSetting | RealSetting | StringSetting | EnumSetting
+# A setting declared ``per_table=True`` may be overridden by a table's enrollment config (the keys
+# ruvector_dag_enable accepts, pgext/src/sql_enroll.c): user-settable, not a string (strings have no
+# per_table), and not neural_dag_enabled itself.  guc_defs.h carries the flag to C.
 
 PREFIX = "ruvector"
 
@@ -101,16 +108,19 @@ SETTINGS: tuple[Setting, ...] = (
         "Learning rate of the engine's adapters.",
         "SGD step of the latency model and its rank-2 adapter per learned query. "
         "(The specification's 0.002 needs thousands of queries to learn; see docs/design.md.)",
+        per_table=True,
     ),
     IntSetting(
         "dag_pattern_clusters", 100, 10, 1000, "PGC_USERSET",
         "Number of k-means clusters used for pattern extraction.",
         "The k of the background cycle's k-means++ over plan embeddings.",
+        per_table=True,
     ),
     RealSetting(
         "dag_quality_threshold", 0.3, 0.0, 1.0, "PGC_USERSET",
         "Minimum trajectory quality for learning.",
         "Trajectories whose quality is below this value are not learned.",
+        per_table=True,
     ),
     IntSetting(
         "dag_max_trajectories", 10000, 64, 1000000, "PGC_POSTMASTER",
@@ -121,31 +131,37 @@ SETTINGS: tuple[Setting, ...] = (
         "dag_attention_type", "auto", ATTENTION_TYPE_CHOICES, "PGC_USERSET",
         "Attention mechanism used to pool plan embeddings.",
         "auto lets the engine's bandit choose; any other value forces that mechanism.",
+        per_table=True,
     ),
     RealSetting(
         "dag_attention_exploration", 0.1, 0.0, 1.0, "PGC_USERSET",
         "Exploration rate of the attention-type selector.",
         "Probability mass the selector spends on mechanisms other than the best known one.",
+        per_table=True,
     ),
     RealSetting(
         "dag_ewc_lambda", 2000.0, 100.0, 50000.0, "PGC_USERSET",
         "EWC regularisation strength.",
         "Higher values prevent forgetting more aggressively.",
+        per_table=True,
     ),
     RealSetting(
         "dag_ewc_max_lambda", 15000.0, 100.0, 50000.0, "PGC_USERSET",
         "Upper bound of the adaptive EWC regularisation strength.",
         "EWC++ raises lambda at task boundaries up to this value.",
+        per_table=True,
     ),
     BoolSetting(
         "dag_mincut_enabled", True, "PGC_USERSET",
         "Enable MinCut bottleneck analysis.",
         "When enabled, bottleneck operators are identified.",
+        per_table=True,
     ),
     RealSetting(
         "dag_mincut_threshold", 0.5, 0.0, 1.0, "PGC_USERSET",
         "Criticality above which an operator is reported as a bottleneck.",
         "Compared with the per-operator criticality in [0, 1].",
+        per_table=True,
     ),
     IntSetting(
         "dag_background_interval_ms", 3600000, 60000, 86400000, "PGC_SIGHUP",
@@ -247,6 +263,11 @@ def by_name() -> dict[str, Setting]:
     return {s.name: s for s in SETTINGS}
 
 
+def per_table_names() -> tuple[str, ...]:
+    """Names of the settings a table may override (keys of an enrollment config), in declaration order."""
+    return tuple(s.name for s in SETTINGS if not isinstance(s, StringSetting) and s.per_table)
+
+
 # --------------------------------------------------------------------------
 # Reading the settings in the server: one accessor, one typed snapshot
 # --------------------------------------------------------------------------
@@ -330,26 +351,30 @@ def render_header() -> str:
         " *\t\tDo not edit: change settings.py and regenerate (a unit test checks).",
         " *",
         " * Each line is an X-macro; the includer defines RVD_GUC_BOOL, _INT, _REAL,",
-        " * _STRING and _ENUM.  Enum choices are RVD_ENUM_OPTIONS_<name> below.",
+        " * _STRING and _ENUM.  per_table (all but _STRING, after the context) is",
+        " * true for a setting a table's enrollment config may override.  Enum",
+        " * choices are RVD_ENUM_OPTIONS_<name> below.",
         " */",
         "",
     ]
     for s in SETTINGS:
         desc = f"{_c_string(s.short_desc)}, {_c_string(s.long_desc)}"
+        if isinstance(s, StringSetting):
+            lines.append(f"RVD_GUC_STRING({s.name}, {_c_string(s.default)}, {s.context}, {desc})")
+            continue
+        ctx = f"{s.context}, {'true' if s.per_table else 'false'}"
         if isinstance(s, BoolSetting):
-            lines.append(f"RVD_GUC_BOOL({s.name}, {'true' if s.default else 'false'}, {s.context}, {desc})")
+            lines.append(f"RVD_GUC_BOOL({s.name}, {'true' if s.default else 'false'}, {ctx}, {desc})")
         elif isinstance(s, IntSetting):
             unit = "GUC_UNIT_MS" if s.unit == "ms" else "0"
-            lines.append(f"RVD_GUC_INT({s.name}, {s.default}, {s.min}, {s.max}, {s.context}, {unit}, {desc})")
+            lines.append(f"RVD_GUC_INT({s.name}, {s.default}, {s.min}, {s.max}, {ctx}, {unit}, {desc})")
         elif isinstance(s, RealSetting):
             lines.append(
                 f"RVD_GUC_REAL({s.name}, {_c_real(s.default)}, {_c_real(s.min)}, {_c_real(s.max)}, "
-                f"{s.context}, {desc})"
+                f"{ctx}, {desc})"
             )
-        elif isinstance(s, StringSetting):
-            lines.append(f"RVD_GUC_STRING({s.name}, {_c_string(s.default)}, {s.context}, {desc})")
         else:
-            lines.append(f"RVD_GUC_ENUM({s.name}, {s.choices.index(s.default)}, {s.context}, {desc})")
+            lines.append(f"RVD_GUC_ENUM({s.name}, {s.choices.index(s.default)}, {ctx}, {desc})")
     lines.append("")
     for s in SETTINGS:
         if isinstance(s, EnumSetting):

@@ -142,3 +142,38 @@ def test_settings_snapshot_is_typed_and_frozen() -> None:
     assert snap.number("dag_learn_query_rate") == settings.by_name()["dag_learn_query_rate"].default
     with pytest.raises(TypeError):
         snap.values["dag_worker_cpu_percent"] = 9  # type: ignore[index]
+
+
+# -- settings a table may override (Setting.per_table, guc_defs.h, sql_enroll.c) ---------------
+
+C_SOURCES = buildext.PGEXT_DIR / "src"
+
+
+def _c_text(name: str) -> str:
+    return (C_SOURCES / name).read_text()
+
+
+def test_per_table_settings_are_the_user_settable_learning_parameters() -> None:
+    assert settings.per_table_names() == (
+        "dag_learning_rate", "dag_pattern_clusters", "dag_quality_threshold", "dag_attention_type",
+        "dag_attention_exploration", "dag_ewc_lambda", "dag_ewc_max_lambda", "dag_mincut_enabled",
+        "dag_mincut_threshold")
+    for s in settings.SETTINGS:
+        rule = s.context == "PGC_USERSET" and not isinstance(s, settings.StringSetting) \
+            and s.name != "neural_dag_enabled"
+        assert (s.name in settings.per_table_names()) == rule, s.name
+
+
+def test_per_table_flag_reaches_c() -> None:
+    from dataclasses import fields
+
+    from ruvector_dag.engine.learner import LearnerConfig
+
+    header = _c_text("guc_defs.h")
+    flagged = re.findall(r"^RVD_GUC_(?:BOOL|INT|REAL|ENUM)\((\w+), .*?, (PGC_\w+), (true|false), ", header, re.M)
+    assert len(flagged) == sum(not isinstance(s, settings.StringSetting) for s in settings.SETTINGS)
+    assert tuple(name for name, _, per_table in flagged if per_table == "true") == settings.per_table_names()
+    enroll = _c_text("sql_enroll.c")
+    assert "per_table" in enroll and '"neural_dag_enabled"' not in enroll  # C decides by the flag, not by name
+    # what the learner reads from an enrollment config is a per-table key
+    assert {f"dag_{f.name}" for f in fields(LearnerConfig)} <= set(settings.per_table_names())
