@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from types import MappingProxyType
-from typing import Literal, Protocol
+from typing import Literal, NewType, Protocol
 
 from .arms import BAN_FACTOR, SETTLE_MIN_US, SETTLE_RUNS
 
@@ -26,8 +27,18 @@ ATTENTION_MECHANISMS: tuple[str, ...] = (
     "parallel_branch",
     "temporal_btsp",
 )
-#: Values of ``ruvector.dag_learning_mode`` (AQO's modes: learn, frozen, off).
-LEARNING_MODES: tuple[str, ...] = ("learn", "frozen", "off")
+
+
+class LearningMode(str, Enum):
+    """Values of ``ruvector.dag_learning_mode`` (AQO's modes), in the order of the GUC's choices
+    (C: ``RVD_DAG_LEARNING_MODE_<NAME>`` in guc_defs.h)."""
+
+    LEARN = "learn"  # drain the ring and learn
+    FROZEN = "frozen"  # learn nothing, leave the ring to fill, keep serving what was learned
+    OFF = "off"  # as frozen, and learned decisions are not applied
+
+
+LEARNING_MODES: tuple[str, ...] = tuple(m.value for m in LearningMode)
 #: Values accepted by ``ruvector.dag_attention_type`` ("auto" lets the engine choose).
 ATTENTION_TYPE_CHOICES: tuple[str, ...] = ("auto", *ATTENTION_MECHANISMS)
 
@@ -177,7 +188,7 @@ SETTINGS: tuple[Setting, ...] = (
         "monitoring-class overhead under heavy OLTP load.",
     ),
     EnumSetting(
-        "dag_learning_mode", "learn", LEARNING_MODES, "PGC_SIGHUP",
+        "dag_learning_mode", LearningMode.LEARN.value, LEARNING_MODES, "PGC_SIGHUP",
         "What the background worker does with captured trajectories.",
         "learn: drain the ring and learn; frozen: learn nothing, leave the ring to fill, keep serving "
         "what was learned; off: as frozen, and learned decisions are not applied.",
@@ -249,12 +260,51 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
+# --------------------------------------------------------------------------
+# Names of the settings the engine's Python reads, typed by accessor
+# --------------------------------------------------------------------------
+# Snapshot.flag/number/text take these types, not str: a misspelt constant fails at import time
+# (and in ruff and mypy), a bare string or a name of the wrong kind fails in mypy, and each
+# constant is checked against SETTINGS when this module is imported.  Add one here when Python
+# reads another setting.
+
+FlagName = NewType("FlagName", str)
+NumberName = NewType("NumberName", str)
+TextName = NewType("TextName", str)
+
+
+def _declared(name: str, *kinds: type) -> str:
+    found = [s for s in SETTINGS if s.name == name]
+    if not found or not isinstance(found[0], kinds):
+        raise AssertionError(f"no {'/'.join(k.__name__ for k in kinds)} named {name!r} in SETTINGS")
+    return name
+
+
+def _flag(name: str) -> FlagName:
+    return FlagName(_declared(name, BoolSetting))
+
+
+def _number(name: str) -> NumberName:
+    return NumberName(_declared(name, IntSetting, RealSetting))
+
+
+def _text(name: str) -> TextName:
+    return TextName(_declared(name, StringSetting, EnumSetting))
+
+
+DAG_STEERING_TRIALS = _flag("dag_steering_trials")
+DAG_WORKER_CPU_PERCENT = _number("dag_worker_cpu_percent")
+DAG_LEARN_QUERY_RATE = _number("dag_learn_query_rate")
+DAG_CAPTURE_SETTLED_FRACTION = _number("dag_capture_settled_fraction")
+DAG_LEARNING_MODE = _text("dag_learning_mode")
+
+
 #: Settings under which the worker learns from every statement captured, as fast as it can:
 #: no CPU budget, no rate cap (the tests, so that counts are exact; reproducible experiments).
 EXACT_LEARNING: dict[str, str | int | float] = {
-    "ruvector.dag_worker_cpu_percent": 100,
-    "ruvector.dag_learn_query_rate": 1000000.0,
-    "ruvector.dag_capture_settled_fraction": 1.0,
+    f"{PREFIX}.{DAG_WORKER_CPU_PERCENT}": 100,
+    f"{PREFIX}.{DAG_LEARN_QUERY_RATE}": 1000000.0,
+    f"{PREFIX}.{DAG_CAPTURE_SETTLED_FRACTION}": 1.0,
 }
 
 
@@ -300,7 +350,10 @@ def parse(s: Setting, text: str | None) -> SettingValue:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The ``ruvector.*`` settings at one moment, typed (names without the prefix)."""
+    """The ``ruvector.*`` settings at one moment, typed (names without the prefix).
+
+    Read one with the accessor of its kind and its name constant: ``snapshot.number(DAG_WORKER_CPU_PERCENT)``.
+    """
 
     values: Mapping[str, SettingValue]
 
@@ -309,13 +362,13 @@ class Snapshot:
         assert isinstance(value, kind) or (kind is float and isinstance(value, int)), (name, value)
         return value
 
-    def flag(self, name: str) -> bool:
+    def flag(self, name: FlagName) -> bool:
         return bool(self._get(name, bool))
 
-    def number(self, name: str) -> float:
+    def number(self, name: NumberName) -> float:
         return float(self._get(name, float))
 
-    def text(self, name: str) -> str:
+    def text(self, name: TextName) -> str:
         return str(self._get(name, str))
 
 

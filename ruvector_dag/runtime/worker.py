@@ -131,7 +131,7 @@ class Worker:
             if relid not in self.tables:
                 del self.learners[relid]
                 self.publisher.forget(relid)
-        trials_on = snapshot.flag("dag_steering_trials")
+        trials_on = snapshot.flag(settings.DAG_STEERING_TRIALS)
         for relid, (_, config) in self.tables.items():
             cfg = LearnerConfig.from_enrollment(config)
             learner = self.learners.get(relid)
@@ -161,7 +161,7 @@ class Worker:
         self.rules.clear()
         snapshot = self.read_settings()
         self.refresh_tables(snapshot)
-        self.rules.publish(self._policies(), snapshot.number("dag_capture_settled_fraction"), set())
+        self.rules.publish(self._policies(), snapshot.number(settings.DAG_CAPTURE_SETTLED_FRACTION), set())
         self.publisher.last_save = time.monotonic()
         return (f"engine ready: kernels warmed in {warm_ms:.0f} ms "
                 f"(cache {os.environ.get('NUMBA_CACHE_DIR', 'in memory')}); "
@@ -192,7 +192,7 @@ class Worker:
         if generation != self.generation or now - self.last_refresh >= REFRESH_S:
             self.generation, self.last_refresh = generation, now
             self.refresh_tables(snapshot)
-        share = snapshot.number("dag_worker_cpu_percent") / 100.0
+        share = snapshot.number(settings.DAG_WORKER_CPU_PERCENT) / 100.0
         elapsed = budget.refill(now, share)
         # over the budget, skip_ring keeps the records of the queries captured at every execution
         keep = self.rules.kept()
@@ -235,14 +235,15 @@ class Worker:
             spent = time.process_time() - t0
             budget.learned(spent, len(batch))
             cpu_start += spent  # charged already
-        self.sampler.adapt(arrived, per_query, elapsed, share, snapshot.number("dag_learn_query_rate"), budget.cost_s)
+        self.sampler.adapt(arrived, per_query, elapsed, share, snapshot.number(settings.DAG_LEARN_QUERY_RATE),
+                           budget.cost_s)
         trial_cpu = time.process_time()
         # a trial's CPU is bounded by its own allowance, not the tokens
         wanted, changed = self.trials.run(self.learners.values(), self.rules.wanted, waited, share)
         publisher.dirty.update(changed)
         cpu_start += time.process_time() - trial_cpu
         # now: with sampling, the next record of a query just found may never come otherwise
-        self.rules.publish(self._policies(), snapshot.number("dag_capture_settled_fraction"), wanted)
+        self.rules.publish(self._policies(), snapshot.number(settings.DAG_CAPTURE_SETTLED_FRACTION), wanted)
         for relid in self.learners.keys() - touched:
             if self.learners[relid].pending_decisions:
                 touched.add(relid)  # a trial's decision
@@ -285,9 +286,9 @@ class Worker:
             request = RequestKind(kind)
         except ValueError:
             request = None  # refused below, after the enrollment check (as before)
-        mode = self.read_settings().text("dag_learning_mode")
+        mode = self.read_settings().text(settings.DAG_LEARNING_MODE)
         if request in (RequestKind.LEARN, RequestKind.EXTRACT):
-            if mode != "learn":
+            if mode != settings.LearningMode.LEARN:
                 drain_answer: dict[str, Any] = {"success": False, "skipped": True,
                                                  "reason": f"ruvector.dag_learning_mode is {mode}",
                                                  "trajectory_count": 0}

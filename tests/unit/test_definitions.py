@@ -136,10 +136,10 @@ def test_settings_snapshot_is_typed_and_frozen() -> None:
                     "ruvector.dag_learn_query_rate": "not a number"}.get(name)
 
     snap = settings.read(Source())
-    assert snap.number("dag_worker_cpu_percent") == 7.0
-    assert snap.flag("dag_steering_trials") is False
-    assert snap.text("dag_learning_mode") == settings.by_name()["dag_learning_mode"].default  # unknown: default
-    assert snap.number("dag_learn_query_rate") == settings.by_name()["dag_learn_query_rate"].default
+    assert snap.number(settings.DAG_WORKER_CPU_PERCENT) == 7.0
+    assert snap.flag(settings.DAG_STEERING_TRIALS) is False
+    assert snap.text(settings.DAG_LEARNING_MODE) == settings.LearningMode.LEARN  # unknown: default
+    assert snap.number(settings.DAG_LEARN_QUERY_RATE) == settings.by_name()["dag_learn_query_rate"].default
     with pytest.raises(TypeError):
         snap.values["dag_worker_cpu_percent"] = 9  # type: ignore[index]
 
@@ -177,3 +177,36 @@ def test_per_table_flag_reaches_c() -> None:
     assert "per_table" in enroll and '"neural_dag_enabled"' not in enroll  # C decides by the flag, not by name
     # what the learner reads from an enrollment config is a per-table key
     assert {f"dag_{f.name}" for f in fields(LearnerConfig)} <= set(settings.per_table_names())
+
+
+# -- setting names and values the engine's Python reads (definitions/settings.py) ---------------
+
+PY_SOURCES = sorted((buildext.REPO_ROOT / "ruvector_dag").rglob("*.py"))
+
+
+def test_learning_mode_enum_is_the_guc_choices() -> None:
+    mode = settings.by_name()["dag_learning_mode"]
+    assert isinstance(mode, settings.EnumSetting)
+    assert mode.choices == tuple(m.value for m in settings.LearningMode) and mode.default == settings.LearningMode.LEARN
+    defines = dict(re.findall(r"^#define (RVD_DAG_LEARNING_MODE_\w+) (\d+)$", _c_text("guc_defs.h"), re.M))
+    assert defines == {f"RVD_DAG_LEARNING_MODE_{m.name}": str(i) for i, m in enumerate(settings.LearningMode)}
+    for path in PY_SOURCES:  # compared with the enum, never with a typed-in mode
+        assert not re.search(r"""[!=]= *["'](learn|frozen|off)["']""", path.read_text()), path
+
+
+def test_snapshot_names_are_declared_settings_of_their_kind() -> None:
+    kinds = {"FlagName": (settings.BoolSetting,), "NumberName": (settings.IntSetting, settings.RealSetting),
+             "TextName": (settings.StringSetting, settings.EnumSetting)}
+    declared = {name: value for name, value in vars(settings).items() if name.startswith("DAG_")}
+    assert declared
+    by_name = settings.by_name()
+    snap = settings.defaults()
+    for const, name in declared.items():
+        assert const == name.upper() and isinstance(by_name[name], sum(kinds.values(), ())), const
+    with pytest.raises(AssertionError):
+        settings._number("dag_no_such_setting")
+    with pytest.raises(AssertionError):
+        settings._flag("dag_worker_cpu_percent")  # a number, not a flag
+    assert snap.number(settings.DAG_WORKER_CPU_PERCENT) == by_name["dag_worker_cpu_percent"].default
+    for path in PY_SOURCES:  # the accessors take the constants, never a typed-in name
+        assert not re.search(r"""\.(flag|number|text)\(\s*["']""", path.read_text()), path
