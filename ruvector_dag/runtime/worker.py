@@ -36,7 +36,7 @@ import numpy as np
 
 from ..definitions import seam, settings
 from ..definitions.errors import InvalidParameter, NotEnrolled
-from ..definitions.seam import DRAIN_TRIALS_WAITING, PgModule, RequestKind
+from ..definitions.seam import DRAIN_TRIALS_WAITING, REQUEST_INT_NOT_GIVEN, AnswerField, PgModule, RequestKind
 from ..engine import attention, clustering, features
 from ..engine.learner import LearnerConfig, TableLearner
 from ..engine.trajectory import decode
@@ -50,7 +50,7 @@ from .trials import TrialScheduler
 DRAIN_MAX_S = 0.25
 #: Enrollments are re-read when the registry changes, and at least this often (config changes).
 REFRESH_S = 5.0
-#: Similarity above which consolidate merges two patterns when the request gives none (NaN).
+#: Similarity above which consolidate merges two patterns when the request gives none (seam.REQUEST_REAL_NOT_GIVEN).
 CONSOLIDATE_THRESHOLD = 0.95
 
 
@@ -260,7 +260,7 @@ class Worker:
     def _cycle(self, relid: int, k: int | None = None) -> dict[str, Any]:
         learner = self.learners[relid]
         answer, history = learner.cycle(k)
-        if answer["success"]:
+        if answer[AnswerField.SUCCESS]:
             self.publisher.save(learner, self.tables.get(relid, ("", {}))[0], patterns=True, history=history)
         self.publisher.publish(learner)
         return answer
@@ -272,11 +272,12 @@ class Worker:
         for relid in sorted(self.learners):
             answer = self._cycle(relid)
             name = self.tables.get(relid, ("?", {}))[0]
-            if answer["success"]:
-                lines.append(f"learning cycle for {name}: {answer['trajectories_processed']} trajectories, "
-                             f"{answer['patterns_extracted']} patterns, {answer['duration_ms']:.1f} ms")
+            if answer[AnswerField.SUCCESS]:
+                lines.append(f"learning cycle for {name}: {answer[AnswerField.TRAJECTORIES_PROCESSED]} trajectories, "
+                             f"{answer[AnswerField.PATTERNS_EXTRACTED]} patterns, "
+                             f"{answer[AnswerField.DURATION_MS]:.1f} ms")
             else:
-                lines.append(f"learning cycle for {name} skipped: {answer['reason']}")
+                lines.append(f"learning cycle for {name} skipped: {answer[AnswerField.REASON]}")
         self.publisher.save_dirty(self.learners, self._names())
         return "\n".join(lines) or None
 
@@ -289,9 +290,9 @@ class Worker:
         mode = self.read_settings().text(settings.DAG_LEARNING_MODE)
         if request in (RequestKind.LEARN, RequestKind.EXTRACT):
             if mode != settings.LearningMode.LEARN:
-                drain_answer: dict[str, Any] = {"success": False, "skipped": True,
-                                                 "reason": f"ruvector.dag_learning_mode is {mode}",
-                                                 "trajectory_count": 0}
+                drain_answer: dict[str, Any] = {AnswerField.SUCCESS: False, AnswerField.SKIPPED: True,
+                                                 AnswerField.REASON: f"ruvector.dag_learning_mode is {mode}",
+                                                 AnswerField.TRAJECTORY_COUNT: 0}
                 return json.dumps(drain_answer)
             self.drain()
         else:
@@ -299,14 +300,14 @@ class Worker:
         if relid not in self.learners:
             raise NotEnrolled(f"table {relid} is not enrolled (or its enrollment is not committed yet)")
         if request in (RequestKind.LEARN, RequestKind.EXTRACT):
-            answer = self._cycle(relid, int_arg if int_arg > 0 else None)
+            answer = self._cycle(relid, None if int_arg == REQUEST_INT_NOT_GIVEN else int_arg)
         elif request is RequestKind.CONSOLIDATE:
-            threshold = CONSOLIDATE_THRESHOLD if math.isnan(real_arg) else real_arg
+            threshold = CONSOLIDATE_THRESHOLD if math.isnan(real_arg) else real_arg  # NaN: REQUEST_REAL_NOT_GIVEN
             learner = self.learners[relid]
             merged = learner.consolidate(threshold)
             self.publisher.save(learner, self.tables.get(relid, ("", {}))[0], patterns=True)
             self.publisher.publish(learner)
-            answer = {"merged": merged, "patterns": len(learner.bank.patterns)}
+            answer = {AnswerField.MERGED: merged, AnswerField.PATTERNS: len(learner.bank.patterns)}
         else:
             raise InvalidParameter(f"unknown request kind {kind!r}")
         self.publisher.save_dirty(self.learners, self._names())
