@@ -4,8 +4,8 @@
  *		The ruvector.* configuration settings.
  *
  * Names, defaults, ranges and contexts come from guc_defs.h, which is
- * generated from ruvector_dag/settings.py: the Python engine and the shim
- * read the same table.  PostgreSQL itself enforces ranges and enum choices,
+ * generated from ruvector_dag/definitions/settings.py: the Python engine
+ * and the shim read the same table.  PostgreSQL itself enforces ranges and enum choices,
  * so an out-of-range SET fails with PostgreSQL's usual message.
  *
  *-------------------------------------------------------------------------

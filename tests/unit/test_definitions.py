@@ -310,3 +310,9 @@ def test_decision_sources_are_explained_in_the_header() -> None:
     for s in seam.DecisionSource:
         assert re.search(rf"^#define RVD_DECISION_{s.name} {s.value} +/\* .+ \*/$", text, re.M), s.name
     assert "try_arm" in text and "never replaced" in text
+
+
+def test_python_paths_named_in_c_comments_exist() -> None:
+    for path in sorted(C_SOURCES.glob("*.[ch]")):
+        for named in re.findall(r"ruvector_dag/[\w/]+\.py", path.read_text()):
+            assert (buildext.REPO_ROOT / named).exists(), f"{path.name} names {named}, which does not exist"
