@@ -78,7 +78,7 @@ rvd_nesting_level(void)
 	return exec_nesting_level + rvd_plan_nesting_level();
 }
 
-/* Operator table generated from ruvector_dag/layout.py. */
+/* Operator table generated from ruvector_dag/definitions/layout.py. */
 static const NodeTag rvd_op_tags[] = {
 #define RVD_OP(tag, name) tag,
 	RVD_OPERATOR_LIST

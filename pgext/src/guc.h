@@ -12,11 +12,11 @@
 #ifndef RVD_GUC_H
 #define RVD_GUC_H
 
-#define RVD_GUC_BOOL(id, def, ctx, shortd, longd) extern bool rvd_##id;
-#define RVD_GUC_INT(id, def, lo, hi, ctx, unit, shortd, longd) extern int rvd_##id;
-#define RVD_GUC_REAL(id, def, lo, hi, ctx, shortd, longd) extern double rvd_##id;
+#define RVD_GUC_BOOL(id, def, ctx, per_table, shortd, longd) extern bool rvd_##id;
+#define RVD_GUC_INT(id, def, lo, hi, ctx, per_table, unit, shortd, longd) extern int rvd_##id;
+#define RVD_GUC_REAL(id, def, lo, hi, ctx, per_table, shortd, longd) extern double rvd_##id;
 #define RVD_GUC_STRING(id, def, ctx, shortd, longd) extern char *rvd_##id;
-#define RVD_GUC_ENUM(id, def, ctx, shortd, longd) extern int rvd_##id;
+#define RVD_GUC_ENUM(id, def, ctx, per_table, shortd, longd) extern int rvd_##id;
 #include "guc_defs.h"
 #undef RVD_GUC_BOOL
 #undef RVD_GUC_INT

@@ -15,7 +15,8 @@
  *	   exception.  An ERROR's longjmp therefore never crosses Python frames.
  *	2. No Python exception escapes into C: each one is fetched, cleared and
  *	   translated by rvd_py_report() into an ereport with the SQLSTATE the
- *	   exception carries (attribute "sqlstate", see ruvector_dag/errors.py).
+ *	   exception carries (attribute RVD_PY_SQLSTATE_ATTRIBUTE, see
+ *	   ruvector_dag/definitions/errors.py).
  *
  *-------------------------------------------------------------------------
  */
@@ -23,6 +24,7 @@
 
 #include "rvd_python.h"
 #include "py_elog.h"
+#include "seam_defs.h"
 
 /*
  * Translate the pending Python exception into an ereport at elevel.
@@ -47,7 +49,7 @@ rvd_py_report(int elevel, const char *context)
 	if (value != NULL)
 	{
 		PyObject   *str = PyObject_Str(value);
-		PyObject   *code = PyObject_GetAttrString(value, "sqlstate");
+		PyObject   *code = PyObject_GetAttrString(value, RVD_PY_SQLSTATE_ATTRIBUTE);
 
 		if (str != NULL && PyUnicode_Check(str))
 		{

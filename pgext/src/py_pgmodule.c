@@ -112,7 +112,7 @@ rvd_raise_pg_error(ErrorData *edata)
 
 		if (code != NULL)
 		{
-			PyObject_SetAttrString(exc, "sqlstate", code);
+			PyObject_SetAttrString(exc, RVD_PY_SQLSTATE_ATTRIBUTE, code);
 			Py_DECREF(code);
 		}
 		PyErr_SetObject(rvd_pg_error, exc);

@@ -19,6 +19,7 @@
 #define RVD_PG_ERROR "Error"
 #define RVD_PG_READ_RING_MAX "READ_RING_MAX"
 #define RVD_PG_RECORD_SIZE "RECORD_SIZE"
+#define RVD_PY_SQLSTATE_ATTRIBUTE "sqlstate"       /* an exception's SQLSTATE, both ways */
 /* X-macro of _ruvector_pg's functions; the includer defines
  * RVD_PG_FUNCTION(name, flags, doc) and implements rvd_pg_<name>. */
 #define RVD_PG_FUNCTIONS \
@@ -40,13 +41,34 @@
 #define RVD_REQUEST_EXTRACT "extract"
 #define RVD_REQUEST_CONSOLIDATE "consolidate"
 #define RVD_REQUEST_KIND_LEN 32
+/* A request's arguments: "not given" markers and bounds (C checks them before posting) */
+#define RVD_REQUEST_INT_NOT_GIVEN (-1)             /* int_arg: num_clusters not given */
+#define RVD_REQUEST_REAL_NOT_GIVEN NAN             /* real_arg not given: test with isnan() */
+#define RVD_CLUSTERS_MIN 1                         /* num_clusters, inclusive */
+#define RVD_CLUSTERS_MAX 1000                      /* inclusive: dag_pattern_clusters' max */
+#define RVD_SIMILARITY_MIN (-1.0)                  /* similarity_threshold, exclusive */
+#define RVD_SIMILARITY_MAX 1.0                     /* similarity_threshold, inclusive */
+/* Keys of the worker's JSON answers */
+#define RVD_ANSWER_SUCCESS "success"
+#define RVD_ANSWER_SKIPPED "skipped"
+#define RVD_ANSWER_REASON "reason"
+#define RVD_ANSWER_ERROR "error"
+#define RVD_ANSWER_TRAJECTORY_COUNT "trajectory_count"
+#define RVD_ANSWER_TRAJECTORIES_PROCESSED "trajectories_processed"
+#define RVD_ANSWER_PATTERNS_EXTRACTED "patterns_extracted"
+#define RVD_ANSWER_PATTERNS_RETIRED "patterns_retired"
+#define RVD_ANSWER_DURATION_MS "duration_ms"
+#define RVD_ANSWER_EWC_TASKS "ewc_tasks"
+#define RVD_ANSWER_EWC_LAMBDA "ewc_lambda"
+#define RVD_ANSWER_MERGED "merged"
+#define RVD_ANSWER_PATTERNS "patterns"
 /* What drain() may return besides None */
 #define RVD_DRAIN_TRIALS_WAITING "trials"
 /* Capture-rule flags (RvdCaptureRule.flags) */
 #define RVD_RULE_EVERY 1
 #define RVD_RULE_WANT_TEXT 2
-/* Sources of a steering decision */
-#define RVD_DECISION_PINNED 1
-#define RVD_DECISION_LEARNED 2
-#define RVD_DECISION_TRIAL 3
+/* Who set a steering decision (RvdDecision.source) */
+#define RVD_DECISION_PINNED 1                      /* administrator's pin; never replaced by the engine */
+#define RVD_DECISION_LEARNED 2                     /* the engine's, published by the worker */
+#define RVD_DECISION_TRIAL 3                       /* administrator's try_arm; the engine judges it */
 #endif

@@ -100,16 +100,17 @@ typedef struct RvdGucInfo
 	double		min;
 	double		max;
 	GucContext	context;
+	bool		per_table;		/* a table may override it (Setting.per_table) */
 	const struct config_enum_entry *options;
 	const void *variable;		/* its C variable (guc.h) */
 } RvdGucInfo;
 
 /* Enum choices, from the same generated table guc.c registers. */
-#define RVD_GUC_BOOL(id, def, ctx, s, l)
-#define RVD_GUC_INT(id, def, lo, hi, ctx, unit, s, l)
-#define RVD_GUC_REAL(id, def, lo, hi, ctx, s, l)
+#define RVD_GUC_BOOL(id, def, ctx, per_table, s, l)
+#define RVD_GUC_INT(id, def, lo, hi, ctx, per_table, unit, s, l)
+#define RVD_GUC_REAL(id, def, lo, hi, ctx, per_table, s, l)
 #define RVD_GUC_STRING(id, def, ctx, s, l)
-#define RVD_GUC_ENUM(id, def, ctx, s, l) \
+#define RVD_GUC_ENUM(id, def, ctx, per_table, s, l) \
 	static const struct config_enum_entry rvd_choices_##id[] = RVD_ENUM_OPTIONS_##id;
 #include "guc_defs.h"
 #undef RVD_GUC_BOOL
@@ -119,11 +120,11 @@ typedef struct RvdGucInfo
 #undef RVD_GUC_ENUM
 
 static const RvdGucInfo rvd_gucs[] = {
-#define RVD_GUC_BOOL(id, def, ctx, s, l) {#id, RVD_BOOL, 0, 0, ctx, NULL, &rvd_##id},
-#define RVD_GUC_INT(id, def, lo, hi, ctx, unit, s, l) {#id, RVD_INT, lo, hi, ctx, NULL, &rvd_##id},
-#define RVD_GUC_REAL(id, def, lo, hi, ctx, s, l) {#id, RVD_REAL, lo, hi, ctx, NULL, &rvd_##id},
-#define RVD_GUC_STRING(id, def, ctx, s, l) {#id, RVD_STRING, 0, 0, ctx, NULL, &rvd_##id},
-#define RVD_GUC_ENUM(id, def, ctx, s, l) {#id, RVD_ENUM, 0, 0, ctx, rvd_choices_##id, &rvd_##id},
+#define RVD_GUC_BOOL(id, def, ctx, per_table, s, l) {#id, RVD_BOOL, 0, 0, ctx, per_table, NULL, &rvd_##id},
+#define RVD_GUC_INT(id, def, lo, hi, ctx, per_table, unit, s, l) {#id, RVD_INT, lo, hi, ctx, per_table, NULL, &rvd_##id},
+#define RVD_GUC_REAL(id, def, lo, hi, ctx, per_table, s, l) {#id, RVD_REAL, lo, hi, ctx, per_table, NULL, &rvd_##id},
+#define RVD_GUC_STRING(id, def, ctx, s, l) {#id, RVD_STRING, 0, 0, ctx, false, NULL, &rvd_##id},
+#define RVD_GUC_ENUM(id, def, ctx, per_table, s, l) {#id, RVD_ENUM, 0, 0, ctx, per_table, rvd_choices_##id, &rvd_##id},
 #include "guc_defs.h"
 #undef RVD_GUC_BOOL
 #undef RVD_GUC_INT
@@ -132,12 +133,11 @@ static const RvdGucInfo rvd_gucs[] = {
 #undef RVD_GUC_ENUM
 };
 
-/* Settings a table may override: user-settable learning parameters. */
+/* Settings a table may override: declared per_table in ruvector_dag/definitions/settings.py. */
 static bool
 rvd_is_table_setting(const RvdGucInfo *g)
 {
-	return g->context == PGC_USERSET && g->kind != RVD_STRING &&
-		strcmp(g->name, "neural_dag_enabled") != 0;
+	return g->per_table;
 }
 
 static char *

@@ -72,8 +72,18 @@ rvd_check_worker_database(void)
 /*
  * Refuse what the worker must not be asked: an unknown kind, a relation the
  * calling role does not own (or that does not exist), arguments out of
- * bounds.  int_arg < 0 and a NaN real_arg mean "not given".
+ * bounds.  RVD_REQUEST_INT_NOT_GIVEN and a NaN real_arg mean "not given";
+ * the bounds and markers are declared in ruvector_dag/definitions/seam.py.
  */
+static void
+rvd_refuse_num_clusters(int num_clusters)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("num_clusters must be between %d and %d, got %d",
+					RVD_CLUSTERS_MIN, RVD_CLUSTERS_MAX, num_clusters)));
+}
+
 static void
 rvd_check_request(const char *kind, Oid relid, int int_arg, double real_arg)
 {
@@ -91,20 +101,19 @@ rvd_check_request(const char *kind, Oid relid, int int_arg, double real_arg)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of table %s", get_rel_name(relid))));
-	if (cycle && int_arg >= 0 && (int_arg < 1 || int_arg > 1000))
+	if (cycle && int_arg != RVD_REQUEST_INT_NOT_GIVEN && (int_arg < RVD_CLUSTERS_MIN || int_arg > RVD_CLUSTERS_MAX))
+		rvd_refuse_num_clusters(int_arg);
+	if (!cycle && !isnan(real_arg) && !(real_arg > RVD_SIMILARITY_MIN && real_arg <= RVD_SIMILARITY_MAX))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("num_clusters must be between 1 and 1000, got %d", int_arg)));
-	if (!cycle && !isnan(real_arg) && !(real_arg > -1 && real_arg <= 1))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("similarity_threshold must be in (-1, 1], got %g", real_arg)));
+				 errmsg("similarity_threshold must be in (%g, %g], got %g",
+						RVD_SIMILARITY_MIN, RVD_SIMILARITY_MAX, real_arg)));
 }
 
 /*
- * Post a request to the worker and wait for its answer (jsonb).  int_arg
- * < 0 and a NaN real_arg mean "not given"; a given int_arg < 0 is refused
- * by the callers.
+ * Post a request to the worker and wait for its answer (jsonb).
+ * RVD_REQUEST_INT_NOT_GIVEN and a NaN real_arg mean "not given"; a given
+ * int_arg < RVD_CLUSTERS_MIN is refused by the callers.
  */
 static Datum
 rvd_post_request(const char *kind, Oid relid, int int_arg, double real_arg)
@@ -132,16 +141,14 @@ rvd_post_request(const char *kind, Oid relid, int int_arg, double real_arg)
 Datum
 rvd_worker_request(PG_FUNCTION_ARGS)
 {
-	int			int_arg = PG_ARGISNULL(2) ? -1 : PG_GETARG_INT32(2);
+	int			int_arg = PG_ARGISNULL(2) ? RVD_REQUEST_INT_NOT_GIVEN : PG_GETARG_INT32(2);
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("kind and relid must not be NULL")));
-	if (!PG_ARGISNULL(2) && int_arg < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("num_clusters must be between 1 and 1000, got %d", int_arg)));
+	if (!PG_ARGISNULL(2) && int_arg < 0)	/* negative values are "not given" markers */
+		rvd_refuse_num_clusters(int_arg);
 	PG_RETURN_DATUM(rvd_post_request(text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_OID(1), int_arg,
-									 PG_ARGISNULL(3) ? NAN : PG_GETARG_FLOAT8(3)));
+									 PG_ARGISNULL(3) ? RVD_REQUEST_REAL_NOT_GIVEN : PG_GETARG_FLOAT8(3)));
 }
 
 /*
@@ -195,8 +202,10 @@ rvd_learn(PG_FUNCTION_ARGS)
 
 	if (!OidIsValid(relid))
 		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in,
-											CStringGetDatum("{\"success\": false, \"error\": \"Neural DAG not enabled\"}")));
-	PG_RETURN_DATUM(rvd_post_request(RVD_REQUEST_LEARN, relid, -1, NAN));
+											CStringGetDatum("{\"" RVD_ANSWER_SUCCESS "\": false, \""
+															RVD_ANSWER_ERROR "\": \"Neural DAG not enabled\"}")));
+	PG_RETURN_DATUM(rvd_post_request(RVD_REQUEST_LEARN, relid, RVD_REQUEST_INT_NOT_GIVEN,
+									 RVD_REQUEST_REAL_NOT_GIVEN));
 }
 
 /* ruvector_dag_extract_patterns(table_name, num_clusters): a background cycle; the patterns extracted. */
@@ -204,7 +213,7 @@ Datum
 rvd_extract_patterns(PG_FUNCTION_ARGS)
 {
 	Oid			relid = rvd_request_table(fcinfo);
-	int			k = PG_ARGISNULL(1) ? -1 : PG_GETARG_INT32(1);
+	int			k = PG_ARGISNULL(1) ? RVD_REQUEST_INT_NOT_GIVEN : PG_GETARG_INT32(1);
 	Datum		answer;
 	char	   *success;
 
@@ -212,20 +221,18 @@ rvd_extract_patterns(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("Neural DAG not enabled for table '%s'", text_to_cstring(PG_GETARG_TEXT_PP(0)))));
-	if (!PG_ARGISNULL(1) && k < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("num_clusters must be between 1 and 1000, got %d", k)));
-	answer = rvd_post_request(RVD_REQUEST_EXTRACT, relid, k, NAN);
-	success = rvd_answer_field(answer, "success");
+	if (!PG_ARGISNULL(1) && k < RVD_CLUSTERS_MIN)
+		rvd_refuse_num_clusters(k);
+	answer = rvd_post_request(RVD_REQUEST_EXTRACT, relid, k, RVD_REQUEST_REAL_NOT_GIVEN);
+	success = rvd_answer_field(answer, RVD_ANSWER_SUCCESS);
 	if (success == NULL || strcmp(success, "true") != 0)
 	{
-		char	   *reason = rvd_answer_field(answer, "reason");
+		char	   *reason = rvd_answer_field(answer, RVD_ANSWER_REASON);
 
 		ereport(WARNING, (errmsg("Pattern extraction skipped: %s", reason ? reason : "")));
 		PG_RETURN_INT32(0);
 	}
-	PG_RETURN_INT32(rvd_answer_int(answer, "patterns_extracted"));
+	PG_RETURN_INT32(rvd_answer_int(answer, RVD_ANSWER_PATTERNS_EXTRACTED));
 }
 
 /* ruvector_dag_consolidate_patterns(table_name, similarity_threshold): patterns merged away. */
@@ -240,16 +247,14 @@ rvd_consolidate_patterns(PG_FUNCTION_ARGS)
 				(errmsg("Neural DAG not enabled for table '%s'", text_to_cstring(PG_GETARG_TEXT_PP(0)))));
 		PG_RETURN_INT32(0);
 	}
-	if (PG_ARGISNULL(1))
+	if (PG_ARGISNULL(1) || isnan(PG_GETARG_FLOAT4(1)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("similarity_threshold must be in (-1, 1], got NULL")));
-	if (isnan(PG_GETARG_FLOAT4(1)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("similarity_threshold must be in (-1, 1], got NaN")));
-	PG_RETURN_INT32(rvd_answer_int(rvd_post_request(RVD_REQUEST_CONSOLIDATE, relid, -1, PG_GETARG_FLOAT4(1)),
-								   "merged"));
+				 errmsg("similarity_threshold must be in (%g, %g], got %s", RVD_SIMILARITY_MIN, RVD_SIMILARITY_MAX,
+						PG_ARGISNULL(1) ? "NULL" : "NaN")));
+	PG_RETURN_INT32(rvd_answer_int(rvd_post_request(RVD_REQUEST_CONSOLIDATE, relid, RVD_REQUEST_INT_NOT_GIVEN,
+													PG_GETARG_FLOAT4(1)),
+								   RVD_ANSWER_MERGED));
 }
 
 /* The published learning counters of relid (zeros before the worker learned anything). */

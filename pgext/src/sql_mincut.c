@@ -4,7 +4,7 @@
  *		The one piece of ruvector_dag_mincut_plan(query) that must be C:
  *		deciding that the query is a single read-only SELECT before the
  *		SQL wrapper plans it with EXPLAIN (which never executes it).  The
- *		criticalities are computed by the engine (ruvector_dag/mincut.py).
+ *		criticalities are computed by the engine (ruvector_dag/engine/mincut.py).
  *
  *-------------------------------------------------------------------------
  */

@@ -249,8 +249,8 @@ ruvector_dag_buffered_trajectories(PG_FUNCTION_ARGS)
 /*
  * The same buffered records as raw bytes: n consecutive RvdTrajectory
  * structs, unused node slots zeroed.  This is what the engine decodes with
- * cffi (ruvector_dag/trajectory.py); the test suite compares it with the
- * JSON view above.
+ * cffi (ruvector_dag/engine/trajectory.py); the test suite compares it with
+ * the JSON view above.
  */
 PG_FUNCTION_INFO_V1(ruvector_dag_buffered_records);
 Datum

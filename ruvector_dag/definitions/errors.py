@@ -2,7 +2,9 @@
 
 The C bridge (``pgext/src/py_elog.c``) turns any exception that escapes the
 engine into an ``ereport``: it reads the ``sqlstate`` attribute of the
-exception class (five characters) and uses ``str(exc)`` as the message.  An
+exception class (five characters; the attribute's name is
+``seam.SQLSTATE_ATTRIBUTE``, which a unit test checks against the classes
+here) and uses ``str(exc)`` as the message.  An
 exception without that attribute is reported as ``XX000`` (internal_error)
 with the Python exception type in the DETAIL line.
 """

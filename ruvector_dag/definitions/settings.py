@@ -1,8 +1,8 @@
 """The one definition of every ``ruvector.*`` GUC.
 
 The C shim registers these settings in ``_PG_init``; its table
-(``pgext/src/guc_defs.h``) is *generated* from this module by
-``python build.py --generate`` and checked by a unit test, so a default, a
+(``pgext/src/guc_defs.h``) is *generated* from this module
+(:func:`render_header`) by ``python build.py generate`` and checked by a unit test, so a default, a
 range or a context is written down exactly once.  The engine reads the same
 table when it merges a table's ``config`` jsonb over the server's settings.
 """
@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from types import MappingProxyType
-from typing import Literal, Protocol
+from typing import Literal, NewType, Protocol
 
 from .arms import BAN_FACTOR, SETTLE_MIN_US, SETTLE_RUNS
 
@@ -26,8 +27,18 @@ ATTENTION_MECHANISMS: tuple[str, ...] = (
     "parallel_branch",
     "temporal_btsp",
 )
-#: Values of ``ruvector.dag_learning_mode`` (AQO's modes: learn, frozen, off).
-LEARNING_MODES: tuple[str, ...] = ("learn", "frozen", "off")
+
+
+class LearningMode(str, Enum):
+    """Values of ``ruvector.dag_learning_mode`` (AQO's modes), in the order of the GUC's choices
+    (C: ``RVD_DAG_LEARNING_MODE_<NAME>`` in guc_defs.h)."""
+
+    LEARN = "learn"  # drain the ring and learn
+    FROZEN = "frozen"  # learn nothing, leave the ring to fill, keep serving what was learned
+    OFF = "off"  # as frozen, and learned decisions are not applied
+
+
+LEARNING_MODES: tuple[str, ...] = tuple(m.value for m in LearningMode)
 #: Values accepted by ``ruvector.dag_attention_type`` ("auto" lets the engine choose).
 ATTENTION_TYPE_CHOICES: tuple[str, ...] = ("auto", *ATTENTION_MECHANISMS)
 
@@ -42,6 +53,7 @@ class BoolSetting:
     context: Context
     short_desc: str
     long_desc: str
+    per_table: bool = False  # a table's enrollment config may override it
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,7 @@ class IntSetting:
     short_desc: str
     long_desc: str
     unit: str = ""  # "" or "ms"
+    per_table: bool = False  # a table's enrollment config may override it
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,7 @@ class RealSetting:
     context: Context
     short_desc: str
     long_desc: str
+    per_table: bool = False  # a table's enrollment config may override it
 
 
 @dataclass(frozen=True)
@@ -84,9 +98,13 @@ class EnumSetting:
     context: Context
     short_desc: str
     long_desc: str
+    per_table: bool = False  # a table's enrollment config may override it
 
 
 Setting = BoolSetting | IntSetting | RealSetting | StringSetting | EnumSetting
+# A setting declared ``per_table=True`` may be overridden by a table's enrollment config (the keys
+# ruvector_dag_enable accepts, pgext/src/sql_enroll.c): user-settable, not a string (strings have no
+# per_table), and not neural_dag_enabled itself.  guc_defs.h carries the flag to C.
 
 PREFIX = "ruvector"
 
@@ -101,16 +119,19 @@ SETTINGS: tuple[Setting, ...] = (
         "Learning rate of the engine's adapters.",
         "SGD step of the latency model and its rank-2 adapter per learned query. "
         "(The specification's 0.002 needs thousands of queries to learn; see docs/design.md.)",
+        per_table=True,
     ),
     IntSetting(
         "dag_pattern_clusters", 100, 10, 1000, "PGC_USERSET",
         "Number of k-means clusters used for pattern extraction.",
         "The k of the background cycle's k-means++ over plan embeddings.",
+        per_table=True,
     ),
     RealSetting(
         "dag_quality_threshold", 0.3, 0.0, 1.0, "PGC_USERSET",
         "Minimum trajectory quality for learning.",
         "Trajectories whose quality is below this value are not learned.",
+        per_table=True,
     ),
     IntSetting(
         "dag_max_trajectories", 10000, 64, 1000000, "PGC_POSTMASTER",
@@ -121,31 +142,37 @@ SETTINGS: tuple[Setting, ...] = (
         "dag_attention_type", "auto", ATTENTION_TYPE_CHOICES, "PGC_USERSET",
         "Attention mechanism used to pool plan embeddings.",
         "auto lets the engine's bandit choose; any other value forces that mechanism.",
+        per_table=True,
     ),
     RealSetting(
         "dag_attention_exploration", 0.1, 0.0, 1.0, "PGC_USERSET",
         "Exploration rate of the attention-type selector.",
         "Probability mass the selector spends on mechanisms other than the best known one.",
+        per_table=True,
     ),
     RealSetting(
         "dag_ewc_lambda", 2000.0, 100.0, 50000.0, "PGC_USERSET",
         "EWC regularisation strength.",
         "Higher values prevent forgetting more aggressively.",
+        per_table=True,
     ),
     RealSetting(
         "dag_ewc_max_lambda", 15000.0, 100.0, 50000.0, "PGC_USERSET",
         "Upper bound of the adaptive EWC regularisation strength.",
         "EWC++ raises lambda at task boundaries up to this value.",
+        per_table=True,
     ),
     BoolSetting(
         "dag_mincut_enabled", True, "PGC_USERSET",
         "Enable MinCut bottleneck analysis.",
         "When enabled, bottleneck operators are identified.",
+        per_table=True,
     ),
     RealSetting(
         "dag_mincut_threshold", 0.5, 0.0, 1.0, "PGC_USERSET",
         "Criticality above which an operator is reported as a bottleneck.",
         "Compared with the per-operator criticality in [0, 1].",
+        per_table=True,
     ),
     IntSetting(
         "dag_background_interval_ms", 3600000, 60000, 86400000, "PGC_SIGHUP",
@@ -161,7 +188,7 @@ SETTINGS: tuple[Setting, ...] = (
         "monitoring-class overhead under heavy OLTP load.",
     ),
     EnumSetting(
-        "dag_learning_mode", "learn", LEARNING_MODES, "PGC_SIGHUP",
+        "dag_learning_mode", LearningMode.LEARN.value, LEARNING_MODES, "PGC_SIGHUP",
         "What the background worker does with captured trajectories.",
         "learn: drain the ring and learn; frozen: learn nothing, leave the ring to fill, keep serving "
         "what was learned; off: as frozen, and learned decisions are not applied.",
@@ -233,18 +260,62 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
+# --------------------------------------------------------------------------
+# Names of the settings the engine's Python reads, typed by accessor
+# --------------------------------------------------------------------------
+# Snapshot.flag/number/text take these types, not str: a misspelt constant fails at import time
+# (and in ruff and mypy), a bare string or a name of the wrong kind fails in mypy, and each
+# constant is checked against SETTINGS when this module is imported.  Add one here when Python
+# reads another setting.
+
+FlagName = NewType("FlagName", str)
+NumberName = NewType("NumberName", str)
+TextName = NewType("TextName", str)
+
+
+def _declared(name: str, *kinds: type) -> str:
+    found = [s for s in SETTINGS if s.name == name]
+    if not found or not isinstance(found[0], kinds):
+        raise AssertionError(f"no {'/'.join(k.__name__ for k in kinds)} named {name!r} in SETTINGS")
+    return name
+
+
+def _flag(name: str) -> FlagName:
+    return FlagName(_declared(name, BoolSetting))
+
+
+def _number(name: str) -> NumberName:
+    return NumberName(_declared(name, IntSetting, RealSetting))
+
+
+def _text(name: str) -> TextName:
+    return TextName(_declared(name, StringSetting, EnumSetting))
+
+
+DAG_STEERING_TRIALS = _flag("dag_steering_trials")
+DAG_WORKER_CPU_PERCENT = _number("dag_worker_cpu_percent")
+DAG_LEARN_QUERY_RATE = _number("dag_learn_query_rate")
+DAG_CAPTURE_SETTLED_FRACTION = _number("dag_capture_settled_fraction")
+DAG_LEARNING_MODE = _text("dag_learning_mode")
+
+
 #: Settings under which the worker learns from every statement captured, as fast as it can:
 #: no CPU budget, no rate cap (the tests, so that counts are exact; reproducible experiments).
 EXACT_LEARNING: dict[str, str | int | float] = {
-    "ruvector.dag_worker_cpu_percent": 100,
-    "ruvector.dag_learn_query_rate": 1000000.0,
-    "ruvector.dag_capture_settled_fraction": 1.0,
+    f"{PREFIX}.{DAG_WORKER_CPU_PERCENT}": 100,
+    f"{PREFIX}.{DAG_LEARN_QUERY_RATE}": 1000000.0,
+    f"{PREFIX}.{DAG_CAPTURE_SETTLED_FRACTION}": 1.0,
 }
 
 
 def by_name() -> dict[str, Setting]:
     """Settings keyed by their name without the ``ruvector.`` prefix."""
     return {s.name: s for s in SETTINGS}
+
+
+def per_table_names() -> tuple[str, ...]:
+    """Names of the settings a table may override (keys of an enrollment config), in declaration order."""
+    return tuple(s.name for s in SETTINGS if not isinstance(s, StringSetting) and s.per_table)
 
 
 # --------------------------------------------------------------------------
@@ -279,7 +350,10 @@ def parse(s: Setting, text: str | None) -> SettingValue:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The ``ruvector.*`` settings at one moment, typed (names without the prefix)."""
+    """The ``ruvector.*`` settings at one moment, typed (names without the prefix).
+
+    Read one with the accessor of its kind and its name constant: ``snapshot.number(DAG_WORKER_CPU_PERCENT)``.
+    """
 
     values: Mapping[str, SettingValue]
 
@@ -288,13 +362,13 @@ class Snapshot:
         assert isinstance(value, kind) or (kind is float and isinstance(value, int)), (name, value)
         return value
 
-    def flag(self, name: str) -> bool:
+    def flag(self, name: FlagName) -> bool:
         return bool(self._get(name, bool))
 
-    def number(self, name: str) -> float:
+    def number(self, name: NumberName) -> float:
         return float(self._get(name, float))
 
-    def text(self, name: str) -> str:
+    def text(self, name: TextName) -> str:
         return str(self._get(name, str))
 
 
@@ -306,3 +380,59 @@ def defaults() -> Snapshot:
 def read(source: SettingSource) -> Snapshot:
     """Every setting's current value, read once (the worker's Python reads settings only through this)."""
     return Snapshot(MappingProxyType({s.name: parse(s, source.setting(f"{PREFIX}.{s.name}")) for s in SETTINGS}))
+
+
+# --------------------------------------------------------------------------
+# guc_defs.h: the C view of these settings
+# --------------------------------------------------------------------------
+
+def _c_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _c_real(value: float) -> str:
+    text = repr(float(value))
+    return text if ("." in text or "e" in text) else text + ".0"
+
+
+def render_header() -> str:
+    """Text of ``pgext/src/guc_defs.h``: the C X-macro table of every setting."""
+    lines = [
+        "/*",
+        " * guc_defs.h",
+        " *\t\tGENERATED by `python build.py generate` from ruvector_dag/definitions/settings.py.",
+        " *\t\tDo not edit: change settings.py and regenerate (a unit test checks).",
+        " *",
+        " * Each line is an X-macro; the includer defines RVD_GUC_BOOL, _INT, _REAL,",
+        " * _STRING and _ENUM.  per_table (all but _STRING, after the context) is",
+        " * true for a setting a table's enrollment config may override.  Enum",
+        " * choices are RVD_ENUM_OPTIONS_<name> below.",
+        " */",
+        "",
+    ]
+    for s in SETTINGS:
+        desc = f"{_c_string(s.short_desc)}, {_c_string(s.long_desc)}"
+        if isinstance(s, StringSetting):
+            lines.append(f"RVD_GUC_STRING({s.name}, {_c_string(s.default)}, {s.context}, {desc})")
+            continue
+        ctx = f"{s.context}, {'true' if s.per_table else 'false'}"
+        if isinstance(s, BoolSetting):
+            lines.append(f"RVD_GUC_BOOL({s.name}, {'true' if s.default else 'false'}, {ctx}, {desc})")
+        elif isinstance(s, IntSetting):
+            unit = "GUC_UNIT_MS" if s.unit == "ms" else "0"
+            lines.append(f"RVD_GUC_INT({s.name}, {s.default}, {s.min}, {s.max}, {ctx}, {unit}, {desc})")
+        elif isinstance(s, RealSetting):
+            lines.append(
+                f"RVD_GUC_REAL({s.name}, {_c_real(s.default)}, {_c_real(s.min)}, {_c_real(s.max)}, "
+                f"{ctx}, {desc})"
+            )
+        else:
+            lines.append(f"RVD_GUC_ENUM({s.name}, {s.choices.index(s.default)}, {ctx}, {desc})")
+    lines.append("")
+    for s in SETTINGS:
+        if isinstance(s, EnumSetting):
+            entries = ", ".join(f"{{{_c_string(c)}, {i}, false}}" for i, c in enumerate(s.choices))
+            lines.append(f"#define RVD_ENUM_OPTIONS_{s.name} {{{entries}, {{NULL, 0, false}}}}")
+            for i, c in enumerate(s.choices):
+                lines.append(f"#define RVD_{s.name.upper()}_{c.upper()} {i}")
+    return "\n".join(lines) + "\n"

@@ -34,12 +34,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..definitions.validation import NON_NEGATIVE, POSITIVE_INT, Interval, validate
+from ..definitions import seam
+from ..definitions.validation import NON_NEGATIVE, POSITIVE_INT, validate
 from . import clustering
 from .bandit import ThompsonBandit
 
-#: Cosine similarity above which consolidate merges two patterns: (-1, 1].
-SIMILARITY_THRESHOLD = Interval("real", -1.0, 1.0, "right")
+#: Cosine similarity above which consolidate merges two patterns: (-1, 1] (declared in the seam: C checks
+#: ruvector_dag_consolidate_patterns' argument against the same bounds).
+SIMILARITY_THRESHOLD = seam.SIMILARITY_THRESHOLD
 
 #: Squared distance under which any embedding counts as a hit, however
 #: tight the pattern (cosine >= 0.99 for unit vectors).

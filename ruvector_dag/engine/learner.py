@@ -42,6 +42,7 @@ import numpy as np
 
 from ..definitions import settings
 from ..definitions.errors import InvalidParameter
+from ..definitions.seam import AnswerField
 from ..definitions.validation import POSITIVE_INT, RATE, Options, validate
 from . import features
 from .bandit import ThompsonBandit
@@ -290,8 +291,9 @@ class TableLearner:
         """Extract patterns from the batch; returns the spec's answer and a history sample."""
         n = len(self.batch)
         if n == 0:
-            return ({"success": False, "skipped": True,
-                     "reason": "no trajectories learned since the last cycle", "trajectory_count": 0}, [])
+            return ({AnswerField.SUCCESS: False, AnswerField.SKIPPED: True,
+                     AnswerField.REASON: "no trajectories learned since the last cycle",
+                     AnswerField.TRAJECTORY_COUNT: 0}, [])
         began = time.perf_counter()
         X = np.vstack(self.batch.X)
         lat = np.asarray(self.batch.latency_us)
@@ -327,9 +329,10 @@ class TableLearner:
         c.cycles += 1
         c.last_cycle_ms = elapsed_ms
         c.last_cycle_at_us = int(time.time() * 1e6)
-        return ({"success": True, "trajectories_processed": n, "patterns_extracted": len(self.bank.patterns),
-                 "patterns_retired": len(retired), "duration_ms": round(elapsed_ms, 3),
-                 "ewc_tasks": self.ewc.tasks, "ewc_lambda": self.ewc.lambda_}, history)
+        return ({AnswerField.SUCCESS: True, AnswerField.TRAJECTORIES_PROCESSED: n,
+                 AnswerField.PATTERNS_EXTRACTED: len(self.bank.patterns), AnswerField.PATTERNS_RETIRED: len(retired),
+                 AnswerField.DURATION_MS: round(elapsed_ms, 3), AnswerField.EWC_TASKS: self.ewc.tasks,
+                 AnswerField.EWC_LAMBDA: self.ewc.lambda_}, history)
 
     def consolidate(self, threshold: float) -> int:
         return len(self.bank.consolidate(threshold))

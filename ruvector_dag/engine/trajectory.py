@@ -64,7 +64,7 @@ class Trajectory:
     flags: int
     cmd_type: int
     nodes: np.ndarray  # node_dtype(), one row per stored node
-    arm: int = 0  # steering arm the plan was made under (ruvector_dag.steering.ARMS)
+    arm: int = 0  # steering arm the plan was made under (definitions.arms.ARMS)
 
     @property
     def truncated(self) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..definitions.arms import ARMS
-from ..definitions.seam import PgModule
+from ..definitions.seam import PgModule, sqlstate_of
 from ..engine.steering import trial_limit
 from .budget import IdleCpuProbe, run_delay
 
@@ -85,7 +85,7 @@ class TrialScheduler:
             limit_us = trial_limit(default_us)
             return default_us, self.pg.trial(statement, arm, max(1, round(limit_us / 1000.0))), limit_us
         except self.pg.Error as exc:
-            sqlstate = getattr(exc, "sqlstate", "")
+            sqlstate = sqlstate_of(exc)
             if sqlstate not in TRIAL_RETRY_SQLSTATES:
                 learner.steering.untriable(qid)
                 self.pg.log(f"query {qid} is not explored: its trial failed: {trial_failure(sqlstate, str(exc))}")

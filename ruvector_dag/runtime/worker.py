@@ -36,7 +36,7 @@ import numpy as np
 
 from ..definitions import seam, settings
 from ..definitions.errors import InvalidParameter, NotEnrolled
-from ..definitions.seam import DRAIN_TRIALS_WAITING, PgModule, RequestKind
+from ..definitions.seam import DRAIN_TRIALS_WAITING, REQUEST_INT_NOT_GIVEN, AnswerField, PgModule, RequestKind
 from ..engine import attention, clustering, features
 from ..engine.learner import LearnerConfig, TableLearner
 from ..engine.trajectory import decode
@@ -50,7 +50,7 @@ from .trials import TrialScheduler
 DRAIN_MAX_S = 0.25
 #: Enrollments are re-read when the registry changes, and at least this often (config changes).
 REFRESH_S = 5.0
-#: Similarity above which consolidate merges two patterns when the request gives none (NaN).
+#: Similarity above which consolidate merges two patterns when the request gives none (seam.REQUEST_REAL_NOT_GIVEN).
 CONSOLIDATE_THRESHOLD = 0.95
 
 
@@ -131,7 +131,7 @@ class Worker:
             if relid not in self.tables:
                 del self.learners[relid]
                 self.publisher.forget(relid)
-        trials_on = snapshot.flag("dag_steering_trials")
+        trials_on = snapshot.flag(settings.DAG_STEERING_TRIALS)
         for relid, (_, config) in self.tables.items():
             cfg = LearnerConfig.from_enrollment(config)
             learner = self.learners.get(relid)
@@ -161,7 +161,7 @@ class Worker:
         self.rules.clear()
         snapshot = self.read_settings()
         self.refresh_tables(snapshot)
-        self.rules.publish(self._policies(), snapshot.number("dag_capture_settled_fraction"), set())
+        self.rules.publish(self._policies(), snapshot.number(settings.DAG_CAPTURE_SETTLED_FRACTION), set())
         self.publisher.last_save = time.monotonic()
         return (f"engine ready: kernels warmed in {warm_ms:.0f} ms "
                 f"(cache {os.environ.get('NUMBA_CACHE_DIR', 'in memory')}); "
@@ -192,7 +192,7 @@ class Worker:
         if generation != self.generation or now - self.last_refresh >= REFRESH_S:
             self.generation, self.last_refresh = generation, now
             self.refresh_tables(snapshot)
-        share = snapshot.number("dag_worker_cpu_percent") / 100.0
+        share = snapshot.number(settings.DAG_WORKER_CPU_PERCENT) / 100.0
         elapsed = budget.refill(now, share)
         # over the budget, skip_ring keeps the records of the queries captured at every execution
         keep = self.rules.kept()
@@ -235,14 +235,15 @@ class Worker:
             spent = time.process_time() - t0
             budget.learned(spent, len(batch))
             cpu_start += spent  # charged already
-        self.sampler.adapt(arrived, per_query, elapsed, share, snapshot.number("dag_learn_query_rate"), budget.cost_s)
+        self.sampler.adapt(arrived, per_query, elapsed, share, snapshot.number(settings.DAG_LEARN_QUERY_RATE),
+                           budget.cost_s)
         trial_cpu = time.process_time()
         # a trial's CPU is bounded by its own allowance, not the tokens
         wanted, changed = self.trials.run(self.learners.values(), self.rules.wanted, waited, share)
         publisher.dirty.update(changed)
         cpu_start += time.process_time() - trial_cpu
         # now: with sampling, the next record of a query just found may never come otherwise
-        self.rules.publish(self._policies(), snapshot.number("dag_capture_settled_fraction"), wanted)
+        self.rules.publish(self._policies(), snapshot.number(settings.DAG_CAPTURE_SETTLED_FRACTION), wanted)
         for relid in self.learners.keys() - touched:
             if self.learners[relid].pending_decisions:
                 touched.add(relid)  # a trial's decision
@@ -259,7 +260,7 @@ class Worker:
     def _cycle(self, relid: int, k: int | None = None) -> dict[str, Any]:
         learner = self.learners[relid]
         answer, history = learner.cycle(k)
-        if answer["success"]:
+        if answer[AnswerField.SUCCESS]:
             self.publisher.save(learner, self.tables.get(relid, ("", {}))[0], patterns=True, history=history)
         self.publisher.publish(learner)
         return answer
@@ -271,11 +272,12 @@ class Worker:
         for relid in sorted(self.learners):
             answer = self._cycle(relid)
             name = self.tables.get(relid, ("?", {}))[0]
-            if answer["success"]:
-                lines.append(f"learning cycle for {name}: {answer['trajectories_processed']} trajectories, "
-                             f"{answer['patterns_extracted']} patterns, {answer['duration_ms']:.1f} ms")
+            if answer[AnswerField.SUCCESS]:
+                lines.append(f"learning cycle for {name}: {answer[AnswerField.TRAJECTORIES_PROCESSED]} trajectories, "
+                             f"{answer[AnswerField.PATTERNS_EXTRACTED]} patterns, "
+                             f"{answer[AnswerField.DURATION_MS]:.1f} ms")
             else:
-                lines.append(f"learning cycle for {name} skipped: {answer['reason']}")
+                lines.append(f"learning cycle for {name} skipped: {answer[AnswerField.REASON]}")
         self.publisher.save_dirty(self.learners, self._names())
         return "\n".join(lines) or None
 
@@ -285,12 +287,12 @@ class Worker:
             request = RequestKind(kind)
         except ValueError:
             request = None  # refused below, after the enrollment check (as before)
-        mode = self.read_settings().text("dag_learning_mode")
+        mode = self.read_settings().text(settings.DAG_LEARNING_MODE)
         if request in (RequestKind.LEARN, RequestKind.EXTRACT):
-            if mode != "learn":
-                drain_answer: dict[str, Any] = {"success": False, "skipped": True,
-                                                 "reason": f"ruvector.dag_learning_mode is {mode}",
-                                                 "trajectory_count": 0}
+            if mode != settings.LearningMode.LEARN:
+                drain_answer: dict[str, Any] = {AnswerField.SUCCESS: False, AnswerField.SKIPPED: True,
+                                                 AnswerField.REASON: f"ruvector.dag_learning_mode is {mode}",
+                                                 AnswerField.TRAJECTORY_COUNT: 0}
                 return json.dumps(drain_answer)
             self.drain()
         else:
@@ -298,14 +300,14 @@ class Worker:
         if relid not in self.learners:
             raise NotEnrolled(f"table {relid} is not enrolled (or its enrollment is not committed yet)")
         if request in (RequestKind.LEARN, RequestKind.EXTRACT):
-            answer = self._cycle(relid, int_arg if int_arg > 0 else None)
+            answer = self._cycle(relid, None if int_arg == REQUEST_INT_NOT_GIVEN else int_arg)
         elif request is RequestKind.CONSOLIDATE:
-            threshold = CONSOLIDATE_THRESHOLD if math.isnan(real_arg) else real_arg
+            threshold = CONSOLIDATE_THRESHOLD if math.isnan(real_arg) else real_arg  # NaN: REQUEST_REAL_NOT_GIVEN
             learner = self.learners[relid]
             merged = learner.consolidate(threshold)
             self.publisher.save(learner, self.tables.get(relid, ("", {}))[0], patterns=True)
             self.publisher.publish(learner)
-            answer = {"merged": merged, "patterns": len(learner.bank.patterns)}
+            answer = {AnswerField.MERGED: merged, AnswerField.PATTERNS: len(learner.bank.patterns)}
         else:
             raise InvalidParameter(f"unknown request kind {kind!r}")
         self.publisher.save_dirty(self.learners, self._names())

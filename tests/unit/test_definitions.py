@@ -136,9 +136,183 @@ def test_settings_snapshot_is_typed_and_frozen() -> None:
                     "ruvector.dag_learn_query_rate": "not a number"}.get(name)
 
     snap = settings.read(Source())
-    assert snap.number("dag_worker_cpu_percent") == 7.0
-    assert snap.flag("dag_steering_trials") is False
-    assert snap.text("dag_learning_mode") == settings.by_name()["dag_learning_mode"].default  # unknown: default
-    assert snap.number("dag_learn_query_rate") == settings.by_name()["dag_learn_query_rate"].default
+    assert snap.number(settings.DAG_WORKER_CPU_PERCENT) == 7.0
+    assert snap.flag(settings.DAG_STEERING_TRIALS) is False
+    assert snap.text(settings.DAG_LEARNING_MODE) == settings.LearningMode.LEARN  # unknown: default
+    assert snap.number(settings.DAG_LEARN_QUERY_RATE) == settings.by_name()["dag_learn_query_rate"].default
     with pytest.raises(TypeError):
         snap.values["dag_worker_cpu_percent"] = 9  # type: ignore[index]
+
+
+# -- settings a table may override (Setting.per_table, guc_defs.h, sql_enroll.c) ---------------
+
+C_SOURCES = buildext.PGEXT_DIR / "src"
+
+
+def _c_text(name: str) -> str:
+    return (C_SOURCES / name).read_text()
+
+
+def test_per_table_settings_are_the_user_settable_learning_parameters() -> None:
+    assert settings.per_table_names() == (
+        "dag_learning_rate", "dag_pattern_clusters", "dag_quality_threshold", "dag_attention_type",
+        "dag_attention_exploration", "dag_ewc_lambda", "dag_ewc_max_lambda", "dag_mincut_enabled",
+        "dag_mincut_threshold")
+    for s in settings.SETTINGS:
+        rule = s.context == "PGC_USERSET" and not isinstance(s, settings.StringSetting) \
+            and s.name != "neural_dag_enabled"
+        assert (s.name in settings.per_table_names()) == rule, s.name
+
+
+def test_per_table_flag_reaches_c() -> None:
+    from dataclasses import fields
+
+    from ruvector_dag.engine.learner import LearnerConfig
+
+    header = _c_text("guc_defs.h")
+    flagged = re.findall(r"^RVD_GUC_(?:BOOL|INT|REAL|ENUM)\((\w+), .*?, (PGC_\w+), (true|false), ", header, re.M)
+    assert len(flagged) == sum(not isinstance(s, settings.StringSetting) for s in settings.SETTINGS)
+    assert tuple(name for name, _, per_table in flagged if per_table == "true") == settings.per_table_names()
+    enroll = _c_text("sql_enroll.c")
+    assert "per_table" in enroll and '"neural_dag_enabled"' not in enroll  # C decides by the flag, not by name
+    # what the learner reads from an enrollment config is a per-table key
+    assert {f"dag_{f.name}" for f in fields(LearnerConfig)} <= set(settings.per_table_names())
+
+
+# -- setting names and values the engine's Python reads (definitions/settings.py) ---------------
+
+PY_SOURCES = sorted((buildext.REPO_ROOT / "ruvector_dag").rglob("*.py"))
+
+
+def test_learning_mode_enum_is_the_guc_choices() -> None:
+    mode = settings.by_name()["dag_learning_mode"]
+    assert isinstance(mode, settings.EnumSetting)
+    assert mode.choices == tuple(m.value for m in settings.LearningMode) and mode.default == settings.LearningMode.LEARN
+    defines = dict(re.findall(r"^#define (RVD_DAG_LEARNING_MODE_\w+) (\d+)$", _c_text("guc_defs.h"), re.M))
+    assert defines == {f"RVD_DAG_LEARNING_MODE_{m.name}": str(i) for i, m in enumerate(settings.LearningMode)}
+    for path in PY_SOURCES:  # compared with the enum, never with a typed-in mode
+        assert not re.search(r"""[!=]= *["'](learn|frozen|off)["']""", path.read_text()), path
+
+
+def test_snapshot_names_are_declared_settings_of_their_kind() -> None:
+    kinds = {"FlagName": (settings.BoolSetting,), "NumberName": (settings.IntSetting, settings.RealSetting),
+             "TextName": (settings.StringSetting, settings.EnumSetting)}
+    declared = {name: value for name, value in vars(settings).items() if name.startswith("DAG_")}
+    assert declared
+    by_name = settings.by_name()
+    snap = settings.defaults()
+    for const, name in declared.items():
+        assert const == name.upper() and isinstance(by_name[name], sum(kinds.values(), ())), const
+    with pytest.raises(AssertionError):
+        settings._number("dag_no_such_setting")
+    with pytest.raises(AssertionError):
+        settings._flag("dag_worker_cpu_percent")  # a number, not a flag
+    assert snap.number(settings.DAG_WORKER_CPU_PERCENT) == by_name["dag_worker_cpu_percent"].default
+    for path in PY_SOURCES:  # the accessors take the constants, never a typed-in name
+        assert not re.search(r"""\.(flag|number|text)\(\s*["']""", path.read_text()), path
+
+
+# -- answers, request arguments, the SQLSTATE attribute, decision sources (seam.py) ---------------
+
+C_FILES = sorted(C_SOURCES.glob("*.c")) + sorted(p for p in C_SOURCES.glob("*.h") if not p.name.endswith("_defs.h"))
+
+
+def _seam_defines() -> dict[str, str]:
+    return dict(re.findall(r"^#define (RVD_\w+) (\"[^\"]*\"|\(?-?[\d.]+\)?|NAN)", _c_text("seam_defs.h"), re.M))
+
+
+def _without_comments(text: str) -> str:
+    return re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+
+
+def test_answer_fields_are_generated_and_used_on_both_sides() -> None:
+    from ruvector_dag.definitions import seam
+
+    defines = _seam_defines()
+    assert {f.name: f.value for f in seam.AnswerField} == {
+        k[len("RVD_ANSWER_"):]: v.strip('"') for k, v in defines.items() if k.startswith("RVD_ANSWER_")}
+    learn = _without_comments(_c_text("sql_learn.c"))
+    for field in ("SUCCESS", "REASON", "ERROR", "PATTERNS_EXTRACTED", "MERGED"):
+        assert f"RVD_ANSWER_{field}" in learn, field
+    for path in C_FILES:  # C never types an answer key: not in a JSON text, nor as a key read in sql_learn.c
+        text = _without_comments(path.read_text())
+        for f in seam.AnswerField:
+            assert f'\\"{f.value}\\"' not in text, (path.name, f.value)
+            assert path.name != "sql_learn.c" or f'"{f.value}"' not in text, (path.name, f.value)
+    for name in ("runtime/worker.py", "engine/learner.py"):  # Python builds answers with the enum
+        text = (buildext.REPO_ROOT / "ruvector_dag" / name).read_text()
+        for f in seam.AnswerField:
+            assert not re.search(rf"""["']{f.value}["']\s*[:\]]""", text), (name, f.value)
+
+
+def test_worker_answers_carry_only_declared_fields() -> None:
+    import json
+
+    from ruvector_dag.definitions import seam
+    from ruvector_dag.engine.learner import LearnerConfig, TableLearner
+
+    answer, _ = TableLearner(LearnerConfig()).cycle()
+    assert answer[seam.AnswerField.SUCCESS] is False
+    assert set(json.loads(json.dumps(answer))) <= {f.value for f in seam.AnswerField}
+
+
+def test_request_bounds_come_from_the_settings_and_the_bank() -> None:
+    from ruvector_dag.definitions import seam
+    from ruvector_dag.engine import bank
+
+    clusters = settings.by_name()["dag_pattern_clusters"]
+    assert isinstance(clusters, settings.IntSetting) and seam.CLUSTERS_MAX == clusters.max
+    assert bank.SIMILARITY_THRESHOLD is seam.SIMILARITY_THRESHOLD and seam.SIMILARITY_THRESHOLD.closed == "right"
+    defines = _seam_defines()
+    assert defines["RVD_CLUSTERS_MIN"] == str(seam.CLUSTERS_MIN)
+    assert defines["RVD_CLUSTERS_MAX"] == str(clusters.max)
+    assert float(defines["RVD_SIMILARITY_MIN"].strip("()")) == seam.SIMILARITY_THRESHOLD.left
+    assert float(defines["RVD_SIMILARITY_MAX"].strip("()")) == seam.SIMILARITY_THRESHOLD.right
+    assert int(defines["RVD_REQUEST_INT_NOT_GIVEN"].strip("()")) == seam.REQUEST_INT_NOT_GIVEN
+    assert seam.REQUEST_INT_NOT_GIVEN < seam.CLUSTERS_MIN  # a marker no valid argument can be
+    assert defines["RVD_REQUEST_REAL_NOT_GIVEN"] == "NAN" and seam.REQUEST_REAL_NOT_GIVEN != seam.REQUEST_REAL_NOT_GIVEN
+    learn = _without_comments(_c_text("sql_learn.c"))
+    for name in ("RVD_CLUSTERS_MIN", "RVD_CLUSTERS_MAX", "RVD_SIMILARITY_MIN", "RVD_SIMILARITY_MAX",
+                 "RVD_REQUEST_INT_NOT_GIVEN", "RVD_REQUEST_REAL_NOT_GIVEN"):
+        assert name in learn, name
+    for literal in ("1000", "(-1, 1]", "? -1 :", ", -1,", "NAN)", "? NAN"):  # the old hand-typed bounds and markers
+        assert literal not in learn, literal
+
+
+def test_request_markers_reach_the_worker_as_not_given() -> None:
+    import inspect
+
+    from ruvector_dag.runtime import worker
+
+    source = inspect.getsource(worker.Worker.request)
+    assert "REQUEST_INT_NOT_GIVEN" in source and "int_arg > 0" not in source
+
+
+def test_sqlstate_attribute_is_declared_once() -> None:
+    from ruvector_dag.definitions import errors, seam
+
+    assert _seam_defines()["RVD_PY_SQLSTATE_ATTRIBUTE"] == f'"{seam.SQLSTATE_ATTRIBUTE}"'
+    for cls in (errors.RuvectorError, *errors.RuvectorError.__subclasses__()):
+        assert re.fullmatch(r"[0-9A-Z]{5}", getattr(cls, seam.SQLSTATE_ATTRIBUTE)), cls
+    assert seam.sqlstate_of(errors.InvalidParameter("x")) == "22023" and seam.sqlstate_of(ValueError()) == ""
+    for name in ("py_elog.c", "py_pgmodule.c"):
+        text = _without_comments(_c_text(name))
+        assert "RVD_PY_SQLSTATE_ATTRIBUTE" in text and f'"{seam.SQLSTATE_ATTRIBUTE}"' not in text, name
+    for path in PY_SOURCES:
+        if path.name != "seam.py":
+            assert not re.search(r"""["']sqlstate["']""", path.read_text()), path
+
+
+def test_decision_sources_are_explained_in_the_header() -> None:
+    from ruvector_dag.definitions import seam
+
+    text = _c_text("seam_defs.h")
+    for s in seam.DecisionSource:
+        assert re.search(rf"^#define RVD_DECISION_{s.name} {s.value} +/\* .+ \*/$", text, re.M), s.name
+    assert "try_arm" in text and "never replaced" in text
+
+
+def test_python_paths_named_in_c_comments_exist() -> None:
+    for path in sorted(C_SOURCES.glob("*.[ch]")):
+        for named in re.findall(r"ruvector_dag/[\w/]+\.py", path.read_text()):
+            assert (buildext.REPO_ROOT / named).exists(), f"{path.name} names {named}, which does not exist"
