@@ -37,8 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
 
 from common import OUT_DIR, save
 
+from ruvector_dag.definitions import layout
 from ruvector_dag.engine import clustering, features
 from ruvector_dag.engine.learner import LearnerConfig, TableLearner
+from ruvector_dag.engine.trajectory import node_dtype
 
 K = 100
 DIM = features.EMBEDDING_DIM
@@ -92,9 +94,31 @@ def kmeans_vs_sklearn(sizes: list[int], n_inits: list[int], repeat: int, threads
     return rows
 
 
+def _plan(ops: list[str], parents: list[int], rows: list[float], costs: list[float]) -> np.ndarray:
+    """A captured plan (EXPLAIN pre-order, actual rows = estimates): the exemplar a pattern keeps."""
+    code = {name: i + 1 for i, (_, name) in enumerate(layout.OPERATORS)}
+    nodes = np.zeros(len(ops), dtype=node_dtype())
+    nodes["op"] = [code[o] for o in ops]
+    nodes["parent"] = parents
+    nodes["plan_rows"] = nodes["actual_rows"] = rows
+    nodes["loops"] = 1
+    nodes["total_cost"] = costs
+    nodes["plan_width"] = 8
+    return nodes
+
+
+#: Three plan shapes the batch's trajectories cycle through (the cycle cuts the exemplars' plans).
+PLANS = (
+    _plan(["Hash Join", "Seq Scan", "Hash", "Seq Scan"], [-1, 0, 0, 2], [100, 1000, 50, 50], [500, 300, 60, 50]),
+    _plan(["Index Scan"], [-1], [1], [8]),
+    _plan(["Aggregate", "Seq Scan"], [-1, 0], [1, 20000], [600, 400]),
+)
+
+
 def _fill(learner: TableLearner, X: np.ndarray, lat: np.ndarray) -> None:
-    """Put embeddings in the learner's batch as if the instant loop had learned them."""
+    """Put embeddings (and their plans) in the learner's batch as if the instant loop had learned them."""
     b = learner.batch
+    b.nodes = [PLANS[i % len(PLANS)] for i in range(len(X))]
     b.X = list(X)
     b.latency_us = list(lat)
     b.quality = [0.5] * len(b.X)
@@ -142,7 +166,7 @@ def workload(n: int, seed: int) -> list[Any]:
         nodes = nodes.copy()
         scale = float(rng.choice([1.0, 10.0, 100.0]))  # three parameterisations per shape
         nodes["actual_rows"] *= scale
-        out.append(Trajectory(seq=i, query_id=k, captured_at_us=0, dbid=1, relid=1, userid=1, nesting_level=0,
+        out.append(Trajectory(seq=i, query_id=k, captured_at_us=0, dbid=1, relid=1, userid=1, session_userid=1, nesting_level=0,
                               planning_us=0.0, execution_us=latency * (0.5 + scale ** 0.5) * rng.uniform(0.9, 1.1),
                               rows_processed=1, memory_bytes=0, shared_blks_hit=0, shared_blks_read=0,
                               total_nodes=len(nodes), flags=0, cmd_type=1, nodes=nodes))

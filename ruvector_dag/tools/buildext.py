@@ -123,15 +123,46 @@ def pg_major(pg_config: Path) -> int:
 # Build and install
 # --------------------------------------------------------------------------
 
+def _is_source(path: Path, root: Path) -> bool:
+    return not ("results" in path.relative_to(root).parts or path.suffix in (".o", ".so", ".bc"))
+
+
 def _sync_sources(dest: Path) -> None:
-    """Mirror pgext/ into dest, touching only changed files (keeps make incremental)."""
+    """Mirror pgext/ into dest, touching only changed files (keeps make incremental).
+
+    Sources removed from pgext/ are removed from dest too: PGXS installs every
+    ``ruvector_dag--*.sql`` it finds, and a script left behind would change
+    the path CREATE EXTENSION takes.
+    """
+    wanted = set()
     for src in PGEXT_DIR.rglob("*"):
-        if src.is_dir() or "results" in src.parts or src.suffix in (".o", ".so", ".bc"):
+        if src.is_dir() or not _is_source(src, PGEXT_DIR):
             continue
-        target = dest / src.relative_to(PGEXT_DIR)
+        rel = src.relative_to(PGEXT_DIR)
+        wanted.add(rel)
+        target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists() or target.read_bytes() != src.read_bytes():
             shutil.copy2(src, target)
+    for old in dest.rglob("*"):
+        if old.is_file() and _is_source(old, dest) and old.name != ".installed" and old.relative_to(dest) not in wanted:
+            old.unlink()
+
+
+def _remove_stale_scripts(pg_config: Path) -> None:
+    """Drop install scripts of ours the server has but pgext/ no longer ships.
+
+    ``make install`` only adds files.  A full script of an older version left
+    in the server's extension directory (0.2.0's, before there was one base
+    script and deltas) would give CREATE EXTENSION a shorter path than the
+    one we ship and test.
+    """
+    sharedir = Path(subprocess.run([str(pg_config), "--sharedir"], check=True, capture_output=True,
+                                   text=True).stdout.strip()) / "extension"
+    shipped = {p.name for p in PGEXT_DIR.glob("ruvector_dag--*.sql")}
+    for script in sharedir.glob("ruvector_dag--*.sql"):
+        if script.name not in shipped:
+            script.unlink()
 
 
 def _pg_config(pg_config: Path, flag: str) -> str:
@@ -220,6 +251,7 @@ def build_and_install(pg_config: Path, *, quiet: bool = False, force: bool = Fal
     link = python_link()
     _make(build_dir, pg_config, link, "all", quiet)
     _make(build_dir, pg_config, link, "install", quiet)
+    _remove_stale_scripts(pg_config)
     _make_readable(pg_config)
     stamp.write_text(fingerprint)
     return build_dir

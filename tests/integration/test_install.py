@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from ruvector_dag.definitions import settings
+from ruvector_dag.tools import buildext
 from ruvector_dag.tools.server import Server
 
 
@@ -173,6 +174,13 @@ def test_not_preloaded_refuses_clearly(tmp_path: Path, server: Server) -> None:
         assert "shared_preload_libraries" in str(err.value)
     finally:
         srv.stop()
+
+
+def test_server_has_exactly_the_shipped_scripts(server: Server) -> None:
+    """CREATE EXTENSION takes the path we ship (one base script and deltas), none left from older builds."""
+    sharedir = Path(server.execute("SELECT setting FROM pg_config WHERE name = 'SHAREDIR'")[0][0])
+    installed = {p.name for p in (sharedir / "extension").glob("ruvector_dag--*.sql")}
+    assert installed == {p.name for p in buildext.PGEXT_DIR.glob("ruvector_dag--*.sql")}
 
 
 def test_extension_survives_restart(server: Server) -> None:
