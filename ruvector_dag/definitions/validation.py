@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal, TypeVar
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar, cast
 
 from .errors import InvalidParameter
 
@@ -41,6 +41,9 @@ class Interval:
     left: float | None
     right: float | None
     closed: Closed = "both"
+    # Derived once: the check runs on every call of an attention function (a few microseconds each).
+    _left_closed: bool = field(init=False, repr=False, compare=False)
+    _right_closed: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ("integer", "real"):
@@ -49,23 +52,29 @@ class Interval:
             raise ValueError(f"closed must be left, right, both or neither, not {self.closed!r}")
         if self.left is not None and self.right is not None and not self.left <= self.right:
             raise ValueError(f"empty interval: {self.left} > {self.right}")
+        object.__setattr__(self, "_left_closed", self.closed in ("left", "both"))
+        object.__setattr__(self, "_right_closed", self.closed in ("right", "both"))
 
     def is_satisfied_by(self, value: object) -> bool:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            return False
-        if self.kind == "integer" and not (isinstance(value, numbers.Integral)
-                                           or (math.isfinite(value) and float(value).is_integer())):
-            return False
-        x = float(value)
-        if math.isnan(x):
-            return False
-        if self.left is not None:
-            if x < self.left or (x == self.left and self.closed not in ("left", "both")):
+        kind = type(value)
+        # float and int are checked without the numbers ABCs (bool is neither: type(True) is bool)
+        if kind is float or kind is int:
+            x = float(cast(float, value))
+            if self.kind == "integer" and kind is float and not (math.isfinite(x) and x.is_integer()):
                 return False
-        if self.right is not None:
-            if x > self.right or (x == self.right and self.closed not in ("right", "both")):
+        else:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 return False
-        return True
+            if self.kind == "integer" and not (isinstance(value, numbers.Integral)
+                                               or (math.isfinite(value) and float(value).is_integer())):
+                return False
+            x = float(value)
+        if x != x:  # NaN
+            return False
+        left, right = self.left, self.right
+        if left is not None and (x < left or (x == left and not self._left_closed)):
+            return False
+        return right is None or not (x > right or (x == right and not self._right_closed))
 
     def __str__(self) -> str:
         what = "an integer " if self.kind == "integer" else ""

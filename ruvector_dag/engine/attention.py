@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..definitions.errors import InvalidParameter, NullValueNotAllowed, NumericalFailure, ProgramLimitExceeded
-from ..definitions.validation import NON_NEGATIVE_INT, POSITIVE, UNIT, Interval, validate
+from ..definitions.validation import NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE, UNIT, validate
 from . import attention_reference as _ref
 from .kernels import attention as _k
 from .mechanisms import LORENTZ_DEPTH_SCALE, MEMBERS
@@ -114,8 +114,8 @@ def _real(value: object, name: str) -> float:
     return x
 
 
-def _at_least(value: object, name: str, low: float) -> float:
-    return validate(name, _real(value, name), Interval("real", low, None))
+def _non_negative(value: object, name: str) -> float:
+    return validate(name, _real(value, name), NON_NEGATIVE)
 
 
 def _positive(value: object, name: str) -> float:
@@ -379,7 +379,7 @@ def topological(query: ArrayArg, ancestors: ArrayArg, *, decay_rate: float = 0.1
                 temperature: float = 1.0, mask: ArrayArg = None, backend: str = "numba") -> Weights:
     """Scaled dot-product attention with a positional decay; row 0 is the nearest ancestor."""
     q, k = _query_and_ancestors(query, ancestors)
-    rate = _at_least(decay_rate, "decay_rate", 0.0)
+    rate = _non_negative(decay_rate, "decay_rate")
     temp = _positive(temperature, "temperature")
     flags = None if mask is None else _bool_vector(mask, "mask", k.shape[0])
     if _backend_is_numba(backend):
@@ -394,7 +394,7 @@ def causal_cone(query: ArrayArg, ancestors: ArrayArg, depths: ArrayArg, decay_ra
     """Attention restricted to ancestors within ``max_depth`` hops, decaying with depth."""
     q, k = _query_and_ancestors(query, ancestors)
     dep = _depth_vector(depths, "depths", k.shape[0])
-    rate = _at_least(decay_rate, "decay_rate", 0.0)
+    rate = _non_negative(decay_rate, "decay_rate")
     limit = _non_negative_int(max_depth, "max_depth")
     temp = _positive(temperature, "temperature")
     out = _engine(backend).causal_cone(q, k, dep, rate, limit, temp)
