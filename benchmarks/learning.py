@@ -166,7 +166,8 @@ def workload(n: int, seed: int) -> list[Any]:
         nodes = nodes.copy()
         scale = float(rng.choice([1.0, 10.0, 100.0]))  # three parameterisations per shape
         nodes["actual_rows"] *= scale
-        out.append(Trajectory(seq=i, query_id=k, captured_at_us=0, dbid=1, relid=1, userid=1, session_userid=1, nesting_level=0,
+        out.append(Trajectory(seq=i, query_id=k, captured_at_us=0, dbid=1, relid=1, userid=1,
+                              session_userid=1, nesting_level=0,
                               planning_us=0.0, execution_us=latency * (0.5 + scale ** 0.5) * rng.uniform(0.9, 1.1),
                               rows_processed=1, memory_bytes=0, shared_blks_hit=0, shared_blks_read=0,
                               total_nodes=len(nodes), flags=0, cmd_type=1, nodes=nodes))
