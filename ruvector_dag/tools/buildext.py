@@ -157,8 +157,7 @@ def _remove_stale_scripts(pg_config: Path) -> None:
     script and deltas) would give CREATE EXTENSION a shorter path than the
     one we ship and test.
     """
-    sharedir = Path(subprocess.run([str(pg_config), "--sharedir"], check=True, capture_output=True,
-                                   text=True).stdout.strip()) / "extension"
+    sharedir = Path(_pg_config(pg_config, "--sharedir")) / "extension"
     shipped = {p.name for p in PGEXT_DIR.glob("ruvector_dag--*.sql")}
     for script in sharedir.glob("ruvector_dag--*.sql"):
         if script.name not in shipped:
