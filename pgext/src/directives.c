@@ -295,6 +295,67 @@ rvd_set_decision_for(Oid relid, uint64 query_id, int arm, uint8 source)
 	LWLockRelease(directives->lock);
 	return found;
 }
+/*
+ * Make this database's pinned decisions exactly (query_ids[i], arms[i]):
+ * the worker's sync from ruvector_dag.pinned_arms (worker.c).  A pin
+ * replaces any other decision for its query; a pinned decision not in the
+ * list is removed.  The generation moves only if something changed, so a
+ * sync that finds everything in place costs the backends nothing.
+ */
+void
+rvd_pins_sync(const uint64 *query_ids, const int *arms, int n_pins)
+{
+	uint32		n;
+	uint32		i;
+	int			p;
+	bool		changed = false;
+
+	LWLockAcquire(directives->lock, LW_EXCLUSIVE);
+	n = pg_atomic_read_u32(&directives->n_decisions);
+	/* pinned decisions that are no longer pins */
+	for (i = 0; i < n;)
+	{
+		RvdDecision *d = &directives->decisions[i];
+		bool		listed = false;
+
+		for (p = 0; p < n_pins && !listed; p++)
+			listed = query_ids[p] == d->query_id;
+		if (d->dbid == MyDatabaseId && d->source == RVD_DECISION_PINNED && !listed)
+		{
+			*d = directives->decisions[--n];
+			changed = true;
+			continue;
+		}
+		i++;
+	}
+	for (p = 0; p < n_pins; p++)
+	{
+		for (i = 0; i < n; i++)
+			if (directives->decisions[i].query_id == query_ids[p] && directives->decisions[i].dbid == MyDatabaseId)
+				break;
+		if (i == n)
+		{
+			if (n >= RVD_MAX_DECISIONS)
+				break;			/* full: the engine's decisions leave room as they change */
+			n++;
+		}
+		else if (directives->decisions[i].arm == arms[p] && directives->decisions[i].source == RVD_DECISION_PINNED)
+			continue;
+		directives->decisions[i].dbid = MyDatabaseId;
+		directives->decisions[i].query_id = query_ids[p];
+		directives->decisions[i].arm = (int16) arms[p];
+		directives->decisions[i].source = RVD_DECISION_PINNED;
+		directives->decisions[i].relid = InvalidOid;
+		changed = true;
+	}
+	if (changed)
+	{
+		pg_atomic_write_u32(&directives->n_decisions, n);
+		pg_atomic_fetch_add_u32(&directives->generation, 1);
+	}
+	LWLockRelease(directives->lock);
+}
+
 /* A copy of every decision, all databases (out: RVD_MAX_DECISIONS entries); returns how many. */
 int
 rvd_decisions_copy(RvdDecision *out)

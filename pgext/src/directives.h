@@ -67,6 +67,7 @@ extern uint32 rvd_sample_threshold(void);
 /* Written by the worker (and by administrators' SQL, sql_steer.c). */
 extern bool rvd_set_decision(uint64 query_id, int arm, uint8 source);
 extern bool rvd_set_decision_for(Oid relid, uint64 query_id, int arm, uint8 source);
+extern void rvd_pins_sync(const uint64 *query_ids, const int *arms, int n);
 extern void rvd_set_capture_rules(const RvdCaptureRule *rules, int n);
 extern void rvd_set_sample_threshold(uint32 threshold);
 

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * enroll.c
- *		Enrollment changes, applied to the shared registry at commit.
+ *		Enrollment and pin changes, applied to shared memory at commit.
  *
  * An enrollment lives in two places: the table ruvector_dag.enrolled_tables
  * (the durable truth, reloaded by the worker at start) and the shared
@@ -9,6 +9,8 @@
  * the caller's transaction (sql_enroll.c); the registry changes only when
  * that transaction commits, via a transaction callback, so an aborted
  * ENABLE never starts capture and an aborted DISABLE never stops it.
+ * Pins (ruvector_dag_pin_arm, ruvector_dag_unpin) work the same way: a row
+ * of ruvector_dag.pinned_arms, and a decision in directives.c from commit.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +23,7 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
+#include "directives.h"
 #include "enroll.h"
 #include "registry.h"
 
@@ -30,8 +33,11 @@
  */
 typedef struct RvdPendingOp
 {
+	bool		pin;			/* a pin (query_id, arm; arm 0: unpin), else an enrollment */
 	bool		add;
 	Oid			relid;			/* InvalidOid with !add: every table of the database */
+	uint64		query_id;
+	int			arm;
 	SubTransactionId subid;
 } RvdPendingOp;
 
@@ -51,14 +57,16 @@ rvd_xact_callback(XactEvent event, void *arg)
 			if (pending_ops != NIL)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot PREPARE a transaction that enrolled or disenrolled tables")));
+						 errmsg("cannot PREPARE a transaction that enrolled or disenrolled tables or pinned arms")));
 			break;
 		case XACT_EVENT_COMMIT:
 			foreach(lc, pending_ops)
 			{
 				RvdPendingOp *op = (RvdPendingOp *) lfirst(lc);
 
-				if (!op->add)
+				if (op->pin)
+					rvd_set_decision(op->query_id, op->arm, RVD_DECISION_PINNED);
+				else if (!op->add)
 					rvd_registry_remove(MyDatabaseId, op->relid);	/* InvalidOid: all */
 				else if (!rvd_registry_add(MyDatabaseId, op->relid))
 					elog(WARNING, "ruvector_dag: enrollment registry is full; relation %u not captured until restart",
@@ -103,17 +111,33 @@ rvd_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	}
 }
 
-void
-rvd_enroll_queue(bool add, Oid relid)
+static void
+rvd_queue(RvdPendingOp *model)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 	RvdPendingOp *op = palloc(sizeof(RvdPendingOp));
 
-	op->add = add;
-	op->relid = relid;
+	*op = *model;
 	op->subid = GetCurrentSubTransactionId();
 	pending_ops = lappend(pending_ops, op);
 	MemoryContextSwitchTo(old);
+}
+
+void
+rvd_enroll_queue(bool add, Oid relid)
+{
+	RvdPendingOp op = {.pin = false, .add = add, .relid = relid};
+
+	rvd_queue(&op);
+}
+
+/* Pin query_id to arm (0: unpin) when the transaction commits. */
+void
+rvd_pin_queue(uint64 query_id, int arm)
+{
+	RvdPendingOp op = {.pin = true, .query_id = query_id, .arm = arm};
+
+	rvd_queue(&op);
 }
 
 /*

@@ -32,7 +32,7 @@ RVD_GUC_STRING(dag_trial_trusted_roles, "", PGC_SIGHUP, "Roles whose functions a
 RVD_GUC_REAL(dag_capture_sample_rate, 1.0, 0.0, 1.0, PGC_SUSET, false, "Largest fraction of statements on enrolled tables that are captured.", "As auto_explain.sample_rate.  The background worker lowers the fraction further while statements arrive faster than its CPU budget can learn from them.  Whatever the fraction, a session captures the first execution of each query, and every execution of the queries being steered.")
 RVD_GUC_STRING(dag_worker_database, "postgres", PGC_POSTMASTER, "Database the background worker connects to.", "The ruvector_dag extension must be created in this database.")
 RVD_GUC_STRING(python_path, "", PGC_SUSET, "Extra directories prepended to the embedded interpreter's sys.path.", "Colon-separated. Read once, when a process first starts its interpreter.")
-RVD_GUC_STRING(numba_cache_dir, "", PGC_SUSET, "Directory of the on-disk Numba kernel cache.", "Empty means ruvector_dag_cache inside the data directory. Must be writable by the server user.")
+RVD_GUC_STRING(numba_cache_dir, "", PGC_SUSET, "Directory of the on-disk Numba kernel cache.", "Empty means ~/.cache/ruvector_dag of the server's OS user (<tmp>/ruvector_dag_cache-<uid> without a home), never the data directory. Must be a directory of the server's user, writable by nobody else.")
 
 #define RVD_ENUM_OPTIONS_dag_attention_type {{"auto", 0, false}, {"topological", 1, false}, {"causal_cone", 2, false}, {"critical_path", 3, false}, {"mincut_gated", 4, false}, {"hierarchical_lorentz", 5, false}, {"parallel_branch", 6, false}, {"temporal_btsp", 7, false}, {NULL, 0, false}}
 #define RVD_DAG_ATTENTION_TYPE_AUTO 0

@@ -71,6 +71,18 @@ rvd_arm(int arm)
 	return &rvd_arms[arm];
 }
 
+/* The arm called name, or -1. */
+int
+rvd_arm_index(const char *name)
+{
+	int			i;
+
+	for (i = 0; i < RVD_N_ARMS; i++)
+		if (strcmp(rvd_arms[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
 /* Open a GUC nest level and apply the arm's settings; returns the level. */
 int
 rvd_steer_begin(int arm)

@@ -14,6 +14,7 @@ extern void rvd_install_plan_hooks(void);
 
 /* The arms (steering_defs.h), and applying one around planning. */
 extern const RvdArm *rvd_arm(int arm);
+extern int	rvd_arm_index(const char *name);
 extern int	rvd_steer_begin(int arm);
 extern void rvd_steer_end(int nest_level);
 

@@ -166,10 +166,8 @@ rvd_py_ensure(void)
 		rvd_paths_added = true;
 	}
 
-	if (rvd_numba_cache_dir != NULL && rvd_numba_cache_dir[0] != '\0')
-		cache_dir = rvd_numba_cache_dir;
-	else
-		cache_dir = psprintf("%s/ruvector_dag_cache", DataDir);
+	/* Empty: the engine's default, outside the data directory (runtime/kernel_cache.py). */
+	cache_dir = rvd_numba_cache_dir != NULL ? rvd_numba_cache_dir : "";
 
 	embedded = PyImport_ImportModule(RVD_PY_EMBEDDED_MODULE);
 	if (embedded == NULL)

@@ -43,11 +43,15 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
+#include "storage/sinval.h"
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/sinval.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
@@ -478,6 +482,31 @@ rvd_pg_forget(PyObject *self, PyObject *args)
  * are re-planned under the new decision (and an executed cached plan was
  * always made under the decision in force, which capture records).
  */
+/*
+ * Make the backends re-plan their cached plans of relid's queries.  On a
+ * primary, a relcache invalidation sent at commit.  A hot standby cannot
+ * send one that way (a transaction without an xid WAL-logs its
+ * invalidations at commit, and recovery writes no WAL): the message is
+ * broadcast at once instead, as the startup process broadcasts those it
+ * replays.
+ */
+static void
+rvd_invalidate_plans(Oid relid)
+{
+	if (RecoveryInProgress())
+	{
+		SharedInvalidationMessage msg;
+
+		memset(&msg, 0, sizeof(msg));
+		msg.rc.id = SHAREDINVALRELCACHE_ID;
+		msg.rc.dbId = MyDatabaseId;
+		msg.rc.relId = relid;
+		SendSharedInvalidMessages(&msg, 1);
+	}
+	else
+		CacheInvalidateRelcacheByRelid(relid);
+}
+
 static PyObject *
 rvd_pg_set_decision(PyObject *self, PyObject *args)
 {
@@ -498,7 +527,7 @@ rvd_pg_set_decision(PyObject *self, PyObject *args)
 	PG_TRY();
 	{
 		(void) rvd_set_decision_for((Oid) relid, (uint64) query_id, arm, RVD_DECISION_LEARNED);
-		CacheInvalidateRelcacheByRelid((Oid) relid);
+		rvd_invalidate_plans((Oid) relid);
 	}
 	PG_CATCH();
 	{

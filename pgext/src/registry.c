@@ -191,6 +191,42 @@ rvd_registry_remove(Oid dbid, Oid relid)
 	LWLockRelease(registry->lock);
 }
 
+/*
+ * Forget the tables of dbid that are not among relids[0..n-1] (the worker's
+ * sync from ruvector_dag.enrolled_tables: an enrollment removed on the
+ * primary, replayed on a standby, runs no commit callback there).  Returns
+ * how many were forgotten.
+ */
+int
+rvd_registry_keep_only(Oid dbid, const Oid *relids, int n)
+{
+	int			i;
+	int			j;
+	int			removed = 0;
+
+	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
+	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	{
+		RvdTableEntry *e = &registry->tables[i];
+		bool		keep = false;
+
+		if (e->dbid != dbid || e->relid == InvalidOid)
+			continue;
+		for (j = 0; j < n && !keep; j++)
+			keep = relids[j] == e->relid;
+		if (!keep)
+		{
+			e->relid = InvalidOid;
+			e->dbid = InvalidOid;
+			removed++;
+		}
+	}
+	if (removed > 0)
+		pg_atomic_fetch_add_u32(&registry->generation, 1);
+	LWLockRelease(registry->lock);
+	return removed;
+}
+
 /* Enrolled tables, all databases. */
 int
 rvd_registry_count(void)

@@ -22,6 +22,7 @@ extern void rvd_registry_shmem_init(void);
 extern bool rvd_registry_lookup(Oid dbid, Oid relid, int *slot);
 extern bool rvd_registry_add(Oid dbid, Oid relid);
 extern void rvd_registry_remove(Oid dbid, Oid relid);
+extern int	rvd_registry_keep_only(Oid dbid, const Oid *relids, int n);
 extern int	rvd_registry_count(void);
 extern uint32 rvd_registry_generation(void);
 extern bool rvd_registry_loaded(void);

@@ -6,7 +6,7 @@
 #define RVD_SEAM_DEFS_H
 /* Python modules and callables the C side imports or calls */
 #define RVD_PY_EMBEDDED_MODULE "ruvector_dag.runtime.embedded"
-#define RVD_PY_EMBEDDED_START "start"              /* start(cache_dir) -> SQL dispatcher */
+#define RVD_PY_EMBEDDED_START "start"              /* start(numba_cache_dir setting) -> SQL dispatcher */
 #define RVD_PY_WORKER_MODULE "ruvector_dag.runtime.worker"
 #define RVD_PY_WORKER_CLASS "Worker"               /* Worker() takes no arguments from C */
 #define RVD_PY_WORKER_START "start"                /* -> str | None */

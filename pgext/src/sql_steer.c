@@ -12,13 +12,18 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/lsyscache.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 
 #include "access.h"
 #include "directives.h"
+#include "enroll.h"
 #include "plan.h"
 
 PG_FUNCTION_INFO_V1(rvd_steering_arms);
@@ -30,11 +35,10 @@ PG_FUNCTION_INFO_V1(rvd_unpin);
 static int
 rvd_arm_by_name(const char *name)
 {
-	int			i;
+	int			i = rvd_arm_index(name);
 
-	for (i = 0; i < RVD_N_ARMS; i++)
-		if (strcmp(rvd_arm(i)->name, name) == 0)
-			return i;
+	if (i >= 0)
+		return i;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown steering arm \"%s\"", name),
@@ -116,14 +120,62 @@ rvd_decision_args(FunctionCallInfo fcinfo, uint64 *query_id)
 	return rvd_arm_by_name(text_to_cstring(PG_GETARG_TEXT_PP(1)));
 }
 
-/* Plan query_id under arm until unpinned; the engine never overrides it. */
+/*
+ * Whether pins are kept in ruvector_dag.pinned_arms (from 0.5.0): a library
+ * newer than the installed SQL (before ALTER EXTENSION UPDATE) pins in
+ * shared memory only, until restart, as 0.4.0 did.
+ */
+static bool
+rvd_pins_table_exists(void)
+{
+	Oid			nsp = get_namespace_oid("ruvector_dag", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("pinned_arms", nsp));
+}
+
+static void
+rvd_refuse_on_standby(const char *what)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot %s on a hot standby", what),
+				 errhint("Pin on the primary: pins are replicated to its standbys.")));
+}
+
+/*
+ * Plan query_id under arm until unpinned; the engine never overrides it.
+ * The pin is a row of ruvector_dag.pinned_arms, written in the caller's
+ * transaction, and a decision in shared memory from commit (enroll.c): it
+ * survives restarts and failovers and reaches the standbys.
+ */
 Datum
 rvd_pin_arm(PG_FUNCTION_ARGS)
 {
 	uint64		query_id;
 	int			arm = rvd_decision_args(fcinfo, &query_id);
+	Oid			types[3] = {INT8OID, TEXTOID, OIDOID};
+	Datum		values[3];
 
-	rvd_set_decision(query_id, arm, RVD_DECISION_PINNED);
+	rvd_refuse_on_standby("pin an arm");
+	if (!rvd_pins_table_exists())
+	{
+		ereport(NOTICE,
+				(errmsg("the pin lasts until the server restarts"),
+				 errhint("ALTER EXTENSION ruvector_dag UPDATE keeps pins in ruvector_dag.pinned_arms.")));
+		rvd_set_decision(query_id, arm, RVD_DECISION_PINNED);
+	}
+	else
+	{
+		values[0] = Int64GetDatum((int64) query_id);
+		values[1] = CStringGetTextDatum(rvd_arm(arm)->name);
+		values[2] = ObjectIdGetDatum(GetUserId());
+		rvd_spi_as_superuser("INSERT INTO ruvector_dag.pinned_arms (query_id, arm, pinned_by) VALUES ($1, $2, $3) "
+							 "ON CONFLICT (query_id) DO UPDATE SET arm = EXCLUDED.arm, pinned_by = EXCLUDED.pinned_by, "
+							 "pinned_at = pg_catalog.now()",
+							 3, types, values);
+		rvd_pin_queue(query_id, arm);
+	}
 	CacheInvalidateRelcacheAll();	/* re-plan cached plans: we do not know query_id's tables */
 	PG_RETURN_VOID();
 }
@@ -151,14 +203,34 @@ rvd_try_arm(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * Remove query_id's pin (or tried arm): at commit, with its row.  Returns
+ * whether there was one.
+ */
 Datum
 rvd_unpin(PG_FUNCTION_ARGS)
 {
+	uint64		query_id;
+	uint8		source;
 	bool		found;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("query_id must not be NULL")));
-	found = rvd_set_decision((uint64) PG_GETARG_INT64(0), 0, RVD_DECISION_PINNED);
+	query_id = (uint64) PG_GETARG_INT64(0);
+	rvd_refuse_on_standby("unpin an arm");
+	found = rvd_steer_lookup(query_id, &source) != 0;
+	if (!rvd_pins_table_exists())
+		(void) rvd_set_decision(query_id, 0, RVD_DECISION_PINNED);
+	else
+	{
+		Oid			types[1] = {INT8OID};
+		Datum		values[1] = {Int64GetDatum((int64) query_id)};
+
+		if (rvd_spi_as_superuser("DELETE FROM ruvector_dag.pinned_arms WHERE query_id OPERATOR(pg_catalog.=) $1",
+								 1, types, values) > 0)
+			found = true;
+		rvd_pin_queue(query_id, 0);
+	}
 	CacheInvalidateRelcacheAll();
 	PG_RETURN_BOOL(found);
 }

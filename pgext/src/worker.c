@@ -3,7 +3,9 @@
  * worker.c
  *		The ruvector_dag background worker.
  *
- * Registered at preload, started once recovery has finished, restarted
+ * Registered at preload, started once the server is consistent (on a hot
+ * standby too: there it is read-only, see rvd_sync_from_tables and the
+ * engine's standby mode in ruvector_dag/runtime/worker.py), restarted
  * 10 s after a crash (later while its database cannot be reached: see
  * rvd_worker_backoff).  It connects to ruvector.dag_worker_database (as
  * pg_cron does with cron.database_name) and, on start, reloads the
@@ -37,6 +39,8 @@
 #include <sys/resource.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -44,15 +48,18 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "directives.h"
 #include "guc.h"
+#include "plan.h"
 #include "py_worker.h"
 #include "registry.h"
 #include "request.h"
@@ -73,7 +80,13 @@ rvd_register_worker(void)
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	/*
+	 * From a consistent state: on a hot standby the worker loads the
+	 * replicated enrollments, pins and learned state, and keeps running
+	 * through promotion (a worker started at RecoveryFinished would not run
+	 * on a standby at all).
+	 */
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
 	worker.bgw_restart_time = RVD_RESTART_S;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "ruvector_dag");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "rvd_worker_main");
@@ -95,40 +108,102 @@ rvd_learning_mode_name(void)
 	return "?";
 }
 
-/* Load committed enrollments into the registry; returns how many. */
-static int
-rvd_reload_registry(void)
+/*
+ * Follow the tables: make the shared registry hold exactly the committed
+ * enrollments of ruvector_dag.enrolled_tables, and the pinned decisions
+ * exactly the rows of ruvector_dag.pinned_arms.  Shared memory is empty
+ * after a restart or a crash, and rows can arrive without the functions
+ * whose commit callbacks update it: replayed from the primary on a hot
+ * standby, or restored by pg_restore.  So the worker runs this at start and
+ * then every RVD_SYNC_MS (RVD_STANDBY_SYNC_MS in recovery).
+ *
+ * On a primary the tables are locked in SHARE mode first (conditionally:
+ * if an enrollment or a pin is being committed, this round is skipped).
+ * The lock waits out every writing transaction, whose commit callbacks run
+ * before its locks are released, so the snapshot taken after it agrees with
+ * shared memory: a change committed meanwhile is never undone.  In recovery
+ * there are no local writers (and SHARE locks are not allowed).
+ *
+ * Returns the number of enrolled tables, or -1 when the extension is not
+ * installed in this database.
+ */
+static Oid
+rvd_extension_table(const char *name)
 {
-	int			loaded = 0;
+	return get_relname_relid(name, get_namespace_oid("ruvector_dag", true));
+}
+
+/* Pins from the rows (query_id bigint, arm text) of ruvector_dag.pinned_arms. */
+static void
+rvd_sync_pins(SPITupleTable *tuptable, uint64 nrows)
+{
+	uint64	   *query_ids = palloc(sizeof(uint64) * (nrows + 1));
+	int		   *arms = palloc(sizeof(int) * (nrows + 1));
+	int			n = 0;
 	uint64		i;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
+	for (i = 0; i < nrows; i++)
+	{
+		bool		null_id;
+		bool		null_arm;
+		Datum		id = SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &null_id);
+		Datum		name = SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 2, &null_arm);
+		int			arm;
+
+		if (null_id || null_arm)
+			continue;
+		arm = rvd_arm_index(TextDatumGetCString(name));
+		if (arm <= 0)
+			continue;			/* an arm this version does not have: the query keeps its plan */
+		query_ids[n] = (uint64) DatumGetInt64(id);
+		arms[n++] = arm;
+	}
+	rvd_pins_sync(query_ids, arms, n);
+}
+
+static int
+rvd_sync_from_tables(void)
+{
+	Oid			enrolled = rvd_extension_table("enrolled_tables");
+	Oid			pinned = rvd_extension_table("pinned_arms");
+	bool		primary = !RecoveryInProgress();
+	int			n = 0;
+	uint64		i;
+
+	if (!OidIsValid(enrolled))
+		return -1;
+	if (primary && !(ConditionalLockRelationOid(enrolled, ShareLock) &&
+					 (!OidIsValid(pinned) || ConditionalLockRelationOid(pinned, ShareLock))))
+		return rvd_registry_count();	/* being written: next round */
+
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "ruvector_dag: reloading enrollments");
-
-	/* The extension may not be created yet: then there is nothing to load. */
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'ruvector_dag'", true, 1) == SPI_OK_SELECT &&
-		SPI_processed == 1 &&
-		SPI_execute("SELECT relid FROM ruvector_dag.enrolled_tables e "
+	if (SPI_execute("SELECT e.relid FROM ruvector_dag.enrolled_tables e "
 					"JOIN pg_catalog.pg_class c ON c.oid = e.relid", true, 0) == SPI_OK_SELECT)
 	{
+		Oid		   *relids = palloc(sizeof(Oid) * (SPI_processed + 1));
+
 		for (i = 0; i < SPI_processed; i++)
 		{
 			bool		isnull;
 			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
 
-			if (!isnull && rvd_registry_add(MyDatabaseId, DatumGetObjectId(d)))
-				loaded++;
+			if (isnull)
+				continue;
+			relids[n] = DatumGetObjectId(d);
+			if (!rvd_registry_add(MyDatabaseId, relids[n]))
+				elog(WARNING, "ruvector_dag: enrollment registry is full; relation %u not captured",
+					 relids[n]);
+			n++;
 		}
+		(void) rvd_registry_keep_only(MyDatabaseId, relids, n);
 	}
-
+	if (OidIsValid(pinned) &&
+		SPI_execute("SELECT query_id, arm FROM ruvector_dag.pinned_arms", true, 0) == SPI_OK_SELECT)
+		rvd_sync_pins(SPI_tuptable, SPI_processed);
 	SPI_finish();
 	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-	return loaded;
+	return n;
 }
 
 /*
@@ -192,6 +267,13 @@ static char *
 rvd_step_start(void *arg)
 {
 	return rvd_py_worker_start();
+}
+
+static char *
+rvd_step_sync(void *arg)
+{
+	*(int *) arg = rvd_sync_from_tables();
+	return NULL;
 }
 
 static char *
@@ -285,6 +367,16 @@ rvd_worker_exit(int code, Datum arg)
 #define RVD_BUSY_POLL_MS 50L
 #define RVD_BUSY_SHARE 8		/* one eighth */
 
+/*
+ * How often the worker follows ruvector_dag.enrolled_tables and
+ * ruvector_dag.pinned_arms (rvd_sync_from_tables): on a primary the commit
+ * callbacks do it at once, this only catches rows written otherwise (a
+ * restore); on a standby it is how replayed changes arrive, and each round
+ * also lets the engine look for state the primary saved.
+ */
+#define RVD_SYNC_MS 5000L
+#define RVD_STANDBY_SYNC_MS 1000L
+
 /* SIGTERM: shut down, and cancel a trial in progress rather than wait for it (trials.c). */
 static void
 rvd_worker_sigterm(SIGNAL_ARGS)
@@ -357,7 +449,12 @@ void
 rvd_worker_main(Datum main_arg)
 {
 	TimestampTz next_cycle;
+	TimestampTz next_sync;
+	bool		was_standby;
 	bool		busy = false;	/* the ring had records at the last wake */
+	bool		standby;		/* in recovery (a hot standby) at this wake */
+	bool		promoted;		/* ... and no longer, since the last wake */
+	bool		follow;			/* the tables were followed at this wake */
 	bool		trials_waiting = false; /* the engine holds a statement to try (drain() said so) */
 	char	   *line = NULL;
 
@@ -390,13 +487,14 @@ rvd_worker_main(Datum main_arg)
 	rvd_trial_init_session();
 	CommitTransactionCommand();
 
-	if (!rvd_registry_loaded())
 	{
-		int			n = rvd_reload_registry();
+		int			n = -1;
 
+		(void) rvd_in_transaction("ruvector_dag: loading enrollments and pins", rvd_step_sync, &n, NULL, NULL, NULL);
 		rvd_registry_set_loaded();
-		elog(LOG, "ruvector_dag worker started in database \"%s\": %d enrolled table(s) reloaded",
-			 rvd_dag_worker_database, n);
+		elog(LOG, "ruvector_dag worker started in database \"%s\"%s: %d enrolled table(s) loaded",
+			 rvd_dag_worker_database, RecoveryInProgress() ? " on a hot standby (read-only: learns in memory)" : "",
+			 Max(n, 0));
 	}
 
 	rvd_request_fail_orphaned();
@@ -409,6 +507,8 @@ rvd_worker_main(Datum main_arg)
 		elog(WARNING, "ruvector_dag worker continues without the Python engine");
 
 	next_cycle = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), rvd_dag_background_interval_ms);
+	next_sync = GetCurrentTimestamp();
+	was_standby = RecoveryInProgress();
 	for (;;)
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -426,6 +526,30 @@ rvd_worker_main(Datum main_arg)
 		}
 		if (ShutdownRequestPending)
 			break;
+
+		/*
+		 * Follow the tables (rows replayed on a standby, restored on a
+		 * primary), and on a standby let the engine look for what the
+		 * primary saved since: its decisions apply here before the first
+		 * execution of their query.  Promotion is noticed here too; the
+		 * engine then writes what it learned as a standby to the tables.
+		 */
+		standby = RecoveryInProgress();
+		promoted = was_standby && !standby;
+		if (promoted)
+			elog(LOG, "ruvector_dag worker: the server was promoted; the engine now writes its state to the tables");
+		was_standby = standby;
+		follow = promoted || GetCurrentTimestamp() >= next_sync;
+		if (follow)
+		{
+			int			n;
+
+			(void) rvd_in_transaction("ruvector_dag: following enrollments and pins", rvd_step_sync, &n,
+									  NULL, NULL, NULL);
+			next_sync = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													standby ? RVD_STANDBY_SYNC_MS : RVD_SYNC_MS);
+		}
+
 		if (!rvd_py_worker_ready())
 		{
 			rvd_serve_request();	/* answers with an error */
@@ -444,7 +568,7 @@ rvd_worker_main(Datum main_arg)
 			 * the rate estimate behind the fraction must see the empty
 			 * intervals too, or it could not climb back when the load goes.
 			 */
-			if (buffered > 0 || trials_waiting || rvd_statements_offered() ||
+			if (buffered > 0 || trials_waiting || rvd_statements_offered() || promoted || (follow && standby) ||
 				rvd_sample_threshold() != PG_UINT32_MAX)
 			{
 				busy = buffered >= (uint64) (rvd_ring_capacity() / RVD_BUSY_SHARE);

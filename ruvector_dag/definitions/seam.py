@@ -27,7 +27,7 @@ from .validation import Interval
 # Python modules and callables the C side imports or calls
 # --------------------------------------------------------------------------
 
-#: Imported first in every process that runs the engine (py_main.c); start(cache_dir) -> SQL dispatcher.
+#: Imported first in every process that runs the engine (py_main.c); start(numba_cache_dir setting) -> SQL dispatcher.
 EMBEDDED_MODULE = "ruvector_dag.runtime.embedded"
 EMBEDDED_START = "start"
 #: The background worker's engine (py_worker.c): C constructs WORKER_CLASS() with no arguments.
@@ -226,7 +226,7 @@ def render_header() -> str:
         "#define RVD_SEAM_DEFS_H",
         "/* Python modules and callables the C side imports or calls */",
         _define("RVD_PY_EMBEDDED_MODULE", EMBEDDED_MODULE),
-        _define("RVD_PY_EMBEDDED_START", EMBEDDED_START, "start(cache_dir) -> SQL dispatcher"),
+        _define("RVD_PY_EMBEDDED_START", EMBEDDED_START, "start(numba_cache_dir setting) -> SQL dispatcher"),
         _define("RVD_PY_WORKER_MODULE", WORKER_MODULE),
         _define("RVD_PY_WORKER_CLASS", WORKER_CLASS, f"{WORKER_CLASS}() takes no arguments from C"),
         _define("RVD_PY_WORKER_START", WORKER_START, "-> str | None"),

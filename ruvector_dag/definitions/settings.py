@@ -255,7 +255,8 @@ SETTINGS: tuple[Setting, ...] = (
     StringSetting(
         "numba_cache_dir", "", "PGC_SUSET",
         "Directory of the on-disk Numba kernel cache.",
-        "Empty means ruvector_dag_cache inside the data directory. Must be writable by the server user.",
+        "Empty means ~/.cache/ruvector_dag of the server's OS user (<tmp>/ruvector_dag_cache-<uid> without "
+        "a home), never the data directory. Must be a directory of the server's user, writable by nobody else.",
     ),
 )
 

@@ -18,20 +18,24 @@ from typing import Any
 _SINGLE_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
-def start(cache_dir: str) -> Callable[[str, tuple[Any, ...]], tuple[Any, list[str]]]:
+#: Environment variable holding the kernel cache's description (for the worker's start line).
+CACHE_INFO_VAR = "RUVECTOR_DAG_KERNEL_CACHE"
+
+
+def start(cache_setting: str) -> Callable[[str, tuple[Any, ...]], tuple[Any, list[str]]]:
     """Configure this process for the engine and return the SQL dispatcher.
 
-    ``cache_dir`` is where numba keeps compiled kernels; it must be writable
-    by the server user (the default is inside the data directory).
+    ``cache_setting`` is ``ruvector.numba_cache_dir``: where numba keeps
+    compiled kernels, empty for the default outside the data directory
+    (:mod:`.kernel_cache`).
     """
-    os.environ["NUMBA_CACHE_DIR"] = cache_dir
+    from . import kernel_cache  # standard library only: numba is not imported yet
+
+    cache = kernel_cache.prepare(cache_setting)
+    os.environ["NUMBA_CACHE_DIR"] = str(cache.path)
+    os.environ[CACHE_INFO_VAR] = cache.describe()
     for var in _SINGLE_THREAD_VARS:
         os.environ.setdefault(var, "1")
-    try:
-        os.makedirs(cache_dir, mode=0o700, exist_ok=True)
-    except OSError:
-        # numba falls back to compiling in memory; slower, never wrong.
-        pass
     if not getattr(sys, "argv", None):
         sys.argv = ["postgres"]  # some libraries index sys.argv[0]
 

@@ -191,3 +191,86 @@ def save_history(execute: Execute, relid: int, table_name: str, history: Sequenc
     execute("DELETE FROM ruvector_dag.trajectory_history WHERE relid = $1::oid AND id <= "
             "(SELECT id FROM ruvector_dag.trajectory_history WHERE relid = $1::oid ORDER BY id DESC "
             "OFFSET $2::int LIMIT 1)", (str(relid), str(HISTORY_MAX_ROWS)))
+
+
+# -- hot standbys and restores ------------------------------------------------
+
+
+def in_recovery(execute: Execute) -> bool:
+    """Whether the server is a standby (replaying WAL): then nothing may be written."""
+    rows = execute("SELECT pg_catalog.pg_is_in_recovery()::text", ())
+    return bool(rows) and rows[0][0] == "true"
+
+
+def data_directory(execute: Execute) -> str:
+    rows = execute("SELECT pg_catalog.current_setting('data_directory')", ())
+    return (rows[0][0] or "") if rows else ""
+
+
+def state_saved_at(execute: Execute) -> dict[int, str]:
+    """relid -> when its learned state was saved (on a standby: by the primary, replayed)."""
+    rows = execute("SELECT s.relid::text, s.saved_at::text FROM ruvector_dag.engine_state s", ())
+    return {int(r[0] or 0): r[1] or "" for r in rows}
+
+
+#: Enrollments whose relid is not the table they name any more, and the table that has the name now:
+#: a dump restored into another cluster (every OID differs).  A relid that still names a relation of
+#: that name is the same table; an enrolled table renamed since keeps its enrollment (its old name
+#: names nothing, or a table enrolled already).
+RESTORED_SQL = (
+    "SELECT e.relid::text, e.table_name, r.oid::text, r.owner::text FROM ruvector_dag.enrolled_tables e "
+    "CROSS JOIN LATERAL (SELECT c.oid, c.relowner AS owner FROM pg_catalog.pg_class c "
+    "                     WHERE c.oid = pg_catalog.to_regclass(e.table_name)) r "
+    "WHERE r.oid <> e.relid "
+    "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "                 WHERE c.oid = e.relid "
+    "                   AND pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) "
+    "                       = e.table_name) "
+    "AND NOT EXISTS (SELECT 1 FROM ruvector_dag.enrolled_tables o WHERE o.relid = r.oid)"
+)
+
+#: Moving the rows keyed by an enrolled table's relid ($1) to its new relid ($2).
+REKEY_SQL = tuple(f"UPDATE ruvector_dag.{table} SET relid = $2::oid WHERE relid = $1::oid"
+                  for table in ("patterns", "trajectory_history", "pattern_nodes", "steering_evidence",
+                                "engine_state"))
+
+
+def rekey_restored(execute: Execute) -> list[str]:
+    """Re-key the enrollments of a restored dump to the tables' new OIDs; one report line per table.
+
+    The enrollment row, its patterns, history, MinCut nodes, evidence and
+    learned state move to the new relid, and the enrollment is credited to
+    the table's owner (roles have new OIDs too).  Steering decisions are kept
+    by query id, and query ids are computed from OIDs: the restored ones name
+    the old cluster's statements, so they are dropped (and reported); the
+    queries are learned again from their first executions here.
+    """
+    lines = []
+    for old, name, new, owner in execute(RESTORED_SQL, ()):
+        assert old is not None and new is not None
+        execute("UPDATE ruvector_dag.enrolled_tables SET relid = $2::oid, enabled_by = $3::oid "
+                "WHERE relid = $1::oid", (old, new, owner))
+        for sql in REKEY_SQL:
+            execute(sql, (old, new))
+        dropped = 0
+        saved = load_state(execute, int(new))
+        if saved:
+            learner = TableLearner.from_state_bytes(saved)
+            dropped = len(learner.steering.decisions())
+            learner.relid = int(new)
+            learner.steering.queries.clear()
+            save_state(execute, learner)
+            save_steering_evidence(execute, learner)
+        patterns = execute("SELECT pg_catalog.count(*)::text FROM ruvector_dag.patterns WHERE relid = $1::oid", (new,))
+        lines.append(f"{name} was restored from another cluster (relation {old} is now {new}): its enrollment, "
+                     f"{patterns[0][0]} pattern(s) and learned state follow it; {dropped} steering decision(s) "
+                     "dropped, their query ids belong to the old cluster (the queries are learned again)")
+    if lines:
+        pins = execute("SELECT pg_catalog.count(*)::text FROM ruvector_dag.pinned_arms", ()) if execute(
+            "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'ruvector_dag' AND c.relname = 'pinned_arms'", ()) else [("0",)]
+        if pins[0][0] != "0":
+            lines.append(f"{pins[0][0]} pin(s) of ruvector_dag.pinned_arms were restored with query ids of the old "
+                         "cluster: pin the queries again (pg_stat_statements shows their new query ids) and "
+                         "unpin the old ids")
+    return lines

@@ -25,11 +25,13 @@ the publishing and saving of what was learned (:mod:`.publisher`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import math
 import os
 import time
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -40,7 +42,7 @@ from ..definitions.seam import DRAIN_TRIALS_WAITING, REQUEST_INT_NOT_GIVEN, Answ
 from ..engine import attention, clustering, features
 from ..engine.learner import LearnerConfig, TableLearner
 from ..engine.trajectory import decode
-from . import storage
+from . import embedded, kernel_cache, standby, storage
 from .budget import CpuBudget, IdleCpuProbe
 from .publisher import Publisher
 from .sampling import CaptureRules, Sampler
@@ -50,6 +52,8 @@ from .trials import TrialScheduler
 DRAIN_MAX_S = 0.25
 #: Enrollments are re-read when the registry changes, and at least this often (config changes).
 REFRESH_S = 5.0
+#: ... on a hot standby, where this is also how the primary's newly saved state (its decisions) arrives.
+STANDBY_REFRESH_S = 1.0
 #: Similarity above which consolidate merges two patterns when the request gives none (seam.REQUEST_REAL_NOT_GIVEN).
 CONSOLIDATE_THRESHOLD = 0.95
 
@@ -75,6 +79,7 @@ class Worker:
         self.tables: dict[int, tuple[str, dict[str, Any]]] = {}  # relid: (name, merged config)
         self.generation = -1  # enrollment registry generation the tables were read at
         self.last_refresh = 0.0
+        self.standby = False  # the server was in recovery at the last refresh (a hot standby)
         self.budget = CpuBudget()
         self._parts: tuple[Sampler, CaptureRules, TrialScheduler, Publisher] | None = None
         if pg is not None:
@@ -121,23 +126,34 @@ class Worker:
     # -- enrollments ---------------------------------------------------------
 
     def refresh_tables(self, snapshot: settings.Snapshot) -> None:
-        """Follow enrollments: new tables get a learner (reloaded if saved), dropped ones lose it."""
+        """Follow enrollments: new tables get a learner (reloaded if saved), dropped ones lose it.
+
+        On a primary, enrollments restored from another cluster are re-keyed
+        first (:func:`storage.rekey_restored`).  On a hot standby the learners
+        also follow what the primary saves (:meth:`_follow_primary`); at
+        promotion what the standby learned is written to the tables.
+        """
         execute = self.publisher.execute
-        if not storage.extension_installed(execute):
-            self.tables = {}
-        else:
-            self.tables = storage.enrolled_tables(execute)
+        installed = storage.extension_installed(execute)
+        standby = storage.in_recovery(execute)
+        if self.standby and not standby:
+            self._promoted()
+        self.standby = standby
+        if installed and not standby:
+            for line in storage.rekey_restored(execute):
+                self.pg.log(line)
+        self.tables = storage.enrolled_tables(execute) if installed else {}
         for relid in list(self.learners):
             if relid not in self.tables:
                 del self.learners[relid]
                 self.publisher.forget(relid)
         trials_on = snapshot.flag(settings.DAG_STEERING_TRIALS)
+        saved_at = storage.state_saved_at(execute) if installed and standby else {}
         for relid, (_, config) in self.tables.items():
             cfg = LearnerConfig.from_enrollment(config)
             learner = self.learners.get(relid)
             if learner is None:
-                saved = storage.load_state(execute, relid)
-                learner = TableLearner.from_state_bytes(saved, cfg) if saved else TableLearner(relid, cfg, seed=relid)
+                learner = self._load_learner(relid, cfg, saved_at.get(relid, ""))
                 learner.steering.require_trial = trials_on
                 self.learners[relid] = learner
                 learner.republish_decisions()  # shared memory starts empty: re-publish the decisions learned before
@@ -146,6 +162,79 @@ class Worker:
             elif learner.config != cfg:
                 learner.reconfigure(cfg)
             learner.steering.require_trial = trials_on
+        if standby:
+            self._follow_primary(saved_at, trials_on)
+
+    def _load_learner(self, relid: int, cfg: LearnerConfig, primary_saved_at: str) -> TableLearner:
+        """A table's learner: the standby's own if it kept one, else the saved state, else a new one."""
+        publisher = self.publisher
+        if self.standby:
+            entry = publisher.standby_tables.get(relid)
+            if entry is not None and entry.state:
+                try:
+                    return TableLearner.from_state_bytes(entry.state, cfg)
+                except Exception as exc:  # a file from another version: start from the primary's
+                    self.pg.log(f"standby state of table {relid} not reloaded ({exc}); using the primary's")
+            publisher.standby_tables[relid] = standby.TableStandbyState(b"", primary_saved_at)
+        saved = storage.load_state(publisher.execute, relid)
+        return TableLearner.from_state_bytes(saved, cfg) if saved else TableLearner(relid, cfg, seed=relid)
+
+    def _follow_primary(self, saved_at: dict[int, str], trials_on: bool) -> None:
+        """Adopt the state the primary saved since (replayed here), keeping the standby's own decisions.
+
+        Every query follows the primary's decision except those the standby
+        decided itself (its trials found a faster arm, or its regression guard
+        reverted one): for them the standby keeps its own evidence.
+        """
+        for relid, learner in list(self.learners.items()):
+            entry = self.publisher.standby_tables.get(relid)
+            primary = saved_at.get(relid, "")
+            if entry is None or not primary or primary == entry.base_saved_at:
+                continue
+            saved = storage.load_state(self.publisher.execute, relid)
+            if not saved:
+                continue
+            new = TableLearner.from_state_bytes(saved, learner.config)
+            new.steering.require_trial = trials_on
+            for query_id in entry.local:
+                if query_id in learner.steering.queries:
+                    new.steering.queries[query_id] = learner.steering.queries[query_id]
+            after = new.steering.decisions()
+            new.pending_decisions = {**{q: 0 for q in learner.steering.decisions() if q not in after}, **after}
+            self.learners[relid] = new
+            entry.base_saved_at = primary
+            self.publisher.publish_decisions(new)
+            self.publisher.publish(new)
+            self.publisher.dirty.add(relid)
+
+    def _promoted(self) -> None:
+        """The standby became the primary: write what it learned to the tables, drop its file."""
+        publisher = self.publisher
+        names = self._names()
+        publisher.standby_file, kept = None, publisher.standby_file
+        publisher.standby_tables = {}
+        for relid, learner in self.learners.items():
+            publisher.save(learner, names.get(relid, ""), patterns=True)
+        if kept is not None:
+            kept.remove()
+        self.pg.log(f"promoted: the learned state of {len(self.learners)} table(s) written to the tables")
+
+    def _open_standby_file(self) -> None:
+        """At start: on a standby, reload its own file; on a primary, remove one left there."""
+        publisher, execute = self.publisher, self.publisher.execute
+        data_directory = storage.data_directory(execute)
+        if not data_directory:
+            return
+        state_file = standby.StandbyStateFile(data_directory)
+        if storage.in_recovery(execute):
+            self.standby = True
+            publisher.standby_file = state_file
+            publisher.standby_tables = state_file.load()
+            if publisher.standby_tables:
+                self.pg.log(f"hot standby: the standby's own state of {len(publisher.standby_tables)} table(s) "
+                            f"reloaded from {state_file.path}")
+        elif state_file.remove():
+            self.pg.log(f"{state_file.path} removed: a primary's learned state is in its tables")
 
     # -- entry points called by worker.c (seam.WORKER_*) ---------------------
 
@@ -154,9 +243,12 @@ class Worker:
         if self._pg is None:
             self._attach(cast(PgModule, importlib.import_module(seam.PG_MODULE)))  # built by py_pgmodule.c
         began = time.perf_counter()
-        warm_up()
+        cache = os.environ.get("NUMBA_CACHE_DIR")
+        with kernel_cache.warm_lock(Path(cache)) if cache else contextlib.nullcontext():
+            warm_up()  # one compiler per cache directory at a time (kernel_cache)
         warm_ms = (time.perf_counter() - began) * 1000.0
         self.learners.clear()
+        self._open_standby_file()
         self.sampler.set_fraction(1.0)  # a restarted worker starts from capturing everything
         self.rules.clear()
         snapshot = self.read_settings()
@@ -164,7 +256,7 @@ class Worker:
         self.rules.publish(self._policies(), snapshot.number(settings.DAG_CAPTURE_SETTLED_FRACTION), set())
         self.publisher.last_save = time.monotonic()
         return (f"engine ready: kernels warmed in {warm_ms:.0f} ms "
-                f"(cache {os.environ.get('NUMBA_CACHE_DIR', 'in memory')}); "
+                f"({os.environ.get(embedded.CACHE_INFO_VAR, 'cache in memory')}); "
                 f"{len(self.learners)} table(s) learning")
 
     def _policies(self) -> list[Any]:
@@ -189,7 +281,9 @@ class Worker:
         cpu_start = time.process_time()
         snapshot = self.read_settings()
         generation = pg.generation()
-        if generation != self.generation or now - self.last_refresh >= REFRESH_S:
+        promoted = self.standby and not storage.in_recovery(publisher.execute)  # asked only on a standby
+        if promoted or generation != self.generation or now - self.last_refresh >= (
+                STANDBY_REFRESH_S if self.standby else REFRESH_S):
             self.generation, self.last_refresh = generation, now
             self.refresh_tables(snapshot)
         share = snapshot.number(settings.DAG_WORKER_CPU_PERCENT) / 100.0
@@ -248,6 +342,8 @@ class Worker:
             if self.learners[relid].pending_decisions:
                 touched.add(relid)  # a trial's decision
         for relid in touched | (counted & self.learners.keys()):
+            if self.standby and relid in publisher.standby_tables:  # decided here: kept over the primary's
+                publisher.standby_tables[relid].local.update(self.learners[relid].pending_decisions)
             publisher.publish(self.learners[relid])  # the consumed count too, so trajectories_buffered stays true
             publisher.publish_decisions(self.learners[relid])
         publisher.dirty.update(touched)

@@ -22,6 +22,7 @@ import stat
 import subprocess
 import sys
 import sysconfig
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,6 +257,20 @@ def build_and_install(pg_config: Path, *, quiet: bool = False, force: bool = Fal
     return build_dir
 
 
+def warm_seed() -> Path:
+    """Compile every Numba kernel into the install-time seed (runtime/kernel_cache.py), in a
+    process of its own: numba reads NUMBA_CACHE_DIR when it is imported."""
+    from ..runtime.kernel_cache import SEED_DIR
+
+    began = time.perf_counter()
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(SEED_DIR)}
+    subprocess.run([python_link().executable, "-c",
+                    "from ruvector_dag.runtime.kernel_cache import warm_seed; warm_seed()"],
+                   check=True, env=env, cwd=str(REPO_ROOT))
+    print(f"  kernels ready in {time.perf_counter() - began:.1f} s", flush=True)
+    return SEED_DIR
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="build.py",
@@ -271,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a bundled server major version (repeatable)")
     parser.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
     parser.add_argument("--generate", action="store_true", help="same as the generate action")
+    parser.add_argument("--no-warm", action="store_true",
+                        help="do not compile the Numba kernels into the install-time seed")
     args = parser.parse_args(argv)
 
     if args.action == "generate" or args.generate:
@@ -289,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         sharedir = subprocess.run([str(pg_config), "--sharedir"], check=True, capture_output=True,
                                   text=True).stdout.strip()
         print(f"installed into {sharedir}/extension; python: {python_link().executable}")
+    if not args.no_warm:
+        print(f"compiling the engine's kernels into {warm_seed()} ...", flush=True)
     print("\nNext steps on a server of your own:\n"
           "  1. postgresql.conf: shared_preload_libraries = 'ruvector_dag'\n"
           "  2. restart the server\n"

@@ -82,7 +82,7 @@ def test_install_script_objects(conn: Any) -> None:
     tables = {r[0] for r in conn.execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'ruvector_dag'").fetchall()}
     assert tables == {"patterns", "trajectory_history", "enrolled_tables", "engine_state", "pattern_nodes",
-                      "steering_evidence"}
+                      "steering_evidence", "pinned_arms"}
     indexes = {r[0] for r in conn.execute(
         "SELECT indexname FROM pg_indexes WHERE schemaname = 'ruvector_dag'").fetchall()}
     assert {"idx_patterns_table", "idx_trajectories_table_time"} <= indexes
@@ -153,8 +153,11 @@ def test_ruvector_bad_input(conn: Any, literal: str, sqlstate: str) -> None:
 def test_engine_runs_as_server_user_with_disk_cache(conn: Any, server: Server) -> None:
     info = json.loads(json.dumps(conn.execute("SELECT ruvector_dag_engine_info()").fetchone()[0]))
     assert info["numba_version"] and info["numpy_version"]
-    assert info["numba_cache_dir"] == str(server.pgdata / "ruvector_dag_cache")
     import os
+
+    # outside the data directory, so that pg_basebackup does not copy it (issue 16)
+    assert not Path(info["numba_cache_dir"]).is_relative_to(server.pgdata)
+    assert Path(info["numba_cache_dir"]).name in ("ruvector_dag", f"ruvector_dag_cache-{info['uid']}")
 
     if os.geteuid() == 0:
         assert info["uid"] != 0  # the server never runs as root
@@ -198,7 +201,9 @@ def test_worker_starts_the_engine_and_warms_the_kernel_cache(server: Server) -> 
     while "ruvector_dag worker: engine ready" not in server.log_tail(400) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert "ruvector_dag worker: engine ready" in server.log_tail(400)
-    cache = server.pgdata / "ruvector_dag_cache"
+    assert not (server.pgdata / "ruvector_dag_cache").exists()
+    line = next(x for x in server.log_tail(400).splitlines() if "ruvector_dag worker: engine ready" in x)
+    cache = Path(line.split("(cache ", 1)[1].split(" ", 1)[0])
     assert len(list(cache.rglob("*.nbi"))) >= 8  # one index per compiled kernel at least
     assert server.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ruvector_dag worker'"
                           ) == [(1,)]

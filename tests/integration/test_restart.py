@@ -3,9 +3,10 @@
 A clean restart (pg_ctl stop -m fast) and a crash (-m immediate: no shutdown
 checkpoint, WAL replay at start) must keep everything committed: the
 extension, enrollments with their config, learned patterns, their MinCut
-analysis and the engine's saved state.  What lives only in shared memory is
+analysis, the engine's saved state and pinned arms (rows of
+ruvector_dag.pinned_arms since 0.5.0).  What lives only in shared memory is
 documented as such (docs/operations.md): capture counters and the ring start
-empty, and hand-pinned arms are gone (they last "until unpinned or restart").
+empty.
 """
 
 from __future__ import annotations
@@ -87,10 +88,11 @@ def test_committed_state_survives_restart(tmp_path: Path, server: Server, mode: 
         wait_for_worker(srv, learned)
         with srv.connect() as c:
             assert durable_state(c) == before
-            # Shared memory starts afresh: counters, ring and pins.
+            # Shared memory starts afresh: counters and ring ...
             assert c.execute("SELECT stored, dropped FROM ruvector_dag_capture_stats()").fetchone() == (0, 0)
-            assert c.execute("SELECT count(*) FROM ruvector_dag_steering_decisions() "
-                             "WHERE source = 'pinned'").fetchone()[0] == 0
+            # ... but pins are committed rows (ruvector_dag.pinned_arms, from 0.5.0), reloaded by the worker
+            assert c.execute("SELECT query_id, arm FROM ruvector_dag_steering_decisions() "
+                             "WHERE source = 'pinned'").fetchall() == [(qid, "no_indexscan")]
             # ... and capture and learning go on where they were.
             for shape in SHAPES:
                 c.execute(shape.format(i=1)).fetchall()
