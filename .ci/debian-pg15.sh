@@ -2,7 +2,8 @@
 # CI job on Debian's PostgreSQL 15: install the distribution's server with
 # PL/Python, install ruvector_dag into it with the Docker recipe's script,
 # start a cluster with the extension preloaded, and run the system-server
-# tests (pg_regress files, PL/Python coexistence, capture).
+# tests (pg_regress files, PL/Python coexistence, capture; base backups, a hot
+# standby, promotion, dump and restore, and a pg_auto_failover failover).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC="$(pwd)"
@@ -10,7 +11,7 @@ SRC="$(pwd)"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends postgresql-15 postgresql-server-dev-15 \
-    postgresql-plpython3-15 >/dev/null
+    postgresql-plpython3-15 postgresql-15-auto-failover pg-auto-failover-cli >/dev/null
 
 export RUVECTOR_VENV=/opt/ruvector-dag-ci/venv
 bash docker/install-into-postgres.sh 15

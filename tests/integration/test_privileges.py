@@ -359,6 +359,7 @@ READERS = {
     "steering_view": "SELECT * FROM ruvector_dag.steering WHERE table_name = %(r)s::oid::regclass",
     "steering_decisions": "SELECT * FROM ruvector_dag_steering_decisions() WHERE query_id = 4242",
     "steering_view_decisions": "SELECT * FROM ruvector_dag.steering WHERE query_id = 4242",
+    "steering_pins_table": "SELECT * FROM ruvector_dag.pinned_arms WHERE query_id = 4242",
     "patterns_function": "SELECT * FROM ruvector_dag_patterns('public.rvd_alice_t')",
     "learning_counters": "SELECT c.* FROM ruvector_dag._learning_counters(%(r)s) c WHERE c.consumed IS NOT NULL",
     "mincut_criticality": "SELECT * FROM ruvector_dag_mincut_criticality('public.rvd_alice_t')",
@@ -404,9 +405,9 @@ def test_no_rows_about_alices_table_for_others(server: Server, alice_evidence: i
         assert _count(bob, sql, params) == 0, reader
     with _as(server, MONITOR) as monitor:
         assert _count(monitor, sql, params) == expected, reader
-    if not reader.startswith("steering_"):  # a pinned decision names no table: privileged readers only
-        with _as(server, ALICE) as alice:
-            assert _count(alice, sql, params) == expected, reader
+    with _as(server, ALICE) as alice:
+        # a pinned decision names no table: privileged readers only
+        assert _count(alice, sql, params) == (0 if reader.startswith("steering_") else expected), reader
 
 
 def test_others_get_answers_that_reveal_nothing(server: Server, alice_evidence: int) -> None:
