@@ -47,9 +47,19 @@ SELECT ruvector_dag_try_arm(:qid, 'no_bitmapscan');
 -- Pinning again replaces the arm.
 SELECT ruvector_dag_pin_arm(:qid, 'serial');
 SELECT arm, source FROM ruvector_dag_steering_decisions() WHERE query_id = :qid;
+-- A pin is a row (0.5.0): it survives restarts and reaches standbys.
+SELECT query_id = :qid AS pinned, arm FROM ruvector_dag.pinned_arms;
 SELECT ruvector_dag_unpin(:qid);
 SELECT ruvector_dag_unpin(:qid);
+SELECT count(*) FROM ruvector_dag.pinned_arms;
 EXPLAIN (COSTS OFF) SELECT sum(k) FROM regress_rvd_s WHERE id > 100;
+-- A pin takes effect at commit: a rolled-back pin (or unpin) never did.
+BEGIN;
+SELECT ruvector_dag_pin_arm(:qid, 'no_seqscan');
+SELECT count(*) FROM ruvector_dag_steering_decisions() WHERE query_id = :qid;
+ROLLBACK;
+SELECT count(*) FROM ruvector_dag_steering_decisions() WHERE query_id = :qid;
+SELECT count(*) FROM ruvector_dag.pinned_arms;
 
 -- On trial: planned under the arm until the engine judges it.
 SELECT ruvector_dag_try_arm(:qid, 'no_seqscan');
