@@ -482,6 +482,17 @@ rvd_worker_main(Datum main_arg)
 	 * otherwise deadlock undetected): give up after 5 s and retry later.
 	 */
 	SetConfigOption("lock_timeout", "5000", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
+	 * Its commits do not wait for synchronous standbys.  What it writes is
+	 * learned state, relearned if lost, and a wait for a standby's ack can
+	 * last forever during a failover: a primary being demoted (fast shutdown
+	 * while its standby is promoted) would wait for the worker's final save,
+	 * the save for an ack the promoted standby no longer sends.  Standbys
+	 * get the rows by streaming as usual.  Users' own commits (enrollments,
+	 * pins) keep their synchronous_commit.
+	 */
+	SetConfigOption("synchronous_commit", "local", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("statement_timeout", "300000", PGC_SUSET, PGC_S_OVERRIDE);
 	StartTransactionCommand();
 	rvd_trial_init_session();
