@@ -86,11 +86,13 @@ def test_failover_keeps_learning_decisions_and_pins() -> None:
             trap = query_id(admin, SKEWED)
             with connect(old_primary, workloads.APP_ROLE) as app:
                 rows = app.execute(SKEWED).fetchall()
-                for _ in range(40):  # steered by learning, as in test_steering_learned.py
+                in_a_row = 0  # steered by learning, as in test_steering_learned.py, settled: 5 executions in a row
+                for _ in range(60):
                     assert app.execute(SKEWED).fetchall() == rows
                     eventually("drained", lambda: admin.execute("SELECT ruvector_dag_learning_stats('trap_f')")
                                .fetchone()[0]["trajectories_buffered"] == 0, timeout=10)
-                    if trap in decisions(admin):
+                    in_a_row = in_a_row + 1 if trap in decisions(admin) else 0
+                    if in_a_row >= 5:
                         break
             admin.execute("SELECT ruvector_dag_learn('trap_f')")  # saved now (else within a minute)
             learned = decisions(admin)

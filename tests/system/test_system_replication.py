@@ -71,13 +71,16 @@ def drained(c: Any, table: str) -> bool:
     return c.execute("SELECT ruvector_dag_learning_stats(%s)", (table,)).fetchone()[0]["trajectories_buffered"] == 0
 
 
-def learn_trap(admin: Any, app: Any, sql: str, table: str, runs: int = 40) -> str:
-    """Run a trap as the application until the worker steers it; return the arm's setting line."""
+def learn_trap(admin: Any, app: Any, sql: str, table: str, runs: int = 60, settled: int = 5) -> str:
+    """Run a trap as the application until the worker steers it for ``settled`` executions in a row (early
+    in its exploration a Thompson draw may still go back to the default); return the steered plan."""
     rows = app.execute(sql).fetchall()
+    in_a_row = 0
     for _ in range(runs):
         assert app.execute(sql).fetchall() == rows
         wait_until("drained", lambda: drained(admin, table), timeout=10, every=0.05)
-        if "enable_nestloop = 'off'" in explain(admin, sql) or "enable_mergejoin = 'off'" in explain(admin, sql):
+        in_a_row = in_a_row + 1 if steered_plan(admin, sql) else 0
+        if in_a_row >= settled:
             break
     plan = explain(admin, sql)
     assert "Settings:" in plan, plan
