@@ -9,6 +9,11 @@
  * standby, where they arrive by replication.  Pins are kept by query id,
  * which depends on OIDs: a dump restored into another cluster keeps the rows
  * but their query ids name the old cluster's statements (docs/operations.md).
+ *
+ * Enrollments remember their cluster (its system identifier, stamped by the
+ * worker): a dump restored into another cluster is re-keyed to the tables'
+ * new OIDs by table name, and only then (an enrollment of this cluster whose
+ * table is gone is never handed to another table that takes its name).
  */
 
 \echo Use "ALTER EXTENSION ruvector_dag UPDATE TO '0.5.0'" to load this file. \quit
@@ -27,6 +32,10 @@ ALTER TABLE ruvector_dag.pinned_arms ENABLE ROW LEVEL SECURITY;
 CREATE POLICY may_read ON ruvector_dag.pinned_arms FOR SELECT
     USING (pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER'));
 GRANT SELECT ON ruvector_dag.pinned_arms TO PUBLIC;
+
+ALTER TABLE ruvector_dag.enrolled_tables ADD COLUMN cluster_id BIGINT;
+COMMENT ON COLUMN ruvector_dag.enrolled_tables.cluster_id IS
+    'system identifier of the cluster the enrollment belongs to (NULL until the worker stamps it)';
 
 -- Plan every statement with this query id (that reads an enrolled table)
 -- under the arm, in every session of this database and on its standbys,

@@ -540,10 +540,12 @@ rvd_worker_main(Datum main_arg)
 
 		/*
 		 * Follow the tables (rows replayed on a standby, restored on a
-		 * primary), and on a standby let the engine look for what the
-		 * primary saved since: its decisions apply here before the first
-		 * execution of their query.  Promotion is noticed here too; the
-		 * engine then writes what it learned as a standby to the tables.
+		 * primary), and let the engine follow them too (a drain, records
+		 * or not): on a standby it looks for what the primary saved since,
+		 * so the primary's decisions apply before the first execution of
+		 * their query; on a primary it re-keys enrollments restored from
+		 * another cluster.  Promotion is noticed here too; the engine then
+		 * writes what it learned as a standby to the tables.
 		 */
 		standby = RecoveryInProgress();
 		promoted = was_standby && !standby;
@@ -579,7 +581,7 @@ rvd_worker_main(Datum main_arg)
 			 * the rate estimate behind the fraction must see the empty
 			 * intervals too, or it could not climb back when the load goes.
 			 */
-			if (buffered > 0 || trials_waiting || rvd_statements_offered() || promoted || (follow && standby) ||
+			if (buffered > 0 || trials_waiting || rvd_statements_offered() || promoted || follow ||
 				rvd_sample_threshold() != PG_UINT32_MAX)
 			{
 				busy = buffered >= (uint64) (rvd_ring_capacity() / RVD_BUSY_SHARE);

@@ -213,15 +213,19 @@ def state_saved_at(execute: Execute) -> dict[int, str]:
     return {int(r[0] or 0): r[1] or "" for r in rows}
 
 
-#: Enrollments whose relid is not the table they name any more, and the table that has the name now:
-#: a dump restored into another cluster (every OID differs).  A relid that still names a relation of
-#: that name is the same table; an enrolled table renamed since keeps its enrollment (its old name
-#: names nothing, or a table enrolled already).
+#: Enrollments restored from another cluster: their cluster_id is not this cluster's system identifier
+#: (NULL: written before 0.5.0), their relid is not the table they name any more, and a table has the
+#: name now (every OID differs after a restore).  A relid that still names a relation of that name is
+#: the same table; a table renamed since its enrollment keeps it (its old name names nothing, or a table
+#: enrolled already).  An enrollment of *this* cluster is never moved to another table that takes its
+#: name: its table is gone (dropped with the event trigger bypassed), the table that took the name is
+#: somebody else's (tests/integration/test_privileges.py).
 RESTORED_SQL = (
     "SELECT e.relid::text, e.table_name, r.oid::text, r.owner::text FROM ruvector_dag.enrolled_tables e "
     "CROSS JOIN LATERAL (SELECT c.oid, c.relowner AS owner FROM pg_catalog.pg_class c "
     "                     WHERE c.oid = pg_catalog.to_regclass(e.table_name)) r "
     "WHERE r.oid <> e.relid "
+    "AND e.cluster_id IS DISTINCT FROM (SELECT s.system_identifier FROM pg_catalog.pg_control_system() s) "
     "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "                 WHERE c.oid = e.relid "
     "                   AND pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) "
@@ -229,10 +233,25 @@ RESTORED_SQL = (
     "AND NOT EXISTS (SELECT 1 FROM ruvector_dag.enrolled_tables o WHERE o.relid = r.oid)"
 )
 
+#: Enrollments of this cluster, stamped with its system identifier (those not restored from elsewhere:
+#: their relid is a relation of this database).
+STAMP_SQL = (
+    "UPDATE ruvector_dag.enrolled_tables e "
+    "SET cluster_id = (SELECT s.system_identifier FROM pg_catalog.pg_control_system() s) "
+    "WHERE e.cluster_id IS NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = e.relid)"
+)
+
 #: Moving the rows keyed by an enrolled table's relid ($1) to its new relid ($2).
 REKEY_SQL = tuple(f"UPDATE ruvector_dag.{table} SET relid = $2::oid WHERE relid = $1::oid"
                   for table in ("patterns", "trajectory_history", "pattern_nodes", "steering_evidence",
                                 "engine_state"))
+
+
+def has_cluster_id(execute: Execute) -> bool:
+    """Whether the installed SQL has enrolled_tables.cluster_id (0.5.0; the library may be newer than its SQL)."""
+    return bool(execute("SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = "
+                        "'ruvector_dag.enrolled_tables'::pg_catalog.regclass AND a.attname = 'cluster_id' "
+                        "AND NOT a.attisdropped", ()))
 
 
 def rekey_restored(execute: Execute) -> list[str]:
@@ -245,10 +264,13 @@ def rekey_restored(execute: Execute) -> list[str]:
     the old cluster's statements, so they are dropped (and reported); the
     queries are learned again from their first executions here.
     """
-    lines = []
+    lines: list[str] = []
+    if not has_cluster_id(execute):
+        return lines  # before ALTER EXTENSION ... UPDATE to 0.5.0: restores are not recognised
     for old, name, new, owner in execute(RESTORED_SQL, ()):
         assert old is not None and new is not None
-        execute("UPDATE ruvector_dag.enrolled_tables SET relid = $2::oid, enabled_by = $3::oid "
+        execute("UPDATE ruvector_dag.enrolled_tables SET relid = $2::oid, enabled_by = $3::oid, "
+                "cluster_id = (SELECT s.system_identifier FROM pg_catalog.pg_control_system() s) "
                 "WHERE relid = $1::oid", (old, new, owner))
         for sql in REKEY_SQL:
             execute(sql, (old, new))
@@ -265,6 +287,8 @@ def rekey_restored(execute: Execute) -> list[str]:
         lines.append(f"{name} was restored from another cluster (relation {old} is now {new}): its enrollment, "
                      f"{patterns[0][0]} pattern(s) and learned state follow it; {dropped} steering decision(s) "
                      "dropped, their query ids belong to the old cluster (the queries are learned again)")
+    if has_cluster_id(execute):
+        execute(STAMP_SQL, ())
     if lines:
         pins = execute("SELECT pg_catalog.count(*)::text FROM ruvector_dag.pinned_arms", ()) if execute(
             "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "

@@ -33,9 +33,7 @@ SHAPES = [
 def latin1(tmp_path: Path, server: Server) -> Iterator[Any]:
     """A server whose worker serves a LATIN1 database (created before a restart: the setting needs one)."""
     srv = Server(tmp_path / "latin1", pg_version=server.pg_version, build=False,
-                 settings={**EXACT_LEARNING, "ruvector.dag_worker_database": "latin1db",
-                           # the session server's compiled kernels: no 20 s warm-up
-                           "ruvector.numba_cache_dir": str(server.pgdata / "ruvector_dag_cache")})
+                 settings={**EXACT_LEARNING, "ruvector.dag_worker_database": "latin1db"})
     with srv:
         srv.execute("CREATE DATABASE latin1db TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'")
         srv.restart()

@@ -477,3 +477,66 @@ def test_pg_dump_by_the_database_owner(server: Server, roles: None) -> None:
     finally:
         with server.connect() as su:
             su.execute("DROP DATABASE IF EXISTS rvd_dump WITH (FORCE)")
+
+
+# ---------------------------------------------------------------------------
+# Restores: an enrollment follows its table's name only when it comes from another cluster
+# ---------------------------------------------------------------------------
+
+def test_an_enrollment_of_this_cluster_is_never_handed_to_a_table_taking_its_name(server: Server,
+                                                                                  roles: None) -> None:
+    """The worker re-keys enrollments restored from another cluster to the tables that now have their
+    names (docs/operations.md).  Bob's table dropped with the event trigger bypassed (a superuser's
+    doing) leaves an enrollment whose relid names nothing; Mallory creating a table of that name must
+    not inherit it, nor what was learned about Bob's table."""
+    with server.connect() as su:
+        su.execute(f"GRANT CREATE ON SCHEMA public TO {MALLORY}")
+        su.execute("DROP TABLE IF EXISTS public.rvd_gone")
+        su.execute("CREATE TABLE public.rvd_gone (id int)")
+        su.execute(f"ALTER TABLE public.rvd_gone OWNER TO {BOB}")
+        su.execute("SELECT ruvector_enable_neural_dag('public.rvd_gone')")
+        old = su.execute("SELECT 'public.rvd_gone'::regclass::oid").fetchone()[0]
+        deadline = time.monotonic() + 30  # the worker stamps the enrollment with this cluster's identifier
+        while su.execute("SELECT cluster_id IS NULL FROM ruvector_dag.enrolled_tables WHERE relid = %s",
+                         (old,)).fetchone()[0] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert su.execute("SELECT cluster_id = (SELECT system_identifier FROM pg_control_system()) "
+                          "FROM ruvector_dag.enrolled_tables WHERE relid = %s", (old,)).fetchone()[0]
+        su.execute("ALTER EVENT TRIGGER ruvector_dag_sql_drop DISABLE")
+        try:
+            su.execute("DROP TABLE public.rvd_gone")
+        finally:
+            su.execute("ALTER EVENT TRIGGER ruvector_dag_sql_drop ENABLE")
+    try:
+        with _as(server, MALLORY) as mallory:
+            mallory.execute("CREATE TABLE public.rvd_gone (id int)")
+            mine = mallory.execute("SELECT 'public.rvd_gone'::regclass::oid").fetchone()[0]
+        with server.connect() as su:
+            # a table enrolled now is stamped by the worker's next look for restored enrollments: once it
+            # is, the worker has looked since Mallory's table exists
+            su.execute("DROP TABLE IF EXISTS public.rvd_probe")
+            su.execute("CREATE TABLE public.rvd_probe (id int)")
+            su.execute("SELECT ruvector_enable_neural_dag('public.rvd_probe')")
+            deadline = time.monotonic() + 30
+            while su.execute("SELECT cluster_id IS NULL FROM ruvector_dag.enrolled_tables "
+                             "WHERE table_name = 'public.rvd_probe'").fetchone()[0] and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert su.execute("SELECT cluster_id IS NOT NULL FROM ruvector_dag.enrolled_tables "
+                              "WHERE table_name = 'public.rvd_probe'").fetchone()[0]
+            assert su.execute("SELECT relid FROM ruvector_dag.enrolled_tables WHERE table_name = 'public.rvd_gone'"
+                              ).fetchone()[0] == old
+            assert su.execute("SELECT ruvector_neural_dag_enabled('public.rvd_gone')").fetchone()[0] is False
+            assert mine != old
+        # ... while the same row from another cluster (a restored dump) follows the name
+        with server.connect() as su:
+            su.execute("UPDATE ruvector_dag.enrolled_tables SET cluster_id = 42 WHERE relid = %s", (old,))
+            deadline = time.monotonic() + 30
+            while su.execute("SELECT relid FROM ruvector_dag.enrolled_tables WHERE table_name = 'public.rvd_gone'"
+                             ).fetchone()[0] != mine and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert su.execute("SELECT relid, enabled_by::regrole::text FROM ruvector_dag.enrolled_tables "
+                              "WHERE table_name = 'public.rvd_gone'").fetchone() == (mine, MALLORY)
+    finally:
+        with server.connect() as su:
+            su.execute("DROP TABLE IF EXISTS public.rvd_gone, public.rvd_probe")
+            su.execute("DELETE FROM ruvector_dag.enrolled_tables WHERE table_name = 'public.rvd_gone'")

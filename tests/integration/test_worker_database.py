@@ -36,9 +36,7 @@ def wait_for_log(srv: Server, text: str, timeout: float) -> str:
 
 def test_missing_worker_database_backs_off(tmp_path: Path, server: Server) -> None:
     srv = Server(tmp_path / "nodb", pg_version=server.pg_version, build=False,
-                 settings={"ruvector.dag_worker_database": "nosuchdb",
-                           # the session server's compiled kernels: a quick engine start once connected
-                           "ruvector.numba_cache_dir": str(server.pgdata / "ruvector_dag_cache")})
+                 settings={"ruvector.dag_worker_database": "nosuchdb"})
     with srv:
         with srv.connect() as c:
             # Queries work without the worker ...

@@ -165,6 +165,20 @@ def test_failed_trials(pg: FakePg, h: Harness) -> None:
     assert "permission denied for table t (SQLSTATE 42501)" in pg.lines[-1]
 
 
+@pytest.mark.parametrize("arm_or_default", ["default", "arm"])
+def test_a_trial_cancelled_by_a_recovery_conflict_bans_nothing(pg: FakePg, h: Harness, arm_or_default: str) -> None:
+    """On a hot standby, replay cancels a statement that holds it up (40001, "canceling statement due to
+    conflict with recovery"): the trial told nothing, it is tried again later (docs/operations.md)."""
+    learner = learner_after_baseline(h)
+    offer(pg)
+    conflict = PgError("canceling statement due to conflict with recovery", "40001")
+    pg.results = {0 if arm_or_default == "default" else HASH_ONLY: conflict}
+    h.trials({}, 1.0)
+    q = learner.steering.queries[QID]
+    assert not q.untriable and HASH_ONLY not in q.banned | q.cleared
+    assert QID in h.sched.backoff
+
+
 def test_a_failed_trial_logs_no_values(pg: FakePg, h: Harness) -> None:
     learner = learner_after_baseline(h)
     offer(pg)
