@@ -242,25 +242,28 @@ rvd_set_decision(uint64 query_id, int arm, uint8 source)
 	return rvd_set_decision_for(InvalidOid, query_id, arm, source);
 }
 
-/* The same, for a decision learned on relid (who may read it: rvd_steering_decisions). */
-bool
-rvd_set_decision_for(Oid relid, uint64 query_id, int arm, uint8 source)
+/*
+ * Set (relid, query_id) -> arm under the lock (held exclusively by the
+ * caller).  When the table is full and query_id has no entry: with `evict`,
+ * a decision that is not a pin gives its place (the engine publishes its own
+ * again as it learns); without, or if every entry is a pin, nothing changes
+ * and *full is set.  Never raises.
+ */
+static bool
+rvd_put_decision(Oid relid, uint64 query_id, int arm, uint8 source, bool evict, bool *full)
 {
-	uint32		n;
+	uint32		n = pg_atomic_read_u32(&directives->n_decisions);
 	uint32		i;
-	bool		found = false;
 
-	LWLockAcquire(directives->lock, LW_EXCLUSIVE);
-	n = pg_atomic_read_u32(&directives->n_decisions);
+	*full = false;
 	for (i = 0; i < n; i++)
 	{
 		RvdDecision *d = &directives->decisions[i];
 
 		if (d->query_id == query_id && d->dbid == MyDatabaseId)
 		{
-			found = true;
 			if (source == RVD_DECISION_LEARNED && d->source == RVD_DECISION_PINNED)
-				break;
+				return true;
 			if (arm == 0)
 			{
 				*d = directives->decisions[n - 1];
@@ -272,29 +275,71 @@ rvd_set_decision_for(Oid relid, uint64 query_id, int arm, uint8 source)
 				d->source = source;
 				d->relid = relid;
 			}
-			break;
+			pg_atomic_fetch_add_u32(&directives->generation, 1);
+			return true;
 		}
 	}
-	if (!found && arm != 0)
+	if (arm == 0)
+		return false;
+	if (n >= RVD_MAX_DECISIONS)
 	{
-		if (n >= RVD_MAX_DECISIONS)
+		for (i = 0; evict && i < n; i++)
+			if (directives->decisions[i].source != RVD_DECISION_PINNED)
+				break;
+		if (!evict || i == n)
 		{
-			LWLockRelease(directives->lock);
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("too many steering decisions (at most %d)", RVD_MAX_DECISIONS)));
+			*full = true;
+			return false;
 		}
-		directives->decisions[n].dbid = MyDatabaseId;
-		directives->decisions[n].query_id = query_id;
-		directives->decisions[n].arm = (int16) arm;
-		directives->decisions[n].source = source;
-		directives->decisions[n].relid = relid;
-		pg_atomic_write_u32(&directives->n_decisions, n + 1);
 	}
+	else
+		i = n++;
+	directives->decisions[i].dbid = MyDatabaseId;
+	directives->decisions[i].query_id = query_id;
+	directives->decisions[i].arm = (int16) arm;
+	directives->decisions[i].source = source;
+	directives->decisions[i].relid = relid;
+	pg_atomic_write_u32(&directives->n_decisions, n);
 	pg_atomic_fetch_add_u32(&directives->generation, 1);
+	return false;
+}
+
+/* The same, for a decision learned on relid (who may read it: rvd_steering_decisions). */
+bool
+rvd_set_decision_for(Oid relid, uint64 query_id, int arm, uint8 source)
+{
+	bool		found;
+	bool		full;
+
+	LWLockAcquire(directives->lock, LW_EXCLUSIVE);
+	found = rvd_put_decision(relid, query_id, arm, source, false, &full);
 	LWLockRelease(directives->lock);
+	if (full)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many steering decisions (at most %d)", RVD_MAX_DECISIONS)));
 	return found;
 }
+
+/*
+ * A committed pin (or unpin: arm 0), from the commit callback (enroll.c),
+ * where nothing may raise: the transaction is committed already.  A full
+ * table makes room by evicting a learned or tried decision; it can hold no
+ * more pins than RVD_MAX_DECISIONS, which ruvector_dag_pin_arm checks
+ * before it writes its row.  Returns false if the pin could not be placed
+ * (the worker's next sync places it once there is room).
+ */
+bool
+rvd_apply_pin(uint64 query_id, int arm)
+{
+	bool		full;
+
+	LWLockAcquire(directives->lock, LW_EXCLUSIVE);
+	(void) rvd_put_decision(InvalidOid, query_id, arm, RVD_DECISION_PINNED, true, &full);
+	LWLockRelease(directives->lock);
+	return !full;
+}
+
 /*
  * Make this database's pinned decisions exactly (query_ids[i], arms[i]):
  * the worker's sync from ruvector_dag.pinned_arms (worker.c).  A pin

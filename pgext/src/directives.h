@@ -68,6 +68,7 @@ extern uint32 rvd_sample_threshold(void);
 extern bool rvd_set_decision(uint64 query_id, int arm, uint8 source);
 extern bool rvd_set_decision_for(Oid relid, uint64 query_id, int arm, uint8 source);
 extern void rvd_pins_sync(const uint64 *query_ids, const int *arms, int n);
+extern bool rvd_apply_pin(uint64 query_id, int arm);
 extern void rvd_set_capture_rules(const RvdCaptureRule *rules, int n);
 extern void rvd_set_sample_threshold(uint32 threshold);
 

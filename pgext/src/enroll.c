@@ -65,12 +65,19 @@ rvd_xact_callback(XactEvent event, void *arg)
 				RvdPendingOp *op = (RvdPendingOp *) lfirst(lc);
 
 				if (op->pin)
-					rvd_set_decision(op->query_id, op->arm, RVD_DECISION_PINNED);
+				{
+					/* committed already: nothing here may raise (an ERROR would be a PANIC) */
+					if (!rvd_apply_pin(op->query_id, op->arm))
+						ereport(LOG,
+								(errmsg("ruvector_dag: the steering decision cache is full of pins; query %llu is pinned from the worker's next sync",
+										(unsigned long long) op->query_id)));
+				}
 				else if (!op->add)
 					rvd_registry_remove(MyDatabaseId, op->relid);	/* InvalidOid: all */
 				else if (!rvd_registry_add(MyDatabaseId, op->relid))
-					elog(WARNING, "ruvector_dag: enrollment registry is full; relation %u not captured until restart",
-						 op->relid);
+					ereport(LOG,	/* not the user's business: the server log only */
+							(errmsg("ruvector_dag: enrollment registry is full; relation %u is captured once there is room",
+									op->relid)));
 			}
 			pending_ops = NIL;
 			break;

@@ -170,10 +170,17 @@ rvd_pin_arm(PG_FUNCTION_ARGS)
 		values[0] = Int64GetDatum((int64) query_id);
 		values[1] = CStringGetTextDatum(rvd_arm(arm)->name);
 		values[2] = ObjectIdGetDatum(GetUserId());
-		rvd_spi_as_superuser("INSERT INTO ruvector_dag.pinned_arms (query_id, arm, pinned_by) VALUES ($1, $2, $3) "
-							 "ON CONFLICT (query_id) DO UPDATE SET arm = EXCLUDED.arm, pinned_by = EXCLUDED.pinned_by, "
-							 "pinned_at = pg_catalog.now()",
-							 3, types, values);
+		/* At most RVD_MAX_DECISIONS pins: the decision cache must hold them all. */
+		if (rvd_spi_as_superuser("INSERT INTO ruvector_dag.pinned_arms (query_id, arm, pinned_by) "
+								 "SELECT $1, $2, $3 WHERE (SELECT pg_catalog.count(*) FROM ruvector_dag.pinned_arms p "
+								 "WHERE p.query_id OPERATOR(pg_catalog.<>) $1) < " CppAsString2(RVD_MAX_DECISIONS) " "
+								 "ON CONFLICT (query_id) DO UPDATE SET arm = EXCLUDED.arm, "
+								 "pinned_by = EXCLUDED.pinned_by, pinned_at = pg_catalog.now()",
+								 3, types, values) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("cannot pin more than %d queries", RVD_MAX_DECISIONS),
+					 errhint("ruvector_dag_unpin() the pins no longer needed (ruvector_dag.pinned_arms lists them).")));
 		rvd_pin_queue(query_id, arm);
 	}
 	CacheInvalidateRelcacheAll();	/* re-plan cached plans: we do not know query_id's tables */
