@@ -42,3 +42,7 @@ COMMENT ON COLUMN ruvector_dag.enrolled_tables.cluster_id IS
 -- until unpinned.
 COMMENT ON FUNCTION ruvector_dag_pin_arm(bigint, text) IS
     'Plan the query under the arm until unpinned (kept in ruvector_dag.pinned_arms; applied at commit)';
+
+-- The record layout is a constant of the library: safe in parallel workers too
+-- (PostgreSQL's opr_sanity flags an IMMUTABLE function that is not PARALLEL SAFE).
+ALTER FUNCTION ruvector_dag_record_layout() PARALLEL SAFE;

@@ -530,10 +530,16 @@ rvd_worker_main(Datum main_arg)
 
 		if (ConfigReloadPending)
 		{
+			int			interval_before = rvd_dag_background_interval_ms;
+
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			elog(LOG, "ruvector_dag worker: configuration reloaded (learning mode %s)",
 				 rvd_learning_mode_name());
+			/* A new interval counts from the last cycle, not from the one scheduled under the old. */
+			if (rvd_dag_background_interval_ms != interval_before)
+				next_cycle = TimestampTzPlusMilliseconds(next_cycle,
+														 (int64) rvd_dag_background_interval_ms - interval_before);
 		}
 		if (ShutdownRequestPending)
 			break;

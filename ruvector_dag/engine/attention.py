@@ -122,6 +122,16 @@ def _positive(value: object, name: str) -> float:
     return validate(name, _real(value, name), POSITIVE)
 
 
+def _curvature(value: object) -> float:
+    """The magnitude c of the hyperbolic space's curvature -c.  Either sign convention is accepted:
+    geometers write the curvature itself (-1.0), the Lorentz model's formulas its magnitude (1.0)."""
+    x = _real(value, "curvature")
+    if x == 0.0:
+        raise InvalidParameter("curvature must not be 0: a hyperbolic space has curvature -c with c > 0 "
+                               "(-1.0 and 1.0 both mean c = 1)")
+    return abs(x)
+
+
 def _unit_interval(value: object, name: str) -> float:
     return validate(name, _real(value, name), UNIT)
 
@@ -428,7 +438,7 @@ def hierarchical_lorentz(query: ArrayArg, ancestors: ArrayArg, depths: ArrayArg,
     """Softmax of minus the hyperbolic (Lorentz model) distance; deeper ancestors lie farther out."""
     q, k = _query_and_ancestors(query, ancestors)
     dep = _depth_vector(depths, "depths", k.shape[0])
-    c = _positive(curvature, "curvature")
+    c = _curvature(curvature)
     temp = _positive(temperature, "temperature")
     out = _engine(backend).hierarchical_lorentz(q, k, dep, c, temp, LORENTZ_DEPTH_SCALE)
     return _result(out)

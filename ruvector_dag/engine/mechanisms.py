@@ -107,7 +107,8 @@ MECHANISMS: tuple[Mechanism, ...] = (
               "softmax gated by each ancestor's min-cut criticality, renormalised",
               _defaults(temperature=1.0, threshold=0.5),
               pooling=_defaults(threshold=0.1, temperature=1.0)),
-    Mechanism("hierarchical_lorentz", (Param("depths", "array"), Param("curvature", "real", POSITIVE),
+    # curvature: either sign, its magnitude is used (engine.attention._curvature)
+    Mechanism("hierarchical_lorentz", (Param("depths", "array"), Param("curvature", "real"),
                                        Param("temperature", "real", POSITIVE)),
               "hierarchical_lorentz", "hierarchical_lorentz",
               "softmax of minus the hyperbolic (Lorentz) distance; deeper ancestors lie farther out",

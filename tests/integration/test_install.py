@@ -207,3 +207,14 @@ def test_worker_starts_the_engine_and_warms_the_kernel_cache(server: Server) -> 
     assert len(list(cache.rglob("*.nbi"))) >= 8  # one index per compiled kernel at least
     assert server.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'ruvector_dag worker'"
                           ) == [(1,)]
+
+
+def test_immutable_functions_are_parallel_safe(conn: Any) -> None:
+    """PostgreSQL's opr_sanity rule: an IMMUTABLE function is PARALLEL SAFE (issue 17:
+    ruvector_dag_record_layout was not)."""
+    rows = conn.execute(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid "
+        "AND d.classid = 'pg_proc'::regclass AND d.deptype = 'e' "
+        "JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'ruvector_dag' "
+        "WHERE p.provolatile = 'i' AND p.proparallel <> 's'").fetchall()
+    assert rows == []

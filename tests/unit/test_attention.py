@@ -599,8 +599,6 @@ BAD: list[tuple[str, Callable[[], object], type[Exception], str]] = [
      "threshold"),
     ("curvature-zero", lambda: A.hierarchical_lorentz(Q, KK, [1, 1, 1, 1], 0.0, 1.0), InvalidParameter,
      "curvature"),
-    ("curvature-negative", lambda: A.hierarchical_lorentz(Q, KK, [1, 1, 1, 1], -1.0, 1.0), InvalidParameter,
-     "curvature"),
     ("lorentz-temperature", lambda: A.hierarchical_lorentz(Q, KK, [1, 1, 1, 1], 1.0, -1.0), InvalidParameter,
      "temperature"),
     ("lorentz-depths", lambda: A.hierarchical_lorentz(Q, KK, [1, 1], 1.0, 1.0), InvalidParameter,
@@ -792,3 +790,13 @@ def test_warm_up_compiles_every_signature_later_calls_use() -> None:
     done = subprocess.run([sys.executable, "-c", _AFTER_WARM_UP], capture_output=True, text=True, timeout=120,
                           check=False)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def test_lorentz_takes_either_sign_of_the_curvature() -> None:
+    """Geometers write a hyperbolic space's curvature (-1.0), the Lorentz model's formulas its magnitude
+    (1.0): both mean the same space (issue 17); 0 is no hyperbolic space and is refused with the reason."""
+    positive = A.hierarchical_lorentz(Q, KK, [1, 2, 3, 4], 2.5, 1.0)
+    negative = A.hierarchical_lorentz(Q, KK, [1, 2, 3, 4], -2.5, 1.0)
+    np.testing.assert_array_equal(positive, negative)
+    with pytest.raises(InvalidParameter, match=r"-1\.0 and 1\.0 both mean c = 1"):
+        A.hierarchical_lorentz(Q, KK, [1, 2, 3, 4], 0.0, 1.0)
