@@ -3,7 +3,9 @@
 # PL/Python, install ruvector_dag into it with the Docker recipe's script,
 # start a cluster with the extension preloaded, and run the system-server
 # tests (pg_regress files, PL/Python coexistence, capture; base backups, a hot
-# standby, promotion, dump and restore, and a pg_auto_failover failover).
+# standby, promotion, dump and restore, a pg_auto_failover failover, and
+# coexistence with pg_stat_statements, auto_explain, pg_qualstats,
+# pg_stat_kcache, pg_wait_sampling and hypopg).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC="$(pwd)"
@@ -11,7 +13,8 @@ SRC="$(pwd)"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends postgresql-15 postgresql-server-dev-15 \
-    postgresql-plpython3-15 postgresql-15-auto-failover pg-auto-failover-cli >/dev/null
+    postgresql-plpython3-15 postgresql-15-auto-failover pg-auto-failover-cli \
+    postgresql-15-pg-qualstats postgresql-15-pg-stat-kcache postgresql-15-pg-wait-sampling postgresql-15-hypopg >/dev/null
 
 export RUVECTOR_VENV=/opt/ruvector-dag-ci/venv
 bash docker/install-into-postgres.sh 15

@@ -290,6 +290,8 @@ class TableLearner:
     def cycle(self, k: int | None = None) -> tuple[dict[str, Any], list[HistoryRow]]:
         """Extract patterns from the batch; returns the spec's answer and a history sample."""
         n = len(self.batch)
+        if n == 0 and k is not None and self.bank.patterns:
+            return self._reextract(k), []
         if n == 0:
             return ({AnswerField.SUCCESS: False, AnswerField.SKIPPED: True,
                      AnswerField.REASON: "no trajectories learned since the last cycle",
@@ -333,6 +335,27 @@ class TableLearner:
                  AnswerField.PATTERNS_EXTRACTED: len(self.bank.patterns), AnswerField.PATTERNS_RETIRED: len(retired),
                  AnswerField.DURATION_MS: round(elapsed_ms, 3), AnswerField.EWC_TASKS: self.ewc.tasks,
                  AnswerField.EWC_LAMBDA: self.ewc.lambda_}, history)
+
+    def _reextract(self, k: int) -> dict[str, Any]:
+        """Re-extract the patterns into k clusters from what was learned, when nothing new arrived
+        (``ruvector_dag_extract_patterns(t, k)``, issue 17): each pattern enters weighted k-means as
+        a point of weight its sample count (the trajectories it summarises), so k clusters of the
+        table's history come out; ids stay with the heaviest pattern of each cluster."""
+        began = time.perf_counter()
+        empty = np.zeros((0, self.bank.dim))
+        before = len(self.bank.patterns)
+        result = self.bank.cycle(empty, np.zeros(0), np.zeros(0), k=k, anchor_strength=1.0,
+                                 seed=self.counters.cycles)
+        elapsed_ms = (time.perf_counter() - began) * 1000.0
+        c = self.counters
+        c.cycles += 1
+        c.last_cycle_ms = elapsed_ms
+        c.last_cycle_at_us = int(time.time() * 1e6)
+        return {AnswerField.SUCCESS: True, AnswerField.TRAJECTORIES_PROCESSED: 0,
+                AnswerField.PATTERNS_EXTRACTED: len(self.bank.patterns),
+                AnswerField.PATTERNS_RETIRED: max(before - len(self.bank.patterns), len(result.retired)),
+                AnswerField.DURATION_MS: round(elapsed_ms, 3), AnswerField.EWC_TASKS: self.ewc.tasks,
+                AnswerField.EWC_LAMBDA: self.ewc.lambda_}
 
     def consolidate(self, threshold: float) -> int:
         return len(self.bank.consolidate(threshold))

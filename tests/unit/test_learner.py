@@ -81,3 +81,21 @@ def test_prediction_improves_and_state_round_trips() -> None:
     assert list(clone.bank.patterns) == list(learner.bank.patterns)
     t = traj(2, 900.0)
     assert clone.process(t) == learner.process(t)  # same RNG state, same decisions
+
+
+def test_extract_with_k_reextracts_what_was_learned() -> None:
+    """ruvector_dag_extract_patterns(t, k) with no trajectory since the last cycle: the table's patterns
+    re-extracted into k clusters, their samples kept (issue 17: it returned 0 and left 4 patterns)."""
+    rng = np.random.default_rng(3)
+    learner = TableLearner(42, LearnerConfig(pattern_clusters=10))
+    workload(learner, 90, rng)
+    assert learner.cycle()[0]["patterns_extracted"] == 3
+    assert learner.cycle()[0]["skipped"]  # the periodic cycle: nothing new, nothing to do
+    samples = sum(p.sample_count for p in learner.bank.patterns.values())
+    answer, history = learner.cycle(2)
+    assert answer["success"] and answer["patterns_extracted"] == len(learner.bank.patterns) == 2
+    assert answer["trajectories_processed"] == 0 and history == []
+    assert sum(p.sample_count for p in learner.bank.patterns.values()) == samples
+    # consolidate works the same way on what was learned: merges and says how many
+    assert learner.consolidate(-0.99) == 1 and len(learner.bank.patterns) == 1
+    assert sum(p.sample_count for p in learner.bank.patterns.values()) == samples
