@@ -138,6 +138,27 @@ rvd_enroll_queue(bool add, Oid relid)
 	rvd_queue(&op);
 }
 
+/*
+ * Enrollments this transaction will add at commit, other than relid: the
+ * capacity check at enrollment counts them, so that a full registry is an
+ * error there, never something found at commit.
+ */
+int
+rvd_enroll_pending_adds(Oid relid)
+{
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, pending_ops)
+	{
+		RvdPendingOp *op = (RvdPendingOp *) lfirst(lc);
+
+		if (!op->pin && op->add && op->relid != relid)
+			n++;
+	}
+	return n;
+}
+
 /* Pin query_id to arm (0: unpin) when the transaction commits. */
 void
 rvd_pin_queue(uint64 query_id, int arm)

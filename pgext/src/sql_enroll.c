@@ -335,10 +335,19 @@ ruvector_enable_neural_dag(PG_FUNCTION_ARGS)
 	rvd_check_enrollable(relid);
 	rvd_require_worker_database();
 	merged = rvd_merge_config(config);
-	if (!rvd_registry_lookup(MyDatabaseId, relid, NULL) && rvd_registry_count() >= RVD_MAX_ENROLLED)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("cannot enroll more than %d tables", RVD_MAX_ENROLLED)));
+	if (!rvd_registry_lookup(MyDatabaseId, relid, NULL))
+	{
+		int			enrolled = rvd_registry_count();
+		int			pending = rvd_enroll_pending_adds(relid);
+
+		if (enrolled + pending >= RVD_MAX_ENROLLED)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("cannot enroll more than %d tables", RVD_MAX_ENROLLED),
+					 errdetail("%d tables are enrolled, %d more by this transaction.", enrolled, pending),
+					 errhint("Disable the enrollments no longer needed with ruvector_disable_neural_dag(); "
+							 "ruvector_dag.enrolled_tables lists them.")));
+	}
 
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = CStringGetTextDatum(rvd_qualified_name(relid));
