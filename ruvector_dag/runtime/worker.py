@@ -50,6 +50,10 @@ from .trials import TrialScheduler
 
 #: Longest one drain() call runs (it returns to the worker's loop, which handles signals and requests).
 DRAIN_MAX_S = 0.25
+#: Longest drain before a session's ruvector_dag_learn/extract_patterns cycle: "everything captured so
+#: far" is learned first, not only what DRAIN_MAX_S allowed (on a loaded server a cycle would
+#: otherwise see a part of the batch).  The session waits for the answer meanwhile.
+REQUEST_DRAIN_MAX_S = 20.0
 #: Enrollments are re-read when the registry changes, and at least this often (config changes).
 REFRESH_S = 5.0
 #: ... on a hot standby, where this is also how the primary's newly saved state (its decisions) arrives.
@@ -262,7 +266,7 @@ class Worker:
     def _policies(self) -> list[Any]:
         return [learner.steering for learner in self.learners.values()]
 
-    def drain(self) -> str | None:
+    def drain(self, max_s: float = DRAIN_MAX_S) -> str | None:
         """Run the instant loop over what the ring holds, within the CPU budget.
 
         The ring is always emptied, so capture never drops because the worker is
@@ -272,9 +276,10 @@ class Worker:
         being copied (``skip_ring``), except those of queries being steered, which
         are still learned from until the debt reaches PRIORITY_DEBT_S.  A call
         returns after DRAIN_MAX_S, so the worker's loop stays responsive to
-        signals and requests under any load.  Returns DRAIN_TRIALS_WAITING while
-        a trial waits for its turn (worker.c then calls again at its next poll
-        even if no record arrives).
+        signals and requests under any load (``max_s``: longer before a
+        requested cycle).  Returns DRAIN_TRIALS_WAITING while a trial waits
+        for its turn (worker.c then calls again at its next poll even if no
+        record arrives).
         """
         pg, budget, publisher = self.pg, self.budget, self.publisher
         now = time.monotonic()
@@ -298,7 +303,7 @@ class Worker:
         waited: dict[int, int] = {}
         touched: set[int] = set()  # tables learned from
         counted: set[int] = set()  # tables whose records were only consumed (over the budget)
-        while time.monotonic() - now < DRAIN_MAX_S:
+        while time.monotonic() - now < max_s:
             if budget.available:
                 data = pg.read_ring(budget.read_size(pg.READ_RING_MAX))
             else:
@@ -390,7 +395,7 @@ class Worker:
                                                  AnswerField.REASON: f"ruvector.dag_learning_mode is {mode}",
                                                  AnswerField.TRAJECTORY_COUNT: 0}
                 return json.dumps(drain_answer)
-            self.drain()
+            self.drain(REQUEST_DRAIN_MAX_S)
         else:
             self.refresh_tables(self.read_settings())
         if relid not in self.learners:

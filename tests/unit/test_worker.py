@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -152,3 +154,37 @@ def test_stop_saves_every_learner(started: Worker, pg: FakePg) -> None:
     pg.sql.clear()
     started.stop()
     assert any(sql.startswith("INSERT INTO ruvector_dag.engine_state") for sql in pg.sql)
+
+
+def test_a_requested_cycle_learns_everything_captured_first(started: Worker, pg: FakePg,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """ruvector_dag_learn on a loaded server: the cycle sees every buffered record, not DRAIN_MAX_S's share.
+
+    (A CI flake of test_ewc_protects_what_was_learned: the cycle that anchors EWC ran on part of
+    set A, the rest of A was learned after the anchor, and EWC protected nothing.)
+    """
+    buffered = 40
+    learned: list[int] = []
+    pg.read_ring = lambda max_records: b"r" if len(learned) + pending() < buffered else b""  # type: ignore[method-assign]
+    reads: list[int] = []
+
+    def pending() -> int:
+        return len(reads) - len(learned)
+
+    def decode(data: bytes) -> list[Any]:
+        reads.append(1)
+        return [SimpleNamespace(relid=RELID, query_id=len(reads), captured_at_us=0)]
+
+    def slow_process(self: Any, t: Any) -> None:
+        time.sleep(worker_module.DRAIN_MAX_S / 10)  # 40 records take 4x what one drain() may spend
+        learned.append(t.query_id)
+
+    monkeypatch.setattr(worker_module, "decode", decode)
+    monkeypatch.setattr(worker_module.TableLearner, "process", slow_process)
+    started.drain()
+    assert 0 < len(learned) < buffered  # the worker's loop: bounded, it comes back for the rest
+    cycled: list[int] = []
+    monkeypatch.setattr(worker_module.TableLearner, "cycle",
+                        lambda self, k=None: (cycled.append(len(learned)), ({"success": False}, []))[1])
+    started.request(RequestKind.EXTRACT.value, RELID, 3, math.nan)
+    assert cycled == [buffered]
