@@ -10,7 +10,7 @@ clusters that differ only in shared_preload_libraries:
 * ruvector_dag  -- ruvector_dag, every pgbench table enrolled, the default
                    ring (10,000 records) drained every 20 ms by a side
                    connection standing in for the background worker, so that
-                   statements take the full path (stored, not dropped)
+                   statements take the full path (captured, not dropped)
 
 pgbench select-only and TPC-B-like runs are interleaved round-robin (the
 order rotates every round) so that machine noise hits all three alike; the
@@ -59,10 +59,10 @@ class Drainer(threading.Thread):
         with self.server.connect() as conn:
             while True:
                 finished = self.done.is_set()
-                row = conn.execute("SELECT coalesce(sum(seen), 0), coalesce(sum(stored), 0), "
+                row = conn.execute("SELECT coalesce(sum(executions), 0), coalesce(sum(captured), 0), "
                                    "coalesce(sum(dropped), 0) FROM ruvector_dag_capture_stats()").fetchone()
                 conn.execute("SELECT ruvector_dag_capture_reset()")
-                for key, value in zip(("seen", "stored", "dropped"), row):
+                for key, value in zip(("executions", "captured", "dropped"), row):
                     self.totals[key] += int(value)
                 if finished:
                     return
@@ -106,7 +106,7 @@ def main() -> int:
 
         tps: dict[str, dict[str, list[float]]] = {m: {c: [] for c in CONFIGS} for m in MODES}
         cpu_us: dict[str, dict[str, list[float]]] = {m: {c: [] for c in CONFIGS} for m in MODES}
-        captured = {"seen": 0, "stored": 0, "dropped": 0}
+        captured = {"executions": 0, "captured": 0, "dropped": 0}
         names = list(CONFIGS)
         runs = [(r, m, names[(i + r) % 3]) for r in range(args.rounds) for m in MODES for i in range(3)]
         for _round, mode, name in tqdm(runs, desc="pgbench runs", unit="run"):
@@ -150,7 +150,7 @@ def main() -> int:
             c = report["modes"][mode]["server_cpu_us_per_tx_median"]
             print(f"{mode:<12} {c['vanilla']:>10.2f} {c['pgss']:>10.2f} {c['ruvector_dag']:>10.2f} "
                   f"{c['ruvector_dag'] - c['vanilla']:>+8.2f} {c['pgss'] - c['vanilla']:>+9.2f}")
-        print(f"\nruvector_dag captured {captured['seen']} statements: {captured['stored']} stored, "
+        print(f"\nruvector_dag counted {captured['executions']} executions: {captured['captured']} captured, "
               f"{captured['dropped']} dropped")
         print(f"written {save('overhead', report)}")
     finally:

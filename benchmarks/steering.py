@@ -339,7 +339,7 @@ def main() -> int:
             cpu: dict[str, dict[str, list[float]]] = {m: {n: [] for n in servers} for m in modes}
             runs = [(r, m, n) for r in range(args.pgbench_rounds) for m in modes
                     for n in (list(servers) if r % 2 == 0 else list(reversed(servers)))]
-            seen_before = ruv.execute("SELECT sum(seen) FROM ruvector_dag_capture_stats()").fetchone()[0]
+            seen_before = ruv.execute("SELECT sum(captured) FROM ruvector_dag_capture_stats()").fetchone()[0]
             tx_ruvector = 0
             for _r, m, n in tqdm(runs, desc="pgbench runs", unit="run"):
                 before = cpu_snapshot(servers[n].pgdata)
@@ -347,7 +347,7 @@ def main() -> int:
                 tps[m][n].append(t)
                 cpu[m][n].append(server_cpu_since(servers[n].pgdata, before) * 1e6 / count)
                 tx_ruvector += count if n == "ruvector" else 0
-            seen = ruv.execute("SELECT sum(seen) FROM ruvector_dag_capture_stats()").fetchone()[0] - seen_before
+            seen = ruv.execute("SELECT sum(captured) FROM ruvector_dag_capture_stats()").fetchone()[0] - seen_before
             report["pgbench"] = {
                 "decisions_live": decisions, "tps": tps, "server_cpu_us_per_tx": cpu,
                 "captured_statements": int(seen), "transactions": tx_ruvector,

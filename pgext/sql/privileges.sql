@@ -36,9 +36,9 @@ SELECT ruvector_neural_dag_enabled('regress_rvd_t');
 SELECT count(*) FROM regress_rvd_t WHERE k = 3;
 SELECT table_name, enabled_by::regrole FROM ruvector_dag.enrolled_tables
  WHERE relid = 'regress_rvd_t'::regclass;
-SELECT table_name, stored > 0 AS captured FROM ruvector_dag_capture_stats()
+SELECT table_name, captured > 0 AS captured FROM ruvector_dag_capture_stats()
  WHERE relid = 'regress_rvd_t'::regclass;
-SELECT table_name, stored > 0 AS captured FROM ruvector_dag.capture
+SELECT table_name, captured > 0 AS captured FROM ruvector_dag.capture
  WHERE table_name = 'regress_rvd_t'::regclass;
 -- It may ask the worker to learn, within bounds.
 SELECT ruvector_dag_learn('regress_rvd_t') ? 'success' AS answered;
@@ -73,7 +73,7 @@ RESET ROLE;
 
 -- A member of pg_read_all_stats sees them.
 SET ROLE regress_rvd_monitor;
-SELECT table_name, stored > 0 AS captured FROM ruvector_dag_capture_stats()
+SELECT table_name, captured > 0 AS captured FROM ruvector_dag_capture_stats()
  WHERE relid = 'regress_rvd_t'::regclass;
 SELECT count(*) FROM ruvector_dag.enrolled_tables WHERE relid = 'regress_rvd_t'::regclass;
 SELECT ruvector_dag_learn('regress_rvd_t');

@@ -12,9 +12,18 @@
  *
  * Cost on the query path: statements that read no enrolled table pay one
  * atomic read (the registry generation) and, if anything is enrolled in
- * this database, a scan of the range table against a private array.
- * Captured statements get row instrumentation only (per-node timing behind
- * ruvector.dag_capture_timing).
+ * this database, a binary search of a private array per relation of the
+ * range table.  Captured statements get row instrumentation only (per-node
+ * timing behind ruvector.dag_capture_timing).
+ *
+ * Counting, as pg_stat_statements counts calls: every execution of a
+ * statement that reads an enrolled table is counted at ExecutorEnd (the
+ * table's `executions`), captured or not; ring.c counts which were captured
+ * and which dropped (docs/operations.md "Capture counters").  Whether an
+ * execution is captured is decided once, at ExecutorStart, and remembered
+ * for that QueryDesc (RvdTracked): another extension's instrumentation
+ * (EXPLAIN ANALYZE, auto_explain.log_analyze) does not make a statement
+ * look sampled.
  *
  * Sampling (rvd_sampled): a statement is captured with probability
  * min(ruvector.dag_capture_sample_rate, the worker's published fraction),
@@ -228,6 +237,8 @@ rvd_capture(QueryDesc *qd, int slot)
 	rec.captured_at = GetCurrentTimestamp();
 	rec.dbid = MyDatabaseId;
 	rec.relid = rvd_registry_relid(slot);
+	if (rec.relid == InvalidOid)
+		return;					/* disenrolled while it ran (and the slot not reused yet) */
 	rec.userid = GetUserId();
 	rec.session_userid = GetSessionUserId();
 	rec.nesting_level = rvd_nesting_level();
@@ -307,6 +318,70 @@ rvd_sampled(uint64 query_id)
 }
 
 /* ------------------------------------------------------------------------
+ * The executions in progress that read an enrolled table
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * What ExecutorStart decided for one execution, looked up by its QueryDesc
+ * at ExecutorEnd.  Allocated in the execution's own memory (es_query_cxt),
+ * whose reset callback unlinks it: an execution ended by an error, which
+ * never reaches ExecutorEnd, leaves nothing behind.  The list is as long as
+ * the nesting of executions in progress.
+ */
+typedef struct RvdTracked
+{
+	QueryDesc  *qd;
+	int			slot;			/* registry slot of the table it is counted under */
+	bool		capture;		/* sampled: instrumented for a record */
+	struct RvdTracked *next;
+	MemoryContextCallback unlink;
+} RvdTracked;
+
+static RvdTracked *tracked = NULL;
+
+static void
+rvd_untrack(void *arg)
+{
+	RvdTracked **p;
+
+	for (p = &tracked; *p != NULL; p = &(*p)->next)
+	{
+		if (*p == (RvdTracked *) arg)
+		{
+			*p = (*p)->next;
+			return;
+		}
+	}
+}
+
+static void
+rvd_track(QueryDesc *qd, int slot, bool capture)
+{
+	RvdTracked *t = MemoryContextAlloc(qd->estate->es_query_cxt, sizeof(RvdTracked));
+
+	t->qd = qd;
+	t->slot = slot;
+	t->capture = capture;
+	t->unlink.func = rvd_untrack;
+	t->unlink.arg = t;
+	MemoryContextRegisterResetCallback(qd->estate->es_query_cxt, &t->unlink);
+	t->next = tracked;
+	tracked = t;
+}
+
+static RvdTracked *
+rvd_tracked(QueryDesc *qd)
+{
+	RvdTracked *t;
+
+	for (t = tracked; t != NULL; t = t->next)
+		if (t->qd == qd)
+			return t;
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------
  * Hooks
  * ------------------------------------------------------------------------
  */
@@ -314,11 +389,12 @@ static void
 rvd_ExecutorStart(QueryDesc *qd, int eflags)
 {
 	bool		capture;
+	int			slot = -1;
 
 	rvd_trial_executor_start();
-	capture = (eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
-		rvd_enrolled_slot(qd->plannedstmt) >= 0 &&
-		rvd_sampled(qd->plannedstmt->queryId);
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
+		slot = rvd_enrolled_slot(qd->plannedstmt);
+	capture = slot >= 0 && rvd_sampled(qd->plannedstmt->queryId);
 
 	if (capture)
 	{
@@ -340,6 +416,8 @@ rvd_ExecutorStart(QueryDesc *qd, int eflags)
 		qd->totaltime = InstrAlloc(1, INSTRUMENT_TIMER | INSTRUMENT_BUFFERS, false);
 		MemoryContextSwitchTo(old);
 	}
+	if (slot >= 0)
+		rvd_track(qd, slot, capture);
 }
 
 static void
@@ -392,27 +470,27 @@ rvd_ExecutorFinish(QueryDesc *qd)
 static void
 rvd_ExecutorEnd(QueryDesc *qd)
 {
-	int			slot;
-	uint32		threshold;
-	uint8		flags;
-	bool		captured = qd->totaltime != NULL && qd->planstate != NULL &&
-		(qd->instrument_options & INSTRUMENT_ROWS) != 0;
+	RvdTracked *t = rvd_tracked(qd);
 
-	/*
-	 * want_text: the worker wants this query's text, to try an arm on it
-	 * before any user runs it (trials.c); captured or not, the
-	 * execution has it.
-	 */
-	bool		want_text = rvd_texts_wanted() &&
-		rvd_capture_rule(qd->plannedstmt->queryId, &threshold, &flags) &&
-		(flags & RVD_RULE_WANT_TEXT) != 0;
-
-	if ((captured || want_text) && qd->estate != NULL &&
-		(qd->estate->es_top_eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0 &&
-		(slot = rvd_enrolled_slot(qd->plannedstmt)) >= 0)
+	if (t != NULL)
 	{
-		if (captured)
-			rvd_capture(qd, slot);
+		uint32		threshold;
+		uint8		flags;
+
+		/*
+		 * want_text: the worker wants this query's text, to try an arm on it
+		 * before any user runs it (trials.c); captured or not, the
+		 * execution has it.
+		 */
+		bool		want_text = rvd_texts_wanted() &&
+			rvd_capture_rule(qd->plannedstmt->queryId, &threshold, &flags) &&
+			(flags & RVD_RULE_WANT_TEXT) != 0;
+
+		/* Counted first: the counters' readers rely on executions >= captured + dropped. */
+		rvd_registry_note_execution(t->slot);
+		pg_write_barrier();
+		if (t->capture && qd->totaltime != NULL && qd->planstate != NULL)
+			rvd_capture(qd, t->slot);
 		if (want_text)
 			rvd_statement_offer(qd, rvd_nesting_level());
 	}

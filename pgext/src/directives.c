@@ -18,6 +18,10 @@
  * shared `generation` moved, so a statement pays one atomic read and a
  * binary search.
  *
+ * Size: ruvector.max_steered_queries decisions (all databases), fixed at
+ * server start; the capture rules, RVD_MAX_CAPTURE_RULES (the worker
+ * publishes those of the queries it is steering first).
+ *
  * Lock (tranche "ruvector_dag directives"): exclusive to change decisions[]
  * and capture_rules[] (and then bump `generation`), shared to copy them.
  * decisions[] is kept compact (removal moves the last entry into the
@@ -32,6 +36,7 @@
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/memutils.h"
 
 #include "directives.h"
 #include "guc.h"
@@ -61,11 +66,12 @@ typedef struct RvdDirectivesShared
 		pg_atomic_uint32 sample_threshold;
 		char		pad_sample_threshold[PG_CACHE_LINE_SIZE];
 	};
-	pg_atomic_uint32 n_decisions;	/* read without the lock: 0 skips the lookup */
-	RvdDecision decisions[RVD_MAX_DECISIONS];	/* under the lock */
 	/* Per-query capture rules, sorted by query id. */
 	int			n_capture_rules;	/* under the lock */
 	RvdCaptureRule capture_rules[RVD_MAX_CAPTURE_RULES];
+	pg_atomic_uint32 n_decisions;	/* read without the lock: 0 skips the lookup */
+	uint32		max_decisions;	/* ruvector.max_steered_queries at server start */
+	RvdDecision decisions[FLEXIBLE_ARRAY_MEMBER];	/* under the lock */
 } RvdDirectivesShared;
 
 static RvdDirectivesShared *directives = NULL;
@@ -73,7 +79,7 @@ static RvdDirectivesShared *directives = NULL;
 /* This backend's copy of its database's decisions and of the capture rules, both sorted by query id. */
 static uint32 local_generation = 0;
 static int	local_n_decisions = 0;
-static RvdDecision local_decisions[RVD_MAX_DECISIONS];
+static RvdDecision *local_decisions = NULL;	/* max_decisions entries, TopMemoryContext */
 static int	local_n_rules = 0;
 static RvdCaptureRule local_rules[RVD_MAX_CAPTURE_RULES];
 static int	local_n_want_text = 0;	/* rules with RVD_RULE_WANT_TEXT */
@@ -99,7 +105,15 @@ rvd_rule_cmp(const void *a, const void *b)
 Size
 rvd_directives_shmem_size(void)
 {
-	return MAXALIGN(sizeof(RvdDirectivesShared));
+	return add_size(offsetof(RvdDirectivesShared, decisions),
+					mul_size(sizeof(RvdDecision), rvd_max_steered_queries));
+}
+
+/* Most decisions in force at once (ruvector.max_steered_queries as the server started). */
+int
+rvd_decisions_capacity(void)
+{
+	return (int) directives->max_decisions;
 }
 
 void
@@ -122,6 +136,7 @@ rvd_directives_shmem_init(void)
 	pg_atomic_init_u32(&directives->generation, 1);
 	pg_atomic_init_u32(&directives->sample_threshold, PG_UINT32_MAX);
 	pg_atomic_init_u32(&directives->n_decisions, 0);
+	directives->max_decisions = (uint32) rvd_max_steered_queries;
 }
 
 /* Re-copy decisions and capture rules when the shared generation moved. */
@@ -134,6 +149,8 @@ rvd_refresh_local(void)
 
 	if (gen == local_generation)
 		return;
+	if (local_decisions == NULL)	/* once, before the lock: a failure is an error before the statement runs */
+		local_decisions = MemoryContextAlloc(TopMemoryContext, sizeof(RvdDecision) * directives->max_decisions);
 	LWLockAcquire(directives->lock, LW_SHARED);
 	gen = pg_atomic_read_u32(&directives->generation);
 	n = pg_atomic_read_u32(&directives->n_decisions);
@@ -281,7 +298,7 @@ rvd_put_decision(Oid relid, uint64 query_id, int arm, uint8 source, bool evict, 
 	}
 	if (arm == 0)
 		return false;
-	if (n >= RVD_MAX_DECISIONS)
+	if (n >= directives->max_decisions)
 	{
 		for (i = 0; evict && i < n; i++)
 			if (directives->decisions[i].source != RVD_DECISION_PINNED)
@@ -317,7 +334,8 @@ rvd_set_decision_for(Oid relid, uint64 query_id, int arm, uint8 source)
 	if (full)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many steering decisions (at most %d)", RVD_MAX_DECISIONS)));
+				 errmsg("too many steering decisions (at most %u)", directives->max_decisions),
+				 errhint("Raise ruvector.max_steered_queries and restart the server.")));
 	return found;
 }
 
@@ -325,7 +343,7 @@ rvd_set_decision_for(Oid relid, uint64 query_id, int arm, uint8 source)
  * A committed pin (or unpin: arm 0), from the commit callback (enroll.c),
  * where nothing may raise: the transaction is committed already.  A full
  * table makes room by evicting a learned or tried decision; it can hold no
- * more pins than RVD_MAX_DECISIONS, which ruvector_dag_pin_arm checks
+ * more pins than its capacity, which ruvector_dag_pin_arm checks
  * before it writes its row.  Returns false if the pin could not be placed
  * (the worker's next sync places it once there is room).
  */
@@ -380,7 +398,7 @@ rvd_pins_sync(const uint64 *query_ids, const int *arms, int n_pins)
 				break;
 		if (i == n)
 		{
-			if (n >= RVD_MAX_DECISIONS)
+			if (n >= directives->max_decisions)
 				break;			/* full: the engine's decisions leave room as they change */
 			n++;
 		}
@@ -401,7 +419,7 @@ rvd_pins_sync(const uint64 *query_ids, const int *arms, int n_pins)
 	LWLockRelease(directives->lock);
 }
 
-/* A copy of every decision, all databases (out: RVD_MAX_DECISIONS entries); returns how many. */
+/* A copy of every decision, all databases (out: rvd_decisions_capacity() entries); returns how many. */
 int
 rvd_decisions_copy(RvdDecision *out)
 {

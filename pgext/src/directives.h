@@ -19,8 +19,6 @@
  * RVD_DECISION_TRIAL by an administrator for the engine to judge (the
  * engine replaces it like one of its own exploratory arms).
  */
-#define RVD_MAX_DECISIONS 1024
-
 typedef struct RvdDecision
 {
 	Oid			dbid;
@@ -72,7 +70,8 @@ extern bool rvd_apply_pin(uint64 query_id, int arm);
 extern void rvd_set_capture_rules(const RvdCaptureRule *rules, int n);
 extern void rvd_set_sample_threshold(uint32 threshold);
 
-/* A copy of every decision (out: RVD_MAX_DECISIONS entries); returns how many. */
+/* A copy of every decision (out: rvd_decisions_capacity() entries); returns how many. */
+extern int	rvd_decisions_capacity(void);
 extern int	rvd_decisions_copy(RvdDecision *out);
 
 #endif							/* RVD_DIRECTIVES_H */

@@ -6,7 +6,8 @@
  *		(ruvector_dag._learning_counters, sql_learn.c).
  *
  * Lock (tranche "ruvector_dag learn stats"): exclusive for the worker to
- * publish, shared to read.  LWLock waits cannot raise ERROR, and the lock
+ * publish, shared to read.  The entries are a dynahash table in shared
+ * memory, keyed by (database, table), sized by ruvector.max_enrolled_tables.  LWLock waits cannot raise ERROR, and the lock
  * is never held for long, so the worker's Python callbacks take it
  * directly.
  *
@@ -17,24 +18,31 @@
 #include "miscadmin.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/hsearch.h"
 
+#include "guc.h"
 #include "learn_stats.h"
-#include "registry.h"			/* RVD_MAX_ENROLLED */
 
 #define RVD_LEARN_STATS_TRANCHE "ruvector_dag learn stats"
 
-typedef struct RvdLearnStatsShared
+/* (dbid, relid): the first two fields of RvdLearnStats, its key in the hash table. */
+typedef struct RvdLearnStatsKey
 {
-	LWLock	   *lock;
-	RvdLearnStats learn[RVD_MAX_ENROLLED];	/* under the lock */
-} RvdLearnStatsShared;
+	Oid			dbid;
+	Oid			relid;
+} RvdLearnStatsKey;
 
-static RvdLearnStatsShared *stats = NULL;
+StaticAssertDecl(offsetof(RvdLearnStats, relid) == offsetof(RvdLearnStatsKey, relid),
+				 "RvdLearnStats must start with its key");
 
+static LWLock *stats_lock = NULL;
+static HTAB *stats_hash = NULL;	/* RvdLearnStats by (dbid, relid), under stats_lock */
+
+/* A table's entry per enrolled table: ruvector.max_enrolled_tables of them. */
 Size
 rvd_learn_stats_shmem_size(void)
 {
-	return MAXALIGN(sizeof(RvdLearnStatsShared));
+	return hash_estimate_size(rvd_max_enrolled_tables, sizeof(RvdLearnStats));
 }
 
 void
@@ -43,95 +51,63 @@ rvd_learn_stats_request_locks(void)
 	RequestNamedLWLockTranche(RVD_LEARN_STATS_TRANCHE, 1);
 }
 
-/* Called by shmem.c's startup hook, under AddinShmemInitLock. */
+/* Called by shmem.c's startup hook, under AddinShmemInitLock (also in each backend under EXEC_BACKEND). */
 void
 rvd_learn_stats_shmem_init(void)
 {
-	bool		found;
+	HASHCTL		info;
 
-	stats = ShmemInitStruct("ruvector_dag learn stats", rvd_learn_stats_shmem_size(), &found);
-	if (found)
-		return;
-	memset(stats, 0, rvd_learn_stats_shmem_size());
-	stats->lock = &GetNamedLWLockTranche(RVD_LEARN_STATS_TRANCHE)[0].lock;
-}
-
-/* The counters slot of (this database, relid), claiming a free one if create. */
-static RvdLearnStats *
-rvd_stats_slot(Oid relid, bool create)
-{
-	RvdLearnStats *free_slot = NULL;
-	int			i;
-
-	for (i = 0; i < RVD_MAX_ENROLLED; i++)
-	{
-		RvdLearnStats *s = &stats->learn[i];
-
-		if (s->relid == relid && s->dbid == MyDatabaseId)
-			return s;
-		if (s->relid == InvalidOid && free_slot == NULL)
-			free_slot = s;
-	}
-	if (create && free_slot != NULL)
-	{
-		memset(free_slot, 0, sizeof(*free_slot));
-		free_slot->dbid = MyDatabaseId;
-		free_slot->relid = relid;
-		return free_slot;
-	}
-	return NULL;
+	stats_lock = &GetNamedLWLockTranche(RVD_LEARN_STATS_TRANCHE)[0].lock;
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(RvdLearnStatsKey);
+	info.entrysize = sizeof(RvdLearnStats);
+	stats_hash = ShmemInitHash("ruvector_dag learn stats", rvd_max_enrolled_tables, rvd_max_enrolled_tables,
+							   &info, HASH_ELEM | HASH_BLOBS);
 }
 
 /*
- * Publish the counters of (this database, values->relid); false when no
- * slot is free.  values->dbid is ignored.
+ * Publish a table's counters (the worker, after each batch).  False if the
+ * table has no entry and none is left (more tables learning than the
+ * registry holds: cannot happen while the worker forgets the tables that
+ * leave it); HASH_ENTER_NULL never raises an error in the worker's callback.
  */
 bool
 rvd_learn_stats_publish(const RvdLearnStats *values)
 {
+	RvdLearnStatsKey key = {MyDatabaseId, values->relid};
 	RvdLearnStats *s;
 
-	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
-	s = rvd_stats_slot(values->relid, true);
+	LWLockAcquire(stats_lock, LW_EXCLUSIVE);
+	s = hash_search(stats_hash, &key, HASH_ENTER_NULL, NULL);
 	if (s != NULL)
 	{
 		*s = *values;
 		s->dbid = MyDatabaseId;
 	}
-	LWLockRelease(stats->lock);
+	LWLockRelease(stats_lock);
 	return s != NULL;
 }
 
-/* Drop the counters of (this database, relid). */
 void
 rvd_learn_stats_forget(Oid relid)
 {
-	RvdLearnStats *s;
+	RvdLearnStatsKey key = {MyDatabaseId, relid};
 
-	LWLockAcquire(stats->lock, LW_EXCLUSIVE);
-	s = rvd_stats_slot(relid, false);
-	if (s != NULL)
-		memset(s, 0, sizeof(*s));
-	LWLockRelease(stats->lock);
+	LWLockAcquire(stats_lock, LW_EXCLUSIVE);
+	(void) hash_search(stats_hash, &key, HASH_REMOVE, NULL);
+	LWLockRelease(stats_lock);
 }
 
-/* Copy the counters of (this database, relid); false when there are none. */
 bool
 rvd_learn_stats_get(Oid relid, RvdLearnStats *out)
 {
-	bool		found = false;
-	int			i;
+	RvdLearnStatsKey key = {MyDatabaseId, relid};
+	RvdLearnStats *s;
 
-	LWLockAcquire(stats->lock, LW_SHARED);
-	for (i = 0; i < RVD_MAX_ENROLLED; i++)
-	{
-		if (stats->learn[i].relid == relid && stats->learn[i].dbid == MyDatabaseId)
-		{
-			*out = stats->learn[i];
-			found = true;
-			break;
-		}
-	}
-	LWLockRelease(stats->lock);
-	return found;
+	LWLockAcquire(stats_lock, LW_SHARED);
+	s = hash_search(stats_hash, &key, HASH_FIND, NULL);
+	if (s != NULL)
+		*out = *s;
+	LWLockRelease(stats_lock);
+	return s != NULL;
 }

@@ -5,12 +5,23 @@
  *		backend's private copy of it.
  *
  * Written only when an enrollment commits (enroll.c) or when the worker
- * reloads the committed enrollments at its start (worker.c); read by
- * every statement (capture.c, plan.c) through a private copy that is
- * refreshed only when the shared `generation` moved, so the query path
- * pays one atomic read and takes no lock.  Each table also carries the
- * counters of its captured statements (stored, dropped), bumped by the
- * ring (ring.c) without a lock.
+ * reloads the committed enrollments (worker.c); read by every statement
+ * (capture.c, plan.c) through a private copy that is refreshed only when
+ * the shared `generation` moved, so the query path pays one atomic read and
+ * takes no lock.  The private copy is sorted by relid: a statement's range
+ * table is looked up by binary search, so thousands of enrolled tables cost
+ * a statement a few comparisons per relation it reads.
+ *
+ * Size: ruvector.max_enrolled_tables slots (all databases), fixed at server
+ * start.  A slot is freed as soon as its enrollment ends (disenrolled, table
+ * dropped, database dropped) and reused by the next enrollment; enrolling
+ * past the size is refused at enrollment (sql_enroll.c), never found on an
+ * unrelated user's statement.
+ *
+ * Each table also carries the counters of the statements that read it, in
+ * the manner of pg_stat_statements (docs/operations.md "Capture counters"):
+ * every execution, and which of them were captured or dropped (the rest
+ * were left out by sampling), bumped without a lock by capture.c and ring.c.
  *
  * Lock (tranche "ruvector_dag registry"): shared to read the table
  * registry, exclusive to change it; changes also bump `generation` so that
@@ -27,6 +38,8 @@
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/builtins.h"		/* oid_cmp */
+#include "utils/memutils.h"
 
 #include "guc.h"
 #include "registry.h"
@@ -35,8 +48,8 @@
 
 /*
  * One enrolled table.  Padded to a cache line: the counters of different
- * tables are bumped by different backends.  seen = stored + dropped, so
- * only two counters are kept.
+ * tables are bumped by different backends.  Left out by sampling =
+ * executions - captured - dropped, so it is not kept.
  */
 typedef union RvdTableEntry
 {
@@ -44,8 +57,9 @@ typedef union RvdTableEntry
 	{
 		Oid			dbid;
 		Oid			relid;		/* InvalidOid: free slot */
-		pg_atomic_uint64 stored;	/* statements whose record reached the ring */
-		pg_atomic_uint64 dropped;	/* ... that found the ring full */
+		pg_atomic_uint64 executions;	/* statements run that read it (ExecutorEnd) */
+		pg_atomic_uint64 captured;	/* ... whose record reached the ring */
+		pg_atomic_uint64 dropped;	/* ... chosen for capture, but the ring was full */
 	};
 	char		pad[PG_CACHE_LINE_SIZE];
 } RvdTableEntry;
@@ -60,7 +74,8 @@ typedef struct RvdRegistryShared
 		pg_atomic_uint32 generation;
 		char		pad_generation[PG_CACHE_LINE_SIZE];
 	};
-	RvdTableEntry tables[RVD_MAX_ENROLLED];
+	int			size;			/* ruvector.max_enrolled_tables at server start */
+	RvdTableEntry tables[FLEXIBLE_ARRAY_MEMBER];
 } RvdRegistryShared;
 
 static RvdRegistryShared *registry = NULL;
@@ -73,16 +88,30 @@ static RvdRegistryShared *registry = NULL;
  */
 static bool capture_suspended = false;
 
-/* Private copy of the enrollments of this database, see refresh_cache(). */
+/* An enrolled table of this database in the private copy, see refresh_cache(). */
+typedef struct RvdCachedTable
+{
+	Oid			relid;
+	int			slot;
+} RvdCachedTable;
+
+/* Private copy of the enrollments of this database, sorted by relid. */
 static uint32 cache_generation = 0;
 static int	cache_count = 0;
-static Oid	cache_relids[RVD_MAX_ENROLLED];
-static int	cache_slots[RVD_MAX_ENROLLED];
+static RvdCachedTable *cache_tables = NULL;	/* registry->size entries, TopMemoryContext */
 
 Size
 rvd_registry_shmem_size(void)
 {
-	return MAXALIGN(sizeof(RvdRegistryShared));
+	return add_size(offsetof(RvdRegistryShared, tables),
+					mul_size(sizeof(RvdTableEntry), rvd_max_enrolled_tables));
+}
+
+/* Slots in the registry (ruvector.max_enrolled_tables as the server started). */
+int
+rvd_registry_size(void)
+{
+	return registry->size;
 }
 
 void
@@ -103,10 +132,12 @@ rvd_registry_shmem_init(void)
 		return;
 	memset(registry, 0, rvd_registry_shmem_size());
 	registry->lock = &GetNamedLWLockTranche(RVD_REGISTRY_TRANCHE)[0].lock;
+	registry->size = rvd_max_enrolled_tables;
 	pg_atomic_init_u32(&registry->generation, 1);
-	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	for (i = 0; i < registry->size; i++)
 	{
-		pg_atomic_init_u64(&registry->tables[i].stored, 0);
+		pg_atomic_init_u64(&registry->tables[i].executions, 0);
+		pg_atomic_init_u64(&registry->tables[i].captured, 0);
 		pg_atomic_init_u64(&registry->tables[i].dropped, 0);
 	}
 }
@@ -122,7 +153,7 @@ rvd_registry_lookup(Oid dbid, Oid relid, int *slot)
 	bool		found = false;
 
 	LWLockAcquire(registry->lock, LW_SHARED);
-	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	for (i = 0; i < registry->size; i++)
 	{
 		if (registry->tables[i].relid == relid && registry->tables[i].dbid == dbid)
 		{
@@ -144,7 +175,7 @@ rvd_registry_add(Oid dbid, Oid relid)
 	int			free_slot = -1;
 
 	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
-	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	for (i = 0; i < registry->size; i++)
 	{
 		RvdTableEntry *e = &registry->tables[i];
 
@@ -160,7 +191,8 @@ rvd_registry_add(Oid dbid, Oid relid)
 	{
 		RvdTableEntry *e = &registry->tables[free_slot];
 
-		pg_atomic_write_u64(&e->stored, 0);
+		pg_atomic_write_u64(&e->executions, 0);
+		pg_atomic_write_u64(&e->captured, 0);
 		pg_atomic_write_u64(&e->dropped, 0);
 		e->dbid = dbid;
 		e->relid = relid;
@@ -177,7 +209,7 @@ rvd_registry_remove(Oid dbid, Oid relid)
 	int			i;
 
 	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
-	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	for (i = 0; i < registry->size; i++)
 	{
 		RvdTableEntry *e = &registry->tables[i];
 
@@ -201,20 +233,20 @@ int
 rvd_registry_keep_only(Oid dbid, const Oid *relids, int n)
 {
 	int			i;
-	int			j;
 	int			removed = 0;
+	Oid		   *sorted = palloc(sizeof(Oid) * Max(n, 1));
 
+	/* Sorted first: thousands of enrollments are checked in n log n, not n^2, every few seconds. */
+	memcpy(sorted, relids, sizeof(Oid) * n);
+	qsort(sorted, n, sizeof(Oid), oid_cmp);
 	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
-	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	for (i = 0; i < registry->size; i++)
 	{
 		RvdTableEntry *e = &registry->tables[i];
-		bool		keep = false;
 
 		if (e->dbid != dbid || e->relid == InvalidOid)
 			continue;
-		for (j = 0; j < n && !keep; j++)
-			keep = relids[j] == e->relid;
-		if (!keep)
+		if (bsearch(&e->relid, sorted, n, sizeof(Oid), oid_cmp) == NULL)
 		{
 			e->relid = InvalidOid;
 			e->dbid = InvalidOid;
@@ -224,6 +256,7 @@ rvd_registry_keep_only(Oid dbid, const Oid *relids, int n)
 	if (removed > 0)
 		pg_atomic_fetch_add_u32(&registry->generation, 1);
 	LWLockRelease(registry->lock);
+	pfree(sorted);
 	return removed;
 }
 
@@ -235,7 +268,7 @@ rvd_registry_count(void)
 	int			n = 0;
 
 	LWLockAcquire(registry->lock, LW_SHARED);
-	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	for (i = 0; i < registry->size; i++)
 		if (registry->tables[i].relid != InvalidOid)
 			n++;
 	LWLockRelease(registry->lock);
@@ -270,9 +303,15 @@ rvd_registry_relid(int slot)
 }
 
 void
-rvd_registry_note_stored(int slot)
+rvd_registry_note_execution(int slot)
 {
-	pg_atomic_fetch_add_u64(&registry->tables[slot].stored, 1);
+	pg_atomic_fetch_add_u64(&registry->tables[slot].executions, 1);
+}
+
+void
+rvd_registry_note_captured(int slot)
+{
+	pg_atomic_fetch_add_u64(&registry->tables[slot].captured, 1);
 }
 
 void
@@ -286,41 +325,60 @@ rvd_registry_reset_counters(void)
 {
 	int			i;
 
-	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	for (i = 0; i < registry->size; i++)
 	{
-		pg_atomic_write_u64(&registry->tables[i].stored, 0);
+		pg_atomic_write_u64(&registry->tables[i].executions, 0);
+		pg_atomic_write_u64(&registry->tables[i].captured, 0);
 		pg_atomic_write_u64(&registry->tables[i].dropped, 0);
 	}
 }
 
 /*
- * Copy the enrolled tables of this database and their counters (arrays of
- * RVD_MAX_ENROLLED); returns how many.  Copied under the lock: catalog
- * lookups come after it is released.
+ * Copy the enrolled tables of this database and their counters (out: an
+ * array of rvd_registry_size() entries); returns how many.  Copied under the
+ * lock: catalog lookups come after it is released.  captured and dropped
+ * are read before executions, which is bumped first, so a copy never shows
+ * more captured and dropped statements than executions.
  */
 int
-rvd_registry_counters(Oid *relids, uint64 *stored, uint64 *dropped)
+rvd_registry_counters(RvdTableCounters *out)
 {
 	int			n = 0;
 	int			i;
 
 	LWLockAcquire(registry->lock, LW_SHARED);
-	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	for (i = 0; i < registry->size; i++)
 	{
 		RvdTableEntry *e = &registry->tables[i];
 
 		if (e->relid == InvalidOid || e->dbid != MyDatabaseId)
 			continue;
-		relids[n] = e->relid;
-		stored[n] = pg_atomic_read_u64(&e->stored);
-		dropped[n] = pg_atomic_read_u64(&e->dropped);
+		out[n].relid = e->relid;
+		out[n].captured = pg_atomic_read_u64(&e->captured);
+		out[n].dropped = pg_atomic_read_u64(&e->dropped);
+		pg_read_barrier();
+		out[n].executions = pg_atomic_read_u64(&e->executions);
 		n++;
 	}
 	LWLockRelease(registry->lock);
 	return n;
 }
 
-/* Re-read the registry only when its generation moved. */
+static int
+cached_table_cmp(const void *a, const void *b)
+{
+	Oid			x = ((const RvdCachedTable *) a)->relid;
+	Oid			y = ((const RvdCachedTable *) b)->relid;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Re-read the registry only when its generation moved.  The copy's array is
+ * allocated once, at the registry's size, before the lock is taken (an
+ * allocation failure is then an ordinary error of the statement, raised
+ * before it runs).
+ */
 static void
 refresh_cache(void)
 {
@@ -329,22 +387,25 @@ refresh_cache(void)
 
 	if (gen == cache_generation)
 		return;
+	if (cache_tables == NULL)
+		cache_tables = MemoryContextAlloc(TopMemoryContext, sizeof(RvdCachedTable) * registry->size);
 	LWLockAcquire(registry->lock, LW_SHARED);
 	gen = pg_atomic_read_u32(&registry->generation);
 	cache_count = 0;
-	for (i = 0; i < RVD_MAX_ENROLLED; i++)
+	for (i = 0; i < registry->size; i++)
 	{
 		RvdTableEntry *e = &registry->tables[i];
 
 		if (e->relid != InvalidOid && e->dbid == MyDatabaseId)
 		{
-			cache_relids[cache_count] = e->relid;
-			cache_slots[cache_count] = i;
+			cache_tables[cache_count].relid = e->relid;
+			cache_tables[cache_count].slot = i;
 			cache_count++;
 		}
 	}
 	cache_generation = gen;
 	LWLockRelease(registry->lock);
+	qsort(cache_tables, cache_count, sizeof(RvdCachedTable), cached_table_cmp);
 }
 
 /*
@@ -383,13 +444,15 @@ rvd_rtable_enrolled_slot(List *rtable)
 	foreach(lc, rtable)
 	{
 		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
-		int			i;
+		RvdCachedTable key;
+		RvdCachedTable *found;
 
 		if (rte->rtekind != RTE_RELATION)
 			continue;
-		for (i = 0; i < cache_count; i++)
-			if (cache_relids[i] == rte->relid)
-				return cache_slots[i];
+		key.relid = rte->relid;
+		found = bsearch(&key, cache_tables, cache_count, sizeof(RvdCachedTable), cached_table_cmp);
+		if (found != NULL)
+			return found->slot;
 	}
 	return -1;
 }

@@ -159,7 +159,7 @@ rvd_ring_push(const RvdTrajectory *rec, int slot)
 	dst->seq = seq;
 	pg_write_barrier();
 	pg_atomic_write_u64(&ring->slot_seq[index], seq);	/* published */
-	rvd_registry_note_stored(slot);
+	rvd_registry_note_captured(slot);
 }
 
 /*

@@ -340,13 +340,14 @@ ruvector_enable_neural_dag(PG_FUNCTION_ARGS)
 		int			enrolled = rvd_registry_count();
 		int			pending = rvd_enroll_pending_adds(relid);
 
-		if (enrolled + pending >= RVD_MAX_ENROLLED)
+		if (enrolled + pending >= rvd_registry_size())
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("cannot enroll more than %d tables", RVD_MAX_ENROLLED),
+					 errmsg("cannot enroll more than %d tables", rvd_registry_size()),
 					 errdetail("%d tables are enrolled, %d more by this transaction.", enrolled, pending),
-					 errhint("Disable the enrollments no longer needed with ruvector_disable_neural_dag(); "
-							 "ruvector_dag.enrolled_tables lists them.")));
+					 errhint("Disable the enrollments no longer needed with ruvector_disable_neural_dag() "
+							 "(ruvector_dag.enrolled_tables lists them), or raise ruvector.max_enrolled_tables "
+							 "and restart the server.")));
 	}
 
 	values[0] = ObjectIdGetDatum(relid);

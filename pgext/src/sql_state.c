@@ -38,41 +38,43 @@ rvd_require_shared(void)
 }
 
 /*
- * Per enrolled table of this database: seen / stored / dropped, for the
- * tables the caller may read about (rvd_may_read_relation).
+ * Per enrolled table of this database, for the tables the caller may read
+ * about (rvd_may_read_relation): executions of the statements that read it,
+ * and how many were captured, left out by sampling and dropped (ring full).
  */
 PG_FUNCTION_INFO_V1(ruvector_dag_capture_stats);
 Datum
 ruvector_dag_capture_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Oid		   *relids = palloc(sizeof(Oid) * RVD_MAX_ENROLLED);
-	uint64	   *stored = palloc(sizeof(uint64) * RVD_MAX_ENROLLED);
-	uint64	   *dropped = palloc(sizeof(uint64) * RVD_MAX_ENROLLED);
+	RvdTableCounters *counters;
 	int			n;
 	int			i;
 
 	rvd_require_shared();
 	InitMaterializedSRF(fcinfo, 0);
+	counters = palloc(sizeof(RvdTableCounters) * rvd_registry_size());
 	/* Copied under the lock; catalog lookups come after it is released. */
-	n = rvd_registry_counters(relids, stored, dropped);
+	n = rvd_registry_counters(counters);
 	for (i = 0; i < n; i++)
 	{
-		Datum		values[5];
-		bool		nulls[5] = {false, false, false, false, false};
+		RvdTableCounters *c = &counters[i];
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
 		char	   *name;
 
-		if (!rvd_may_read_relation(relids[i]))
+		if (!rvd_may_read_relation(c->relid))
 			continue;
-		name = get_rel_name(relids[i]);
-		values[0] = ObjectIdGetDatum(relids[i]);
+		name = get_rel_name(c->relid);
+		values[0] = ObjectIdGetDatum(c->relid);
 		if (name)
 			values[1] = CStringGetTextDatum(name);
 		else
 			nulls[1] = true;
-		values[3] = Int64GetDatum((int64) stored[i]);
-		values[4] = Int64GetDatum((int64) dropped[i]);
-		values[2] = Int64GetDatum((int64) (stored[i] + dropped[i]));	/* seen */
+		values[2] = Int64GetDatum((int64) c->executions);
+		values[3] = Int64GetDatum((int64) c->captured);
+		values[4] = Int64GetDatum((int64) (c->executions - c->captured - c->dropped));	/* sampled out */
+		values[5] = Int64GetDatum((int64) c->dropped);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

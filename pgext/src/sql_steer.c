@@ -88,7 +88,7 @@ rvd_steering_decisions(PG_FUNCTION_ARGS)
 	bool		privileged = rvd_may_read_relation(InvalidOid);
 
 	InitMaterializedSRF(fcinfo, 0);
-	copy = palloc(sizeof(RvdDecision) * RVD_MAX_DECISIONS);
+	copy = palloc(sizeof(RvdDecision) * rvd_decisions_capacity());
 	n = rvd_decisions_copy(copy);
 	for (i = 0; i < n; i++)
 	{
@@ -154,8 +154,8 @@ rvd_pin_arm(PG_FUNCTION_ARGS)
 {
 	uint64		query_id;
 	int			arm = rvd_decision_args(fcinfo, &query_id);
-	Oid			types[3] = {INT8OID, TEXTOID, OIDOID};
-	Datum		values[3];
+	Oid			types[4] = {INT8OID, TEXTOID, OIDOID, INT4OID};
+	Datum		values[4];
 
 	rvd_refuse_on_standby("pin an arm");
 	if (!rvd_pins_table_exists())
@@ -170,17 +170,19 @@ rvd_pin_arm(PG_FUNCTION_ARGS)
 		values[0] = Int64GetDatum((int64) query_id);
 		values[1] = CStringGetTextDatum(rvd_arm(arm)->name);
 		values[2] = ObjectIdGetDatum(GetUserId());
-		/* At most RVD_MAX_DECISIONS pins: the decision cache must hold them all. */
+		values[3] = Int32GetDatum(rvd_decisions_capacity());
+		/* At most the decision cache's capacity of pins: it must hold them all. */
 		if (rvd_spi_as_superuser("INSERT INTO ruvector_dag.pinned_arms (query_id, arm, pinned_by) "
 								 "SELECT $1, $2, $3 WHERE (SELECT pg_catalog.count(*) FROM ruvector_dag.pinned_arms p "
-								 "WHERE p.query_id OPERATOR(pg_catalog.<>) $1) < " CppAsString2(RVD_MAX_DECISIONS) " "
+								 "WHERE p.query_id OPERATOR(pg_catalog.<>) $1) OPERATOR(pg_catalog.<) $4 "
 								 "ON CONFLICT (query_id) DO UPDATE SET arm = EXCLUDED.arm, "
 								 "pinned_by = EXCLUDED.pinned_by, pinned_at = pg_catalog.now()",
-								 3, types, values) == 0)
+								 4, types, values) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("cannot pin more than %d queries", RVD_MAX_DECISIONS),
-					 errhint("ruvector_dag_unpin() the pins no longer needed (ruvector_dag.pinned_arms lists them).")));
+					 errmsg("cannot pin more than %d queries", rvd_decisions_capacity()),
+					 errhint("ruvector_dag_unpin() the pins no longer needed (ruvector_dag.pinned_arms lists them), "
+							 "or raise ruvector.max_steered_queries and restart the server.")));
 		rvd_pin_queue(query_id, arm);
 	}
 	CacheInvalidateRelcacheAll();	/* re-plan cached plans: we do not know query_id's tables */

@@ -138,6 +138,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Capacity of the shared-memory trajectory ring.",
         "Sizes shared memory at server start, so it can only be set in postgresql.conf.",
     ),
+    IntSetting(
+        "max_enrolled_tables", 4096, 16, 262144, "PGC_POSTMASTER",
+        "Most tables enrolled at once, all databases together.",
+        "Sizes shared memory at server start (64 bytes and a learning-statistics entry per table).  "
+        "Enrolling past it fails with an error at enrollment; a dropped or disenrolled table frees "
+        "its place at once.",
+    ),
+    IntSetting(
+        "max_steered_queries", 4096, 64, 262144, "PGC_POSTMASTER",
+        "Most queries with a steering decision in force at once, all databases together.",
+        "Sizes shared memory at server start (the decision cache that every planned statement "
+        "looks up).  Pins are refused past it; learned decisions beyond it are not applied, and "
+        "the worker says so in the server log.",
+    ),
     EnumSetting(
         "dag_attention_type", "auto", ATTENTION_TYPE_CHOICES, "PGC_USERSET",
         "Attention mechanism used to pool plan embeddings.",

@@ -370,6 +370,7 @@ class Worker:
         """The periodic cycle of every enrolled table; one log line per table."""
         self.drain()
         lines = []
+        skipped: dict[str, int] = {}  # reason: tables (thousands of idle tables make one line, not thousands)
         for relid in sorted(self.learners):
             answer = self._cycle(relid)
             name = self.tables.get(relid, ("?", {}))[0]
@@ -378,7 +379,9 @@ class Worker:
                              f"{answer[AnswerField.PATTERNS_EXTRACTED]} patterns, "
                              f"{answer[AnswerField.DURATION_MS]:.1f} ms")
             else:
-                lines.append(f"learning cycle for {name} skipped: {answer[AnswerField.REASON]}")
+                reason = str(answer[AnswerField.REASON])
+                skipped[reason] = skipped.get(reason, 0) + 1
+        lines += [f"learning cycle skipped for {n} table(s): {reason}" for reason, n in sorted(skipped.items())]
         self.publisher.save_dirty(self.learners, self._names())
         return "\n".join(lines) or None
 

@@ -70,9 +70,9 @@ def run(server: Any, statements: int = 600, seed: int = 7) -> int:
                   f"hit rate so far {stats['pattern_hit_rate']:.2f}")
 
         print("\nCapture (ruvector_dag.capture):")
-        rows = conn.execute("SELECT table_name::text, seen, stored, dropped, buffered FROM ruvector_dag.capture"
-                            ).fetchall()
-        print(_table(rows, ["table", "seen", "stored", "dropped", "buffered"]))
+        rows = conn.execute("SELECT table_name::text, executions, captured, sampled_out, dropped, buffered, processed "
+                            "FROM ruvector_dag.capture").fetchall()
+        print(_table(rows, ["table", "executions", "captured", "sampled out", "dropped", "buffered", "learned from"]))
 
         print("\nLearned patterns (ruvector_dag_patterns):")
         rows = conn.execute(

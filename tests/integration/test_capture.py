@@ -82,10 +82,11 @@ def buffered(conn: Any, relname: str = "orders") -> list[dict[str, Any]]:
     return [dict(zip(cols, row)) for row in cur.fetchall()]
 
 
-def stats(conn: Any, relname: str = "orders") -> tuple[int, int, int]:
-    row = conn.execute("SELECT seen, stored, dropped FROM ruvector_dag_capture_stats() WHERE relid = %s::regclass",
-                       (relname,)).fetchone()
-    return (0, 0, 0) if row is None else tuple(row)
+def stats(conn: Any, relname: str = "orders") -> tuple[int, int, int, int]:
+    """(executions, captured, sampled_out, dropped) of a table."""
+    row = conn.execute("SELECT executions, captured, sampled_out, dropped FROM ruvector_dag_capture_stats() "
+                       "WHERE relid = %s::regclass", (relname,)).fetchone()
+    return (0, 0, 0, 0) if row is None else tuple(row)
 
 
 def explain_node_types(conn: Any, sql: str) -> list[str]:
@@ -116,8 +117,7 @@ def test_every_statement_is_captured_with_its_plan(shop: Any) -> None:
         assert all(0 <= n["parent"] < i for i, n in enumerate(rec["nodes"]) if i > 0)
         assert rec["execution_us"] > 0 and rec["query_id"] != 0 and rec["nesting_level"] == 0
         assert rec["memory_bytes"] > 0
-    seen, stored, dropped = stats(shop)
-    assert seen == stored == len(QUERIES) and dropped == 0
+    assert stats(shop) == (len(QUERIES), len(QUERIES), 0, 0)
 
 
 def test_actual_rows_and_estimates_are_recorded(shop: Any) -> None:
@@ -170,8 +170,8 @@ def test_sample_rate_captures_a_fraction(shop: Any) -> None:
         c.execute(f"EXECUTE one({i % 500 + 1})").fetchall()
     n = len(buffered(c))
     assert 140 <= n <= 265, n  # 1 + Binomial(999, 0.2): mean 201, sd 12.6
-    seen, stored, _ = stats(c)
-    assert seen == stored == n  # statements left out are not "seen": they cost nothing
+    # every execution counted, as pg_stat_statements counts calls; those left out cost no record
+    assert stats(c) == (1000, n, 1000 - n, 0)
     # 0: only the first execution of each query in the session
     c.execute("SET ruvector.dag_capture_sample_rate = 0")
     for day in range(50):
@@ -201,6 +201,7 @@ def test_failed_statement_leaves_no_state(shop: Any) -> None:
     shop.execute("SELECT count(*) FROM orders").fetchall()
     records = buffered(shop)
     assert len(records) == 1 and records[0]["nesting_level"] == 0
+    assert stats(shop) == (1, 1, 0, 0)  # a statement that failed is not an execution (nor in pg_stat_statements)
 
 
 def test_concurrent_sessions_lose_nothing(shop: Any, server: Server) -> None:
@@ -214,9 +215,9 @@ def test_concurrent_sessions_lose_nothing(shop: Any, server: Server) -> None:
         t.start()
     for t in threads:
         t.join()
-    seen, stored, dropped = stats(shop)
-    assert seen == 1000 and stored + dropped == 1000
-    assert len(buffered(shop)) == stored
+    executions, captured, sampled_out, dropped = stats(shop)
+    assert executions == captured + dropped == 1000 and sampled_out == 0
+    assert len(buffered(shop)) == captured
 
 
 def test_full_ring_drops_and_counts(tmp_path: Path, server: Server) -> None:
@@ -227,7 +228,7 @@ def test_full_ring_drops_and_counts(tmp_path: Path, server: Server) -> None:
         c.execute("SELECT ruvector_enable_neural_dag('t')")
         for _ in range(200):
             c.execute("SELECT count(*) FROM t").fetchall()
-        assert stats(c, "t") == (200, 64, 136)
+        assert stats(c, "t") == (200, 64, 0, 136)
         assert c.execute("SELECT capacity, buffered FROM ruvector_dag_ring_stats()").fetchone() == (64, 64)
 
 
@@ -367,7 +368,7 @@ def test_enrollment_survives_restart_and_crash(tmp_path: Path, server: Server) -
         assert _wait_enrolled(srv, "t")
         with srv.connect() as c:
             c.execute("SELECT count(*) FROM t").fetchall()
-            assert c.execute("SELECT seen FROM ruvector_dag_capture_stats()").fetchone()[0] == 1
+            assert c.execute("SELECT executions FROM ruvector_dag_capture_stats()").fetchone()[0] == 1
         assert "terminated by signal 9" in srv.log_tail(200)
 
 

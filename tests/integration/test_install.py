@@ -218,27 +218,3 @@ def test_immutable_functions_are_parallel_safe(conn: Any) -> None:
         "JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'ruvector_dag' "
         "WHERE p.provolatile = 'i' AND p.proparallel <> 's'").fetchall()
     assert rows == []
-
-
-def test_a_full_registry_is_an_error_at_enrollment_never_at_commit(server: Server) -> None:
-    """Enrollments made by one transaction count against the registry's capacity when they are made
-    (issue 17: an event trigger enrolling every table it created got past the check and found the
-    registry full at commit, a WARNING in the user's session)."""
-    with server.connect() as c:
-        room = 256 - c.execute("SELECT count(*) FROM ruvector_dag_capture_stats()").fetchone()[0]
-        notices: list[str] = []
-        c.add_notice_handler(lambda d: notices.append(f"{d.severity}: {d.message_primary}"))
-        c.execute("BEGIN")
-        try:
-            c.execute(f"DO $$ BEGIN FOR i IN 1 .. {room} LOOP "
-                      "EXECUTE format('CREATE TABLE rvd_cap_%s (id int)', i); "
-                      "PERFORM ruvector_enable_neural_dag(format('rvd_cap_%s', i)); END LOOP; END $$")
-            c.execute("CREATE TABLE rvd_cap_over (id int)")
-            with pytest.raises(psycopg.Error) as err:
-                c.execute("SELECT ruvector_enable_neural_dag('rvd_cap_over')")
-            assert err.value.sqlstate == "53400"
-            assert f"{room} more by this transaction" in (err.value.diag.message_detail or "")
-            assert "ruvector_disable_neural_dag" in (err.value.diag.message_hint or "")
-        finally:
-            c.execute("ROLLBACK")
-        assert not [n for n in notices if n.startswith("WARNING")], notices

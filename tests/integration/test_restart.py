@@ -82,21 +82,22 @@ def test_committed_state_survives_restart(tmp_path: Path, server: Server, mode: 
             before = durable_state(c)
             assert before["patterns"] and before["history"] > 0 and before["model"]
             assert before["analysis"]["threshold"] == 0.75
-            assert c.execute("SELECT stored FROM ruvector_dag_capture_stats()").fetchone()[0] == 24
+            assert c.execute("SELECT captured FROM ruvector_dag_capture_stats()").fetchone()[0] == 24
 
         srv.restart(mode)
         wait_for_worker(srv, learned)
         with srv.connect() as c:
             assert durable_state(c) == before
             # Shared memory starts afresh: counters and ring ...
-            assert c.execute("SELECT stored, dropped FROM ruvector_dag_capture_stats()").fetchone() == (0, 0)
+            assert c.execute("SELECT executions, captured, dropped FROM ruvector_dag_capture_stats()"
+                             ).fetchone() == (0, 0, 0)
             # ... but pins are committed rows (ruvector_dag.pinned_arms, from 0.5.0), reloaded by the worker
             assert c.execute("SELECT query_id, arm FROM ruvector_dag_steering_decisions() "
                              "WHERE source = 'pinned'").fetchall() == [(qid, "no_indexscan")]
             # ... and capture and learning go on where they were.
             for shape in SHAPES:
                 c.execute(shape.format(i=1)).fetchall()
-            assert c.execute("SELECT stored FROM ruvector_dag_capture_stats()").fetchone()[0] == 2
+            assert c.execute("SELECT captured FROM ruvector_dag_capture_stats()").fetchone()[0] == 2
             # (the request drains the ring first; whether two records make a batch worth a cycle
             # depends on their quality, so only the processing is asserted)
             c.execute("SELECT ruvector_dag_learn('r')")

@@ -117,21 +117,22 @@ def test_a_full_decision_cache_never_fails_a_commit(conn: Any) -> None:
     """Pins take effect at commit, where nothing may raise (the transaction is committed: an ERROR would
     be a PANIC).  A full cache makes room by evicting a decision that is not a pin; pins beyond the
     cache's capacity are refused when pinned, with 54000 and a hint (issue 17's review of fixed sizes)."""
+    cap = int(conn.execute("SHOW ruvector.max_steered_queries").fetchone()[0])
     try:
         conn.execute("SELECT ruvector_dag_unpin(query_id) FROM ruvector_dag_steering_decisions()")
-        conn.execute("SELECT ruvector_dag_try_arm(q, 'serial') FROM generate_series(100001, 101024) q")
+        conn.execute("SELECT ruvector_dag_try_arm(q, 'serial') FROM generate_series(100001, 100000 + %s) q", (cap,))
         with pytest.raises(psycopg.Error) as err:  # a tried arm takes effect at once: refused at once
             conn.execute("SELECT ruvector_dag_try_arm(7, 'serial')")
-        assert err.value.sqlstate == "54000"
+        assert err.value.sqlstate == "54000" and "max_steered_queries" in (err.value.diag.message_hint or "")
         conn.execute("SELECT ruvector_dag_pin_arm(7, 'no_seqscan')")  # committed: a tried arm makes room
         rows = conn.execute("SELECT arm, source FROM ruvector_dag_steering_decisions() WHERE query_id = 7").fetchall()
         assert rows == [("no_seqscan", "pinned")]
-        assert conn.execute("SELECT count(*) FROM ruvector_dag_steering_decisions()").fetchone()[0] == 1024
+        assert conn.execute("SELECT count(*) FROM ruvector_dag_steering_decisions()").fetchone()[0] == cap
         conn.execute("SELECT ruvector_dag_unpin(query_id) FROM ruvector_dag_steering_decisions()")
-        conn.execute("SELECT ruvector_dag_pin_arm(q, 'serial') FROM generate_series(1, 1024) q")
+        conn.execute("SELECT ruvector_dag_pin_arm(q, 'serial') FROM generate_series(1, %s) q", (cap,))
         with pytest.raises(psycopg.Error) as err:
-            conn.execute("SELECT ruvector_dag_pin_arm(5000, 'serial')")
-        assert err.value.sqlstate == "54000" and "cannot pin more than 1024 queries" in str(err.value)
+            conn.execute("SELECT ruvector_dag_pin_arm(500000, 'serial')")
+        assert err.value.sqlstate == "54000" and f"cannot pin more than {cap} queries" in str(err.value)
         conn.execute("SELECT ruvector_dag_pin_arm(1, 'no_seqscan')")  # re-pinning a pinned query is not a new pin
         assert conn.execute("SELECT arm FROM ruvector_dag.pinned_arms WHERE query_id = 1").fetchone()[0] == "no_seqscan"
     finally:

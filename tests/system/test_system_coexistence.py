@@ -82,7 +82,7 @@ def test_every_extension_records_and_ours_steers(server: Cluster) -> None:
         assert "Settings:" in explain(admin, SKEWED), "ruvector_dag did not steer the trap"
         assert admin.execute("SELECT source FROM ruvector_dag_steering_decisions() WHERE query_id = %s",
                              (qid,)).fetchone() == ("learned",)
-        assert admin.execute("SELECT sum(stored) FROM ruvector_dag_capture_stats()").fetchone()[0] > 0
+        assert admin.execute("SELECT sum(captured) FROM ruvector_dag_capture_stats()").fetchone()[0] > 0
         # every neighbour recorded the workload
         assert admin.execute("SELECT calls FROM pg_stat_statements WHERE queryid = %s", (qid,)).fetchone()[0] == runs
         assert admin.execute("SELECT count(*) FROM pg_qualstats()").fetchone()[0] > 0
@@ -90,6 +90,30 @@ def test_every_extension_records_and_ours_steers(server: Cluster) -> None:
         time.sleep(0.5)  # pg_wait_sampling samples every 10 ms
         assert admin.execute("SELECT count(*) FROM pg_wait_sampling_profile").fetchone()[0] > 0
         assert "duration:" in server.log_text() and "Query Text:" in server.log_text()  # auto_explain
+
+
+def test_capture_counts_equal_the_executions_whatever_instruments_them(server: Cluster) -> None:
+    """Every execution is counted, as pg_stat_statements counts calls; sampling alone decides what is
+    captured, though auto_explain (log_analyze) instruments every statement (issue 17, items 1 and 5)."""
+    with server.connect() as admin:
+        ids = [int(admin.execute(f"EXPLAIN (VERBOSE, FORMAT JSON) {sql}").fetchone()[0][0]["Query Identifier"])
+               for sql in (SKEWED, CONTROL)]
+        admin.execute("SELECT pg_stat_statements_reset()")
+        admin.execute("SELECT ruvector_dag_capture_reset()")
+        admin.execute("SET ruvector.dag_capture_sample_rate = 0.1")
+        runs = 40
+        for _ in range(runs):
+            admin.execute(SKEWED).fetchall()
+            admin.execute(CONTROL).fetchall()
+        executions, captured, sampled_out, dropped = admin.execute(
+            "SELECT sum(executions), sum(captured), sum(sampled_out), sum(dropped) FROM ruvector_dag_capture_stats()"
+        ).fetchone()
+        calls = admin.execute("SELECT sum(calls) FROM pg_stat_statements WHERE queryid = ANY(%s)", (ids,)).fetchone()[0]
+        assert executions == calls == 2 * runs
+        assert executions == captured + sampled_out + dropped and dropped == 0
+        # 0.1 of the executions after each query's first (kept): 2 + Binomial(78, 0.1), mean 9.8, sd 2.6
+        assert 2 <= captured <= 25, (captured, sampled_out)
+        assert "Query Text:" in server.log_text()  # auto_explain did instrument and log them
 
 
 def test_a_hypothetical_index_is_planned_with_and_without_an_arm(server: Cluster) -> None:

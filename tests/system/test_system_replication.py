@@ -175,11 +175,11 @@ def test_standby_captures_and_learns_its_own(standby: Cluster) -> None:
     nothing of it.  What the standby learned survives its restart and its crash, without a
     write to a replicated table, and is written to the tables at promotion."""
     with standby.connect() as s, standby.connect(user=workloads.APP_ROLE) as app:
-        before = s.execute("SELECT coalesce(sum(stored), 0) FROM ruvector_dag_capture_stats() "
+        before = s.execute("SELECT coalesce(sum(captured), 0) FROM ruvector_dag_capture_stats() "
                            "WHERE relid = 'trap_f'::regclass").fetchone()[0]
         assert STANDBY_ONLY != SKEWED and "Nested Loop" in explain(s, STANDBY_ONLY)
         learn_trap(s, app, STANDBY_ONLY, "trap_f")
-        assert s.execute("SELECT sum(stored) FROM ruvector_dag_capture_stats() "
+        assert s.execute("SELECT sum(captured) FROM ruvector_dag_capture_stats() "
                          "WHERE relid = 'trap_f'::regclass").fetchone()[0] > before
         qid = query_id(s, STANDBY_ONLY)
         answer = s.execute("SELECT ruvector_dag_learn('trap_f')").fetchone()[0]  # a cycle, in memory
@@ -257,7 +257,7 @@ def test_dump_restored_into_a_fresh_cluster(base: Path, traps: None) -> None:
             assert stats["patterns_stored"] == patterns
             c.execute(SKEWED).fetchall()  # captured in the new cluster
             wait_until("captured", lambda: c.execute(
-                "SELECT coalesce(sum(stored), 0) FROM ruvector_dag_capture_stats() WHERE relid = %s",
+                "SELECT coalesce(sum(captured), 0) FROM ruvector_dag_capture_stats() WHERE relid = %s",
                 (new,)).fetchone()[0] >= 1, timeout=10)
         log = fresh.wait_for_log("was restored from another cluster")
         assert "steering decision(s) dropped" in log

@@ -96,8 +96,8 @@ def test_capture_in_the_system_server() -> None:
         c.execute("SELECT ruvector_dag_capture_reset()")
         for k in range(5):
             c.execute("SELECT count(*) FROM sys_orders WHERE k = %s", (k,)).fetchall()
-        assert c.execute("SELECT seen, stored FROM ruvector_dag_capture_stats() WHERE relid = 'sys_orders'::regclass"
-                         ).fetchone() == (5, 5)
+        assert c.execute("SELECT executions, captured FROM ruvector_dag_capture_stats() "
+                         "WHERE relid = 'sys_orders'::regclass").fetchone() == (5, 5)
         c.execute("DROP TABLE sys_orders")
 
 
