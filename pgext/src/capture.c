@@ -334,6 +334,7 @@ typedef struct RvdTracked
 	QueryDesc  *qd;
 	int			slot;			/* registry slot of the table it is counted under */
 	bool		capture;		/* sampled: instrumented for a record */
+	bool		top_level_text; /* its text is the client's (trials.c: it may be offered) */
 	struct RvdTracked *next;
 	MemoryContextCallback unlink;
 } RvdTracked;
@@ -363,6 +364,7 @@ rvd_track(QueryDesc *qd, int slot, bool capture)
 	t->qd = qd;
 	t->slot = slot;
 	t->capture = capture;
+	t->top_level_text = rvd_texts_wanted() && rvd_statement_top_level_text(qd);
 	t->unlink.func = rvd_untrack;
 	t->unlink.arg = t;
 	MemoryContextRegisterResetCallback(qd->estate->es_query_cxt, &t->unlink);
@@ -492,7 +494,7 @@ rvd_ExecutorEnd(QueryDesc *qd)
 		if (t->capture && qd->totaltime != NULL && qd->planstate != NULL)
 			rvd_capture(qd, t->slot);
 		if (want_text)
-			rvd_statement_offer(qd, rvd_nesting_level());
+			rvd_statement_offer(qd, rvd_nesting_level(), t->top_level_text);
 	}
 
 	if (prev_ExecutorEnd)

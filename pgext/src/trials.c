@@ -329,15 +329,21 @@ rvd_reads_foreign_table(PlannedStmt *stmt)
 static bool rvd_roles_privileged(Oid session_userid, Oid userid);
 
 /*
- * Whether a statement's text is the one the client sent (a function's
- * statements have their own: they run out of their context if replayed).
- * The executor's nesting level alone does not tell: a DO block's
- * statements run at level 0.
+ * Whether a starting execution's text is the one the client sent (a
+ * function's statements have their own: they run out of their context if
+ * replayed).  The executor's nesting level alone does not tell: a DO
+ * block's statements run at level 0.  Asked at ExecutorStart (capture.c
+ * keeps the answer for ExecutorEnd): an extended-protocol portal may be
+ * ended by the Sync message's commit, when debug_query_string is NULL
+ * already (seen under load, where the coexistence test's trap was never
+ * offered and so never explored).
  */
-static bool
-rvd_top_level_text(const char *text)
+bool
+rvd_statement_top_level_text(QueryDesc *qd)
 {
-	return debug_query_string != NULL &&
+	const char *text = qd->sourceText;
+
+	return text != NULL && debug_query_string != NULL &&
 		(text == debug_query_string || strcmp(text, debug_query_string) == 0);
 }
 
@@ -348,7 +354,7 @@ rvd_top_level_text(const char *text)
  * or when every slot is taken (the worker empties them at every drain).
  */
 void
-rvd_statement_offer(QueryDesc *qd, int nesting_level)
+rvd_statement_offer(QueryDesc *qd, int nesting_level, bool top_level_text)
 {
 	PlannedStmt *stmt = qd->plannedstmt;
 	ParamListInfo params = qd->params;
@@ -362,8 +368,7 @@ rvd_statement_offer(QueryDesc *qd, int nesting_level)
 	int			i;
 
 	if (nesting_level != 0 || InSecurityRestrictedOperation() || InLocalUserIdChange() ||
-		IsParallelWorker() || rvd_capture_is_suspended() || qd->sourceText == NULL ||
-		!rvd_top_level_text(qd->sourceText))
+		IsParallelWorker() || rvd_capture_is_suspended() || qd->sourceText == NULL || !top_level_text)
 		return;
 	if (qd->operation != CMD_SELECT || stmt->commandType != CMD_SELECT ||
 		stmt->hasModifyingCTE || stmt->rowMarks != NIL ||
