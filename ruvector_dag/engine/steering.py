@@ -486,8 +486,9 @@ class SteeringPolicy:
         rows = []
         for query_id, q in self.queries.items():
             pattern = pattern_of(q.embedding) if pattern_of is not None and q.embedding is not None else None
-            # arms users ran, and arms banned by their trial before any user did
-            arms = {**q.stats, **{a: ArmStats() for a in q.trials if a not in q.stats}}
+            # arms users ran, arms banned by their trial before any user did, and the arms in play
+            # nobody ran yet (waiting for their trial: the DBA sees what is coming)
+            arms = {**{a: ArmStats() for a in q.candidates}, **{a: ArmStats() for a in q.trials}, **q.stats}
             base = q.stats.get(0)
             for a, s in sorted(arms.items()):
                 rows.append({"query_id": signed_id(query_id), "arm": ARMS[a].name, "executions": s.n,

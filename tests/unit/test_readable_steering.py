@@ -139,6 +139,8 @@ def test_an_arm_waiting_for_its_trial_is_on_trial() -> None:
         policy.observe(QID, 0, 10_000.0, TRAP, at_us=i)
     q = policy.queries[QID]
     assert q.state(HASH_ONLY, True) == "trial"
+    waiting = [r for r in policy.evidence() if r["arm"] == "hash_only"]
+    assert waiting and waiting[0]["state"] == "trial" and waiting[0]["executions"] == 0  # shown before it runs
     policy.trial_result(QID, HASH_ONLY, 4_000.0, 10_000.0, at_us=9)
     assert q.state(HASH_ONLY, True) in ("in play", "chosen")
 
