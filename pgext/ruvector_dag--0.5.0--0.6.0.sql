@@ -149,3 +149,156 @@ $$;
 -- ---------------------------------------------------------------------------
 -- Readable steering
 -- ---------------------------------------------------------------------------
+--
+-- The worker (ruvector_dag/runtime/storage.py save_steering_evidence) rewrites
+-- these rows with the engine state, at most a minute after what they show
+-- (ruvector_dag_learn() saves now).  Only steered queries have a text and a
+-- series: those for which an arm was in play (explored, on trial, pinned).
+
+-- Per (query, arm): the 95th percentile of its last 64 latencies (measured,
+-- not modelled), its speed-up against the default plan (the default's mean
+-- latency over the arm's, both geometric means as mean_latency_us), and how
+-- the arm stands.  Rows of before 0.6.0 have NULLs until the worker saves.
+ALTER TABLE ruvector_dag.steering_evidence
+    ADD COLUMN p95_latency_us DOUBLE PRECISION,
+    ADD COLUMN speedup DOUBLE PRECISION,
+    ADD COLUMN state TEXT CHECK (state IN ('default', 'trial', 'in play', 'chosen', 'banned'));
+COMMENT ON COLUMN ruvector_dag.steering_evidence.state IS
+    'default (arm 0), trial (waits for its trial), in play, chosen (the decision in force), banned';
+
+-- The normalized text of each steered query (constants replaced by $n, as
+-- pg_stat_statements shows it; NULL when it did not parse or its statement was
+-- never offered) and the role that ran the statement it was taken from.
+CREATE TABLE ruvector_dag.steered_queries (
+    relid OID NOT NULL,
+    query_id BIGINT NOT NULL,
+    userid OID NOT NULL,
+    query TEXT,
+    PRIMARY KEY (relid, query_id)
+);
+SELECT pg_catalog.pg_extension_config_dump('ruvector_dag.steered_queries', '');
+
+-- The recent executions of each steered query (its last 256, users' and the
+-- worker's trials): the series before and after it was steered.
+CREATE TABLE ruvector_dag.steering_executions (
+    relid OID NOT NULL,
+    query_id BIGINT NOT NULL,
+    executed_at TIMESTAMPTZ NOT NULL,
+    arm TEXT NOT NULL,
+    latency_us DOUBLE PRECISION,           -- NULL: a trial cancelled at its limit
+    trial BOOLEAN NOT NULL                 -- the worker's trial, not a user's execution
+);
+CREATE INDEX ON ruvector_dag.steering_executions (query_id, executed_at);
+SELECT pg_catalog.pg_extension_config_dump('ruvector_dag.steering_executions', '');
+
+-- Texts are shown as pg_stat_statements shows them: to superusers (who bypass
+-- row security), members of pg_read_all_stats, and the role that ran the
+-- statement; nobody else sees the row (a text may name what its role alone
+-- may know).  The series follows the evidence: whoever may read the table.
+ALTER TABLE ruvector_dag.steered_queries ENABLE ROW LEVEL SECURITY;
+CREATE POLICY may_read ON ruvector_dag.steered_queries FOR SELECT
+    USING (pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER')
+           OR userid OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                              WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER));
+ALTER TABLE ruvector_dag.steering_executions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY may_read ON ruvector_dag.steering_executions FOR SELECT USING (ruvector_dag.may_read(relid));
+GRANT SELECT ON ruvector_dag.steered_queries, ruvector_dag.steering_executions TO PUBLIC;
+
+-- A dropped table's texts and series go with the rest of what was learned about it.
+CREATE OR REPLACE FUNCTION ruvector_dag._on_sql_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM ruvector_dag._forget_relation(d.objid)
+       FROM pg_catalog.pg_event_trigger_dropped_objects() d
+       JOIN ruvector_dag.enrolled_tables e ON e.relid OPERATOR(pg_catalog.=) d.objid
+      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+        AND d.objsubid OPERATOR(pg_catalog.=) 0;
+    -- What was learned about a dropped table describes nothing any more.
+    DELETE FROM ruvector_dag.patterns p USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid OPERATOR(pg_catalog.=) 0 AND p.relid OPERATOR(pg_catalog.=) d.objid;
+    DELETE FROM ruvector_dag.trajectory_history h USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid OPERATOR(pg_catalog.=) 0 AND h.relid OPERATOR(pg_catalog.=) d.objid;
+    DELETE FROM ruvector_dag.engine_state s USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid OPERATOR(pg_catalog.=) 0 AND s.relid OPERATOR(pg_catalog.=) d.objid;
+    DELETE FROM ruvector_dag.pattern_nodes n USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid OPERATOR(pg_catalog.=) 0 AND n.relid OPERATOR(pg_catalog.=) d.objid;
+    DELETE FROM ruvector_dag.steering_evidence v USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid OPERATOR(pg_catalog.=) 0 AND v.relid OPERATOR(pg_catalog.=) d.objid;
+    DELETE FROM ruvector_dag.steered_queries q USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid OPERATOR(pg_catalog.=) 0 AND q.relid OPERATOR(pg_catalog.=) d.objid;
+    DELETE FROM ruvector_dag.steering_executions x USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid OPERATOR(pg_catalog.=) 0 AND x.relid OPERATOR(pg_catalog.=) d.objid;
+END;
+$$;
+
+-- One row per (steered query, arm), and one per decision in force that has no
+-- evidence the caller may read (a pin of a query not run yet).  It was one row
+-- per decision with the evidence in a jsonb column; `evidence` is gone, its
+-- figures are columns now.  `source` (pinned, learned, trial) is on the row of
+-- the arm in force; a pinned arm is 'chosen'.  Rows saved before 0.6.0 get
+-- their state from banned/chosen until the worker saves again.
+DROP VIEW ruvector_dag.steering;
+CREATE VIEW ruvector_dag.steering WITH (security_invoker = true) AS
+SELECT e.relid::pg_catalog.regclass AS table_name,
+       COALESCE(e.query_id, d.query_id) AS query_id,
+       q.query,
+       COALESCE(e.arm, d.arm) AS arm,
+       CASE WHEN d.source OPERATOR(pg_catalog.=) 'pinned' OR e.arm IS NULL THEN 'chosen'
+            WHEN e.state IS NOT NULL THEN e.state
+            WHEN e.arm OPERATOR(pg_catalog.=) 'default' THEN 'default'
+            WHEN e.banned THEN 'banned'
+            WHEN e.chosen THEN 'chosen'
+            ELSE 'in play' END AS state,
+       COALESCE(e.executions, 0) AS executions,
+       e.mean_latency_us OPERATOR(pg_catalog./) 1000::pg_catalog.float8 AS mean_latency_ms,
+       e.p95_latency_us OPERATOR(pg_catalog./) 1000::pg_catalog.float8 AS p95_latency_ms,
+       e.speedup,
+       d.source,
+       e.pattern_id
+  FROM (SELECT s.* FROM ruvector_dag.steering_evidence s
+         WHERE EXISTS (SELECT FROM ruvector_dag.steering_evidence o
+                        WHERE o.relid OPERATOR(pg_catalog.=) s.relid
+                          AND o.query_id OPERATOR(pg_catalog.=) s.query_id
+                          AND o.arm OPERATOR(pg_catalog.<>) 'default')) e
+  FULL JOIN @extschema@.ruvector_dag_steering_decisions() d
+    ON d.query_id OPERATOR(pg_catalog.=) e.query_id AND d.arm OPERATOR(pg_catalog.=) e.arm
+  LEFT JOIN ruvector_dag.steered_queries q
+    ON q.relid OPERATOR(pg_catalog.=) e.relid AND q.query_id OPERATOR(pg_catalog.=) e.query_id;
+GRANT SELECT ON ruvector_dag.steering TO PUBLIC;
+
+-- The executions of a steered query, oldest first: 'before' the first user's
+-- execution under an arm other than the default, 'after' from it on (the
+-- worker's trials are marked and do not move the boundary).  Read as the
+-- caller: row security shows the series of the tables the caller may read.
+CREATE FUNCTION ruvector_dag_steering_series(query_id bigint)
+RETURNS TABLE (executed_at timestamptz, arm text, latency_ms double precision, phase text, trial boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT x.executed_at, x.arm, x.latency_us OPERATOR(pg_catalog./) 1000::pg_catalog.float8,
+           CASE WHEN f.steered_at IS NULL OR x.executed_at OPERATOR(pg_catalog.<) f.steered_at
+                THEN 'before' ELSE 'after' END,
+           x.trial
+      FROM ruvector_dag.steering_executions x
+      CROSS JOIN LATERAL (
+          SELECT pg_catalog.min(y.executed_at) AS steered_at
+            FROM ruvector_dag.steering_executions y
+           WHERE y.relid OPERATOR(pg_catalog.=) x.relid
+             AND y.query_id OPERATOR(pg_catalog.=) x.query_id
+             AND y.arm OPERATOR(pg_catalog.<>) 'default' AND NOT y.trial) f
+     WHERE x.query_id OPERATOR(pg_catalog.=) $1
+     ORDER BY x.executed_at, x.relid;
+$$;
+COMMENT ON FUNCTION ruvector_dag_steering_series(bigint) IS
+    'Recent executions of a steered query, before and after it was steered (ruvector_dag.steering_executions)';

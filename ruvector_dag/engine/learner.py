@@ -259,7 +259,7 @@ class TableLearner:
         quality = self._quality(t.query_id, latency)
         if t.cmd_type == 1 and t.nesting_level == 0:  # steer top-level SELECTs only
             decision = self.steering.observe(t.query_id, t.arm, latency, t.nodes, pinned=t.pinned,
-                                             embedding=x0)
+                                             embedding=x0, at_us=t.captured_at_us)
             if decision is not None:
                 self.pending_decisions[t.query_id] = decision
             while self.steering.retired:

@@ -14,8 +14,10 @@ method (or, when none is left, uses the disabled one at a penalty).
 
 from __future__ import annotations
 
+import bisect
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 # The arms and the policy constants the settings' descriptions quote are part of the contract with C.
 from ..definitions.arms import ARMS, BAN_FACTOR, arm_index
@@ -48,6 +50,11 @@ MAX_QUERIES = 1000
 TRIAL_MIN_TIMEOUT_US = 10_000.0
 #: A trial this many times slower than its paired default bans its arm too: no user would gain from it.
 TRIAL_SLOWER = 1.25
+#: Latencies kept per (query, arm), the most recent: its p95 is measured on them (a DBA reads the tail
+#: users saw, not one derived from the log-normal the policy assumes).
+RECENT_LATENCIES = 64
+#: Executions kept per steered query, the most recent: its before/after series.
+SERIES_LEN = 256
 
 #: Arms a misestimate suggests, by (where the wrong estimate feeds, direction).
 _SUGGESTIONS: dict[str, tuple[str, ...]] = {
@@ -117,6 +124,15 @@ def suggested_arms(nodes: Any) -> list[int]:
     return [arm_index(n) for n in names]
 
 
+def signed_id(query_id: int) -> int:
+    """A query id as SQL's bigint shows it (pg_stat_statements' queryid)."""
+    return query_id - (1 << 64) if query_id >= 1 << 63 else query_id
+
+
+def _now_us() -> int:
+    return int(time.time() * 1_000_000)
+
+
 def trial_limit(default_us: float) -> float:
     """Microseconds at which a trial is cancelled, given the default's time: BAN_FACTOR times it, at
     least TRIAL_MIN_TIMEOUT_US.  The hard bound on what an exploratory plan can cost."""
@@ -125,12 +141,13 @@ def trial_limit(default_us: float) -> float:
 
 @dataclass
 class ArmStats:
-    """Running mean and sum of squares of log latency under one arm (Welford)."""
+    """Running mean and sum of squares of log latency under one arm (Welford), and its recent latencies."""
 
     n: int = 0
     mean: float = 0.0
     m2: float = 0.0
     worst: float = float("-inf")  # slowest single execution
+    recent: list[float] = field(default_factory=list)  # microseconds of the last RECENT_LATENCIES, oldest first
 
     def add(self, y: float) -> None:
         self.worst = max(self.worst, y)
@@ -139,6 +156,18 @@ class ArmStats:
         self.mean += d / self.n
         self.m2 += d * (y - self.mean)
 
+    def keep(self, latency_us: float) -> None:
+        """Remember one execution's latency for :meth:`p95` (the oldest goes beyond RECENT_LATENCIES)."""
+        self.recent.append(float(latency_us))
+        del self.recent[:-RECENT_LATENCIES]
+
+    def p95(self) -> float | None:
+        """95th percentile of the recent latencies (microseconds, numpy's linear interpolation); None
+        before any (an arm saved before they were kept, or banned by its trial)."""
+        import numpy as np
+
+        return float(np.percentile(self.recent, 95)) if self.recent else None
+
     def posterior(self, mu0: float) -> tuple[float, float, float, float]:
         """Normal-inverse-gamma posterior (mu_n, kappa_n, alpha_n, beta_n) with prior mean mu0."""
         kappa = KAPPA0 + self.n
@@ -146,6 +175,15 @@ class ArmStats:
         alpha = ALPHA0 + self.n / 2.0
         beta = BETA0 + 0.5 * self.m2 + KAPPA0 * self.n * (self.mean - mu0) ** 2 / (2.0 * kappa)
         return mu, kappa, alpha, beta
+
+
+class Execution(NamedTuple):
+    """One execution of a steered query, for its before/after series."""
+
+    at_us: int  # Unix epoch, microseconds (a record's captured_at_us; a trial's end)
+    arm: int
+    latency_us: float | None  # None: a trial cancelled at its limit
+    trial: bool  # the worker's trial, not a user's execution
 
 
 @dataclass
@@ -162,22 +200,69 @@ class QuerySteering:
     untriable: bool = False  # its statement cannot be tried: its untried arms stay out of play
     # per arm tried: (its trial's microseconds or None if cancelled, the default's just before)
     trials: dict[int, tuple[float | None, float]] = field(default_factory=dict)
+    # Readable steering (kept for steered queries only): its normalized text (constants as $n; None
+    # if its statement did not parse), the role that ran that statement, whether one was taken at all
+    text: str | None = None
+    userid: int = 0
+    text_taken: bool = False
+    series: list[Execution] = field(default_factory=list)  # the last SERIES_LEN executions, oldest first
 
     def to_json(self) -> dict[str, Any]:
         return {"candidates": self.candidates, "banned": sorted(self.banned), "arm": self.arm,
                 "embedding": self.embedding, "suggested": self.suggested,
                 "cleared": sorted(self.cleared), "untriable": self.untriable,
                 "trials": {str(a): list(t) for a, t in self.trials.items()},
-                "stats": {str(a): [s.n, s.mean, s.m2, s.worst] for a, s in self.stats.items()}}
+                "stats": {str(a): [s.n, s.mean, s.m2, s.worst, s.recent] for a, s in self.stats.items()},
+                "text": self.text, "userid": self.userid, "text_taken": self.text_taken,
+                "series": [list(e) for e in self.series]}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> QuerySteering:
+        """The state :meth:`to_json` saved, or one saved before 0.6.0 (no recent latencies, text, series)."""
         return cls([int(a) for a in d["candidates"]],
-                   {int(a): ArmStats(int(v[0]), float(v[1]), float(v[2]), float(v[3])) for a, v in d["stats"].items()},
+                   {int(a): ArmStats(int(v[0]), float(v[1]), float(v[2]), float(v[3]),
+                                     [float(x) for x in v[4]] if len(v) > 4 else [])
+                    for a, v in d["stats"].items()},
                    {int(a) for a in d["banned"]}, int(d["arm"]), d.get("embedding"), bool(d.get("suggested")),
                    {int(a) for a in d.get("cleared", [])}, bool(d.get("untriable")),
                    {int(a): (None if t[0] is None else float(t[0]), float(t[1]))
-                    for a, t in d.get("trials", {}).items()})
+                    for a, t in d.get("trials", {}).items()},
+                   d.get("text"), int(d.get("userid") or 0), bool(d.get("text_taken")),
+                   [Execution(int(e[0]), int(e[1]), None if e[2] is None else float(e[2]), bool(e[3]))
+                    for e in d.get("series", [])])
+
+    def steered(self) -> bool:
+        """Whether the query is or was steered: an arm was in play for it (explored, on trial, a
+        decision of before) or users ran it under one (a pin).  Only those keep a text and a series."""
+        return bool(self.candidates) or bool(self.trials) or any(a != 0 for a in self.stats)
+
+    def wants_text(self) -> bool:
+        """Whether the worker asks for its statement: steered, and none taken yet."""
+        return not self.text_taken and self.steered()
+
+    def describe(self, text: str | None, userid: int) -> None:
+        """Keep the normalized text of the statement taken (None: it did not parse) and its role."""
+        self.text, self.userid, self.text_taken = text, int(userid), True
+
+    def record(self, execution: Execution) -> None:
+        """Add an execution to the series of a steered query, in time order, the oldest dropped
+        beyond SERIES_LEN.  (Records drain out of capture order across backends, trials interleave.)"""
+        if not self.steered():
+            return
+        bisect.insort(self.series, execution, key=lambda e: e.at_us)
+        del self.series[:-SERIES_LEN]
+
+    def state(self, arm: int, require_trial: bool) -> str:
+        """How ``arm`` stands for this query, as ruvector_dag.steering shows it."""
+        if arm == 0:
+            return "default"
+        if arm in self.banned:
+            return "banned"
+        if arm == self.arm:
+            return "chosen"
+        if require_trial and not self.tried(arm):
+            return "trial"  # waiting for its trial: no user's execution is planned with it yet
+        return "in play"
 
     def tried(self, arm: int) -> bool:
         """Whether users may be planned with ``arm``: the default, an arm that passed its
@@ -238,8 +323,9 @@ class SteeringPolicy:
         self.retired: list[int] = []  # forgotten queries whose published decision must be removed
 
     def observe(self, query_id: int, arm: int, latency_us: float, nodes: Any, *,
-                pinned: bool = False, embedding: Any = None) -> int | None:
-        """Record one execution under ``arm``; return the arm to publish if the decision must change."""
+                pinned: bool = False, embedding: Any = None, at_us: int | None = None) -> int | None:
+        """Record one execution under ``arm`` (captured at ``at_us``, Unix microseconds: now if not
+        given); return the arm to publish if the decision must change."""
         import math
 
         if query_id == 0 or not 0 <= arm < len(ARMS):
@@ -263,7 +349,10 @@ class SteeringPolicy:
         if not (first and arm == 0):
             # A query's first execution is usually its cold one (nothing of it in the buffer
             # cache yet): in the default's baseline it would make neutral arms look faster.
-            q.stats.setdefault(arm, ArmStats()).add(math.log(max(latency_us, 1.0)))
+            s = q.stats.setdefault(arm, ArmStats())
+            s.add(math.log(max(latency_us, 1.0)))
+            s.keep(latency_us)
+        q.record(Execution(_now_us() if at_us is None else int(at_us), arm, float(latency_us), False))
         base = q.stats.get(0)
         if base is None or base.n < BASELINE_RUNS:
             best = 0
@@ -327,15 +416,20 @@ class SteeringPolicy:
                     break
         return wanted
 
-    def trial_result(self, query_id: int, arm: int, latency_us: float | None, default_us: float) -> int | None:
+    def trial_result(self, query_id: int, arm: int, latency_us: float | None, default_us: float, *,
+                     at_us: int | None = None) -> int | None:
         """Record a trial of ``arm`` (None: cancelled at its limit) paired with the default's
         ``default_us`` just before; return the arm to publish if the decision must change.  An arm
         that finished within TRIAL_SLOWER times the default's trial is cleared for users, any other
-        is banned.  The times are kept as evidence, not as samples (the worker is not a client)."""
+        is banned.  The times are kept as evidence, not as samples (the worker is not a client);
+        the series shows both runs, marked as trials, at ``at_us`` (now if not given)."""
         q = self.queries.get(query_id)
         if q is None or arm == 0 or arm not in q.candidates:
             return None
         q.trials[arm] = (latency_us, float(default_us))
+        at = _now_us() if at_us is None else int(at_us)
+        q.record(Execution(at, 0, float(default_us), True))
+        q.record(Execution(at, arm, None if latency_us is None else float(latency_us), True))
         if latency_us is None or latency_us > TRIAL_SLOWER * default_us:
             q.banned.add(arm)
         else:
@@ -365,6 +459,18 @@ class SteeringPolicy:
         q = self.queries.get(query_id)
         return q is not None and arm in q.banned
 
+    def texts_wanted(self) -> set[int]:
+        """Query ids whose statement the worker asks for: steered ones whose text it has not taken."""
+        return {query_id for query_id, q in self.queries.items() if q.wants_text()}
+
+    def describe(self, query_id: int, text: str | None, userid: int) -> bool:
+        """Keep the normalized text of ``query_id``'s statement if it is wanted; whether it was."""
+        q = self.queries.get(query_id)
+        if q is None or not q.wants_text():
+            return False
+        q.describe(text, userid)
+        return True
+
     def decisions(self) -> dict[int, int]:
         """The arm in force of every query steered away from the default."""
         return {query_id: q.arm for query_id, q in self.queries.items() if q.arm != 0}
@@ -379,16 +485,32 @@ class SteeringPolicy:
 
         rows = []
         for query_id, q in self.queries.items():
-            signed = query_id - (1 << 64) if query_id >= 1 << 63 else query_id  # as SQL's bigint shows it
             pattern = pattern_of(q.embedding) if pattern_of is not None and q.embedding is not None else None
-            # arms users ran, and arms banned by their trial before any user did
-            arms = {**q.stats, **{a: ArmStats() for a in q.trials if a not in q.stats}}
+            # arms users ran, arms banned by their trial before any user did, and the arms in play
+            # nobody ran yet (waiting for their trial: the DBA sees what is coming)
+            arms = {**{a: ArmStats() for a in q.candidates}, **{a: ArmStats() for a in q.trials}, **q.stats}
+            base = q.stats.get(0)
             for a, s in sorted(arms.items()):
-                rows.append({"query_id": signed, "arm": ARMS[a].name, "executions": s.n,
+                rows.append({"query_id": signed_id(query_id), "arm": ARMS[a].name, "executions": s.n,
                              "mean_latency_us": math.exp(s.mean) if s.n else None,
                              "sd_log_latency": math.sqrt(s.m2 / (s.n - 1)) if s.n > 1 else None,
-                             "banned": a in q.banned, "chosen": a == q.arm, "pattern_id": pattern})
+                             "banned": a in q.banned, "chosen": a == q.arm, "pattern_id": pattern,
+                             "p95_latency_us": s.p95(), "state": q.state(a, self.require_trial),
+                             # geometric means: the ratio of the medians under the log-normal model
+                             "speedup": math.exp(base.mean - s.mean) if base is not None and base.n and s.n
+                             else None})
         return rows
+
+    def steered_queries(self) -> list[dict[str, Any]]:
+        """One row per steered query: its normalized text (None: not taken yet, or unparsable) and the role."""
+        return [{"query_id": signed_id(query_id), "userid": q.userid, "query": q.text}
+                for query_id, q in self.queries.items() if q.steered()]
+
+    def executions(self) -> list[dict[str, Any]]:
+        """The series of every steered query, one row per execution (oldest first per query)."""
+        return [{"query_id": signed_id(query_id), "executed_at_us": e.at_us, "arm": ARMS[e.arm].name,
+                 "latency_us": e.latency_us, "trial": e.trial}
+                for query_id, q in self.queries.items() for e in q.series]
 
     def to_json(self) -> dict[str, Any]:
         return {str(k): v.to_json() for k, v in self.queries.items()}

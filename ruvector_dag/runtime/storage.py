@@ -19,7 +19,9 @@ Tables (pgext/ruvector_dag--*.sql):
   ruvector_dag.trajectory_history  a bounded sample of learned trajectories
   ruvector_dag.engine_state        the learner's full state, one row per table
   ruvector_dag.pattern_nodes       each pattern's exemplar plan with bottleneck criticalities
-  ruvector_dag.steering_evidence   per (query, steering arm): executions, mean latency, banned, chosen
+  ruvector_dag.steering_evidence   per (query, steering arm): executions, mean and p95 latency, state, speed-up
+  ruvector_dag.steered_queries     per steered query: its normalized text and the role that ran it (0.6.0)
+  ruvector_dag.steering_executions per steered query: its recent executions, the before/after series (0.6.0)
 """
 
 from __future__ import annotations
@@ -121,11 +123,31 @@ def pattern_steering(learner: TableLearner) -> dict[int, dict[str, int]]:
     return out
 
 
+def has_readable_steering(execute: Execute) -> bool:
+    """Whether the installed SQL has the readable steering tables (0.6.0; the library may be newer than its SQL)."""
+    return bool(execute("SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                        "ON n.oid = c.relnamespace WHERE n.nspname = 'ruvector_dag' "
+                        "AND c.relname = 'steering_executions'", ()))
+
+
 def save_steering_evidence(execute: Execute, learner: TableLearner) -> None:
+    """Make the steering tables hold what the learner knows now: the evidence per (query, arm), and
+    (0.6.0) the texts and series of its steered queries."""
     relid = str(learner.relid)
+    readable = has_readable_steering(execute)
     execute("DELETE FROM ruvector_dag.steering_evidence WHERE relid = $1::oid", (relid,))
     rows = learner.steering.evidence(learner.pattern_of)
-    if rows:
+    if rows and readable:
+        execute(
+            "INSERT INTO ruvector_dag.steering_evidence (relid, query_id, arm, executions, mean_latency_us, "
+            "sd_log_latency, banned, chosen, pattern_id, p95_latency_us, speedup, state) "
+            "SELECT $1::oid, r.query_id, r.arm, r.executions, "
+            "r.mean_latency_us, r.sd_log_latency, r.banned, r.chosen, r.pattern_id, r.p95_latency_us, r.speedup, "
+            "r.state FROM pg_catalog.jsonb_to_recordset($2::jsonb) AS r(query_id bigint, arm text, executions int, "
+            "mean_latency_us float8, sd_log_latency float8, banned bool, chosen bool, pattern_id bigint, "
+            "p95_latency_us float8, speedup float8, state text)",
+            (relid, json.dumps(rows)))
+    elif rows:
         execute(
             "INSERT INTO ruvector_dag.steering_evidence (relid, query_id, arm, executions, mean_latency_us, "
             "sd_log_latency, banned, chosen, pattern_id) SELECT $1::oid, r.query_id, r.arm, r.executions, "
@@ -133,6 +155,31 @@ def save_steering_evidence(execute: Execute, learner: TableLearner) -> None:
             "FROM pg_catalog.jsonb_to_recordset($2::jsonb) AS r(query_id bigint, arm text, executions int, "
             "mean_latency_us float8, sd_log_latency float8, banned bool, chosen bool, pattern_id bigint)",
             (relid, json.dumps(rows)))
+    if readable:
+        save_steered_queries(execute, learner)
+
+
+def save_steered_queries(execute: Execute, learner: TableLearner) -> None:
+    """The normalized texts of the learner's steered queries, and their series of executions."""
+    relid = str(learner.relid)
+    execute("DELETE FROM ruvector_dag.steered_queries WHERE relid = $1::oid", (relid,))
+    execute("DELETE FROM ruvector_dag.steering_executions WHERE relid = $1::oid", (relid,))
+    queries = learner.steering.steered_queries()
+    if queries:
+        execute(
+            "INSERT INTO ruvector_dag.steered_queries (relid, query_id, userid, query) "
+            "SELECT $1::oid, r.query_id, r.userid, r.query "
+            "FROM pg_catalog.jsonb_to_recordset($2::jsonb) AS r(query_id bigint, userid oid, query text)",
+            (relid, json.dumps(queries)))
+    executions = learner.steering.executions()
+    if executions:
+        execute(
+            "INSERT INTO ruvector_dag.steering_executions (relid, query_id, executed_at, arm, latency_us, trial) "
+            "SELECT $1::oid, r.query_id, pg_catalog.to_timestamp(r.executed_at_us::float8 / 1000000), r.arm, "
+            "r.latency_us, r.trial "
+            "FROM pg_catalog.jsonb_to_recordset($2::jsonb) AS r(query_id bigint, executed_at_us bigint, arm text, "
+            "latency_us float8, trial bool)",
+            (relid, json.dumps(executions)))
 
 
 #: node_id of a pattern's operator = pattern_id * NODE_ID_STRIDE + its plan position.
@@ -245,6 +292,11 @@ STAMP_SQL = (
 REKEY_SQL = tuple(f"UPDATE ruvector_dag.{table} SET relid = $2::oid WHERE relid = $1::oid"
                   for table in ("patterns", "trajectory_history", "pattern_nodes", "steering_evidence",
                                 "engine_state"))
+#: ... and those of the readable steering tables (0.6.0).
+REKEY_READABLE_SQL = (
+    "UPDATE ruvector_dag.steered_queries SET relid = $2::oid WHERE relid = $1::oid",
+    "UPDATE ruvector_dag.steering_executions SET relid = $2::oid WHERE relid = $1::oid",
+)
 
 
 def has_cluster_id(execute: Execute) -> bool:
@@ -272,7 +324,7 @@ def rekey_restored(execute: Execute) -> list[str]:
         execute("UPDATE ruvector_dag.enrolled_tables SET relid = $2::oid, enabled_by = $3::oid, "
                 "cluster_id = (SELECT s.system_identifier FROM pg_catalog.pg_control_system() s) "
                 "WHERE relid = $1::oid", (old, new, owner))
-        for sql in REKEY_SQL:
+        for sql in REKEY_SQL + (REKEY_READABLE_SQL if has_readable_steering(execute) else ()):
             execute(sql, (old, new))
         dropped = 0
         saved = load_state(execute, int(new))

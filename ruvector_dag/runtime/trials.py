@@ -16,6 +16,7 @@ from ..definitions.arms import ARMS
 from ..definitions.seam import PgModule, sqlstate_of
 from ..engine.steering import trial_limit
 from .budget import IdleCpuProbe, run_delay
+from .texts import take_texts, texts_wanted
 
 #: Statement texts kept for trials at most (a text is dropped once its query wants no more trials).
 MAX_TEXTS = 256
@@ -65,6 +66,7 @@ class TrialScheduler:
         self.run_delay = run_delay
         self.texts: dict[int, bytes] = {}  # query id: its statement as offered (opaque: for pg.trial)
         self.text_waits: dict[int, int] = {}  # executions captured since a query's text was asked for
+        self.describe_waits: dict[int, int] = {}  # ... the same for the text of a steered query (texts.py)
         self.ready_at = 0.0  # monotonic time the next trial may start (trials share the CPU budget)
         self.waiting = False  # a trial's statement is held and waits for its turn (drain() says so)
         self.backoff: dict[int, tuple[float, float]] = {}  # query id: (not before, last backoff) after a void trial
@@ -96,18 +98,24 @@ class TrialScheduler:
         """Take the statement texts offered, run at most one trial; return the query ids whose text
         is still wanted, and the relids of the learners changed.
 
+        Every statement taken also gives its query's normalized text to the
+        learners that want it (:mod:`.texts`: steered queries, trials on or
+        off); that is all a statement is used for unless a trial waits for it.
+
         Trials take at most max(``share``, TRIAL_SHARE) of the worker's time on average and start
         only while TRIAL_IDLE_CPUS were idle over IDLE_TAU_S; one that told nothing backs off.  A
         query whose backends never offer its text (``per_query`` counts its executions captured
         since ``asked``, the texts the capture rules ask for) or whose text fails to run is untriable.
         """
-        changed: set[int] = set()
+        learners = list(learners)
         now = time.monotonic()
         idle = self.idle.update(now)
         texts = self.texts
-        for qid, statement in self.pg.take_statements():
+        taken = [(qid, bytes(statement)) for qid, statement in self.pg.take_statements()]
+        changed = take_texts(learners, taken)
+        for qid, statement in taken:
             texts.pop(qid, None)  # (re-inserted last: the oldest text goes first beyond MAX_TEXTS)
-            texts[qid] = bytes(statement)
+            texts[qid] = statement
         wanted: dict[int, tuple[Any, int, float]] = {}
         for learner in learners:
             for qid, arm, timeout_us in learner.steering.wanted_trials():
@@ -135,7 +143,27 @@ class TrialScheduler:
             self._trial(learner, qid, arm, default_limit_us, share)
             changed.add(learner.relid)
         self.waiting = any(qid in texts for qid in wanted)
-        return {qid for qid in wanted if qid not in texts and not wanted[qid][0].steering.is_untriable(qid)}, changed
+        for_trials = {qid for qid in wanted if qid not in texts and not wanted[qid][0].steering.is_untriable(qid)}
+        changed |= self._texts_not_offered(learners, asked, per_query)
+        return for_trials | texts_wanted(learners), changed
+
+    def _texts_not_offered(self, learners: list[Any], asked: set[int], per_query: dict[int, int]) -> set[int]:
+        """Stop asking for the text of a steered query whose backends did not offer its statement in
+        TEXT_WAIT_RUNS executions (a superuser's, parameters of user-defined types, ...): it is kept
+        as NULL, and the executions stop paying for an offer refused each time.  Returns the relids
+        of the learners changed."""
+        changed: set[int] = set()
+        wanted = texts_wanted(learners)
+        for qid in [q for q in self.describe_waits if q not in wanted]:
+            del self.describe_waits[qid]
+        for qid in asked & wanted:
+            self.describe_waits[qid] = self.describe_waits.get(qid, 0) + per_query.get(qid, 0)
+            if self.describe_waits[qid] >= TEXT_WAIT_RUNS:
+                del self.describe_waits[qid]
+                for learner in learners:
+                    if learner.steering.describe(qid, None, 0):
+                        changed.add(learner.relid)
+        return changed
 
     def _trial(self, learner: Any, qid: int, arm: int, default_limit_us: float, share: float) -> None:
         """One paired trial, its verdict logged, the next one scheduled."""

@@ -126,8 +126,10 @@ def _steering(server: Any, conn: Any, executions: int = 25) -> None:
             time.sleep(0.25)  # the worker drains every 200 ms
     conn.execute("SELECT ruvector_dag_learn('trap_f')")  # saves the evidence now
     print("\nPlan steering (ruvector_dag.steering):")
-    rows = conn.execute("SELECT query_id, arm, source, evidence::text FROM ruvector_dag.steering").fetchall()
-    print(_table(rows, ["query id", "arm", "source", "evidence"]))
+    rows = conn.execute("SELECT query_id, query, arm, state, executions, round(mean_latency_ms::numeric, 2), "
+                        "round(p95_latency_ms::numeric, 2), round(speedup::numeric, 2), source "
+                        "FROM ruvector_dag.steering ORDER BY query_id, arm").fetchall()
+    print(_table(rows, ["query id", "query", "arm", "state", "executions", "mean ms", "p95 ms", "speed-up", "source"]))
     print(f"skewed-join trap: first 3 executions {sum(latencies[:3]) / 3:.1f} ms on average, "
           f"last 5 {sum(latencies[-5:]) / 5:.1f} ms")
     plan = conn.execute(f"EXPLAIN {sql}").fetchall()

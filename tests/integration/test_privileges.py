@@ -357,6 +357,9 @@ READERS = {
     "engine_state": "SELECT * FROM ruvector_dag.engine_state WHERE relid = %(r)s",
     "evidence": "SELECT * FROM ruvector_dag.steering_evidence WHERE relid = %(r)s",
     "steering_view": "SELECT * FROM ruvector_dag.steering WHERE table_name = %(r)s::oid::regclass",
+    "steered_queries": "SELECT * FROM ruvector_dag.steered_queries WHERE relid = %(r)s",
+    "steering_executions": "SELECT * FROM ruvector_dag.steering_executions WHERE relid = %(r)s",
+    "steering_series_function": "SELECT * FROM ruvector_dag_steering_series(4242)",
     "steering_decisions": "SELECT * FROM ruvector_dag_steering_decisions() WHERE query_id = 4242",
     "steering_view_decisions": "SELECT * FROM ruvector_dag.steering WHERE query_id = 4242",
     "steering_pins_table": "SELECT * FROM ruvector_dag.pinned_arms WHERE query_id = 4242",
@@ -378,19 +381,29 @@ def alice_evidence(server: Server, alice_table: int) -> Iterator[int]:
                 "SELECT count(*) FROM ruvector_dag.engine_state WHERE relid = %s", (alice_table,)).fetchone()[0]:
             time.sleep(0.2)
         r = {"r": alice_table}
+        arm = su.execute("SELECT arm FROM ruvector_dag_steering_arms() WHERE arm_id = 1").fetchone()[0]
         su.execute("INSERT INTO ruvector_dag.steering_evidence (relid, query_id, arm, executions, banned, chosen) "
-                   "VALUES (%(r)s, 4242, 'default', 3, false, true)", r)
+                   "VALUES (%(r)s, 4242, 'default', 3, false, true), (%(r)s, 4242, %(a)s, 2, false, false)",
+                   {**r, "a": arm})
+        # the text of a statement alice ran, and its series (readable steering, 0.6.0)
+        su.execute("INSERT INTO ruvector_dag.steered_queries (relid, query_id, userid, query) "
+                   "VALUES (%(r)s, 4242, %(u)s::regrole, 'SELECT * FROM rvd_alice_t WHERE id = $1')",
+                   {**r, "u": ALICE})
+        su.execute("INSERT INTO ruvector_dag.steering_executions (relid, query_id, executed_at, arm, latency_us, "
+                   "trial) VALUES (%(r)s, 4242, now() - interval '1 s', 'default', 100, false), "
+                   "(%(r)s, 4242, now(), %(a)s, 50, false)", {**r, "a": arm})
         su.execute("INSERT INTO ruvector_dag.trajectory_history (relid, table_name, trajectory_id, plan_embedding, "
                    "attention_type, latency_us, quality) VALUES (%(r)s, 'rvd_alice_t', 1, '[1,2]', 'x', 5, 0.5)", r)
         su.execute("INSERT INTO ruvector_dag.pattern_nodes (relid, pattern_id, node_id, plan_position, "
                    "parent_position, operator, self_cost, criticality, cut_weight) "
                    "VALUES (%(r)s, 999999, 999999000, 0, -1, 'Seq Scan', 1, 0.9, 1)", r)
-        arm = su.execute("SELECT arm FROM ruvector_dag_steering_arms() WHERE arm_id = 1").fetchone()[0]
         su.execute("SELECT ruvector_dag_pin_arm(4242, %s)", (arm,))
     yield alice_table
     with server.connect() as su:
         su.execute("SELECT ruvector_dag_unpin(4242)")
         su.execute("DELETE FROM ruvector_dag.steering_evidence WHERE query_id = 4242")
+        su.execute("DELETE FROM ruvector_dag.steered_queries WHERE query_id = 4242")
+        su.execute("DELETE FROM ruvector_dag.steering_executions WHERE query_id = 4242")
 
 
 @pytest.mark.parametrize("reader", sorted(READERS))
@@ -406,8 +419,14 @@ def test_no_rows_about_alices_table_for_others(server: Server, alice_evidence: i
     with _as(server, MONITOR) as monitor:
         assert _count(monitor, sql, params) == expected, reader
     with _as(server, ALICE) as alice:
-        # a pinned decision names no table: privileged readers only
-        assert _count(alice, sql, params) == (0 if reader.startswith("steering_") else expected), reader
+        # a pinned decision names no table: privileged readers only (the view's rows are the evidence
+        # of her table, the pin's source shown to privileged readers only; the text is of her statement)
+        hidden = reader.startswith("steering_") and reader not in (
+            "steering_view", "steering_view_decisions", "steering_executions", "steering_series_function")
+        assert _count(alice, sql, params) == (0 if hidden else expected), reader
+        if reader == "steering_view_decisions":  # ... but not who decided
+            assert alice.execute("SELECT count(*) FROM ruvector_dag.steering WHERE query_id = 4242 "
+                                 "AND source IS NOT NULL").fetchone()[0] == 0
 
 
 def test_others_get_answers_that_reveal_nothing(server: Server, alice_evidence: int) -> None:

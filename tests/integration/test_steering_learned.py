@@ -77,9 +77,11 @@ def test_trap_is_learned_and_fixed(traps: Any, app: Any) -> None:
     assert c.execute("SHOW enable_nestloop").fetchone()[0] == "on"  # the session's own settings untouched
     # evidence: after a save, the decision's arm and the default are both measured
     c.execute("SELECT ruvector_dag_learn('trap_f')")
-    ev = c.execute("SELECT arm, evidence FROM ruvector_dag.steering WHERE query_id = %s", (qid,)).fetchone()
-    assert ev is not None and ev[1]["default"]["executions"] >= 3 and ev[1][ev[0]]["executions"] >= 1
-    assert ev[1][ev[0]]["mean_latency_us"] < ev[1]["default"]["mean_latency_us"]
+    ev = {r[0]: r[1:] for r in c.execute("SELECT arm, executions, mean_latency_ms, source FROM ruvector_dag.steering "
+                                         "WHERE query_id = %s", (qid,)).fetchall()}
+    chosen = [arm for arm, (_, _, source) in ev.items() if source is not None]
+    assert len(chosen) == 1 and ev["default"][0] >= 3 and ev[chosen[0]][0] >= 1, ev
+    assert ev[chosen[0]][1] < ev["default"][1]
     for _ in range(3):  # executions after the first cycle fall in its patterns
         app.execute(SKEWED)
     wait_drained(c)
