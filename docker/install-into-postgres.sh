@@ -5,7 +5,7 @@
 #   docker/install-into-postgres.sh PG_MAJOR
 #
 # Installs the build tools and server headers with apt-get, creates a
-# virtualenv with the engine's dependencies (numpy, numba, cffi, pglast) on the
+# virtualenv with the engine's dependencies (numpy, numba, cffi) on the
 # system python3 (the interpreter PL/Python uses too, so both share one
 # libpython), builds the shim against /usr/lib/postgresql/PG_MAJOR and makes
 # everything readable by the server user.  The Dockerfile runs this script,

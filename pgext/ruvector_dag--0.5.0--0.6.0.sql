@@ -302,3 +302,9 @@ AS $$
 $$;
 COMMENT ON FUNCTION ruvector_dag_steering_series(bigint) IS
     'Recent executions of a steered query, before and after it was steered (ruvector_dag.steering_executions)';
+
+-- A text as the steering view shows it (constants as $n; pgext/src/normalize.c),
+-- for the regression tests.  Internal: not for PUBLIC.
+CREATE FUNCTION ruvector_dag._normalized_query(query text)
+RETURNS text AS 'MODULE_PATHNAME', 'rvd_normalized_query' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION ruvector_dag._normalized_query(text) FROM PUBLIC;

@@ -86,3 +86,22 @@ DROP ROLE regress_rvd_steerer;
 SELECT count(*) FROM ruvector_dag_steering_decisions() WHERE query_id = :qid;
 SELECT ruvector_disable_neural_dag('regress_rvd_s');
 DROP TABLE regress_rvd_s;
+
+-- The steering view names a steered query by its text with the constants as
+-- $n (pgext/src/normalize.c, PostgreSQL's own scanner): numbers, strings in
+-- every form, dollar quoting; parameters stay and constants come after them;
+-- identifiers, keywords, comments and quoted names are left as they are.
+SELECT ruvector_dag._normalized_query(q) FROM (VALUES
+  ('SELECT * FROM t WHERE a = 42 AND b = ''x'' AND c IN (1, 2.5, .5, 1e3)'),
+  ('SELECT $1, $2 FROM t WHERE note = E''it''''s\n'' OR b = B''101'' OR x = X''ff'' OR n = N''n'''),
+  ('SELECT U&''d\0061t'', $$dollar ''quoted''$$, $tag$ x $tag$ FROM "Table 7" t7 -- 42 in a comment'),
+  ('SELECT interval ''1 day'', -5, t.col2 FROM t /* 7 */ WHERE t.id = $3 LIMIT 10'),
+  ('SELECT 1')) v(q);
+-- A text the scanner refuses: an error (the worker keeps no text then).
+SELECT ruvector_dag._normalized_query('SELECT ''unterminated');
+-- Internal: not for PUBLIC.
+CREATE ROLE regress_rvd_reader;
+SET ROLE regress_rvd_reader;
+SELECT ruvector_dag._normalized_query('SELECT 1');
+RESET ROLE;
+DROP ROLE regress_rvd_reader;

@@ -26,6 +26,7 @@
  *	set_capture_rules(query_ids, fractions, flags)	per-query capture fractions
  *								(bytes of uint64, of float64, of uint8 RVD_RULE_*)
  *	take_statements() -> list	the statements backends offered for trials
+ *	statement_text(statement) -> (userid, str | None) | None	its role and normalized text
  *								(trials.c), each (query_id, statement bytes)
  *	trial(statement, arm, timeout_ms)	run a taken statement once under arm
  *								(trials.c): its microseconds, or None if
@@ -69,6 +70,7 @@
 #include "ring.h"
 #include "seam_defs.h"
 #include "steering_defs.h"
+#include "normalize.h"
 #include "trials.h"
 
 #define RVD_N_ARMS_FOR_PY RVD_N_ARMS
@@ -644,6 +646,55 @@ rvd_pg_take_statements(PyObject *self, PyObject *args)
 	}
 	pfree(taken);
 	return list;
+}
+
+/*
+ * statement_text(statement): (userid, text) of a statement taken by
+ * take_statements(): the role it ran as and its text with the constants
+ * replaced by $n (normalize.c), text None if the scanner refused it; None
+ * if the bytes are not a taken statement.  Only the normalized text
+ * leaves: the statement holds users' constants.
+ */
+static PyObject *
+rvd_pg_statement_text(PyObject *self, PyObject *args)
+{
+	Py_buffer	bytes;
+	Oid			userid = InvalidOid;
+	const char *text = NULL;
+	char	   *volatile normalized = NULL;
+	char	   *volatile utf8 = NULL;
+	MemoryContext oldcontext = CurrentMemoryContext;
+	PyObject   *result;
+
+	if (!PyArg_ParseTuple(args, "y*", &bytes))
+		return NULL;
+	if (bytes.len > (Py_ssize_t) sizeof(RvdStatement) ||
+		!rvd_statement_describe((const RvdStatement *) bytes.buf, (Size) bytes.len, &userid, &text))
+	{
+		PyBuffer_Release(&bytes);
+		Py_RETURN_NONE;
+	}
+	PG_TRY();
+	{
+		normalized = rvd_normalize_query(text);
+		utf8 = rvd_server_to_utf8(normalized);
+	}
+	PG_CATCH();
+	{
+		/* a text the scanner refuses (or that does not convert) has no normalized form: no text */
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		utf8 = NULL;
+	}
+	PG_END_TRY();
+	PyBuffer_Release(&bytes);
+	result = utf8 != NULL ? Py_BuildValue("(IN)", (unsigned int) userid, rvd_utf8_to_py(utf8))
+		: Py_BuildValue("(IO)", (unsigned int) userid, Py_None);
+	if (utf8 != NULL && utf8 != normalized)
+		pfree(utf8);
+	if (normalized != NULL)
+		pfree(normalized);
+	return result;
 }
 
 /*

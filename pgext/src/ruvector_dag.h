@@ -35,6 +35,8 @@
  *	seam_defs.h		names shared with Python (generated)
  *	guc_defs.h, trajectory_defs.h, steering_defs.h	tables (generated)
  *	guc.c			the ruvector.* settings, as rvd_<name> variables
+ *	normalize.c		a statement's text with its constants as $n (the
+ *					worker's, for the steering view)
  *	rvd_python.h	Python.h, included after PostgreSQL's headers
  *
  *	1. shared subsystems: each owns its struct, size/init and named lock

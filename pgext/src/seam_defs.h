@@ -33,6 +33,7 @@
 	RVD_PG_FUNCTION(set_decision, METH_VARARGS, "Set a learned steering decision.") \
 	RVD_PG_FUNCTION(set_capture_rules, METH_VARARGS, "Replace the per-query capture fractions.") \
 	RVD_PG_FUNCTION(take_statements, METH_NOARGS, "The statement texts offered for trials.") \
+	RVD_PG_FUNCTION(statement_text, METH_VARARGS, "The role and normalized text of a taken statement.") \
 	RVD_PG_FUNCTION(trial, METH_VARARGS, "Run a statement once under an arm, with a time limit.") \
 	RVD_PG_FUNCTION(set_sample_fraction, METH_VARARGS, "Set the fraction of other statements captured.") \
 	RVD_PG_FUNCTION(log, METH_VARARGS, "Write a LOG line.")

@@ -23,6 +23,7 @@
 
 #include "access.h"
 #include "directives.h"
+#include "normalize.h"
 #include "enroll.h"
 #include "plan.h"
 
@@ -242,4 +243,16 @@ rvd_unpin(PG_FUNCTION_ARGS)
 	}
 	CacheInvalidateRelcacheAll();
 	PG_RETURN_BOOL(found);
+}
+
+/*
+ * ruvector_dag._normalized_query(text): the text as the steering view shows
+ * it (normalize.c), for pg_regress to check the normalization; internal,
+ * revoked from PUBLIC.
+ */
+PG_FUNCTION_INFO_V1(rvd_normalized_query);
+Datum
+rvd_normalized_query(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(rvd_normalize_query(text_to_cstring(PG_GETARG_TEXT_PP(0)))));
 }

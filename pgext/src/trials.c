@@ -483,6 +483,33 @@ rvd_statements_offered(void)
 }
 
 /*
+ * Read an offered statement the worker holds as bytes (size of them): the
+ * role it ran as (current_user, pg_stat_statements' userid) and its text.
+ * False if the bytes are not a statement taken by rvd_statements_take.
+ */
+bool
+rvd_statement_describe(const RvdStatement *stmt, Size size, Oid *userid, const char **text)
+{
+	const char *path_end;
+	const char *text_end;
+	const char *end;
+
+	if (size < offsetof(RvdStatement, data) || stmt->len < 0 || stmt->len > RVD_STATEMENT_DATA_LEN ||
+		size < offsetof(RvdStatement, data) + (Size) stmt->len)
+		return false;
+	end = stmt->data + stmt->len;
+	path_end = memchr(stmt->data, '\0', stmt->len);	/* the search_path first */
+	if (path_end == NULL)
+		return false;
+	text_end = memchr(path_end + 1, '\0', end - (path_end + 1));
+	if (text_end == NULL)
+		return false;
+	*userid = stmt->userid;
+	*text = path_end + 1;
+	return true;
+}
+
+/*
  * Copy the offered statements of this database into out[] (at most max)
  * and free their slots; returns how many.  The worker's.
  */

@@ -112,7 +112,7 @@ class TrialScheduler:
         idle = self.idle.update(now)
         texts = self.texts
         taken = [(qid, bytes(statement)) for qid, statement in self.pg.take_statements()]
-        changed = take_texts(learners, taken)
+        changed = take_texts(self.pg, learners, taken)
         for qid, statement in taken:
             texts.pop(qid, None)  # (re-inserted last: the oldest text goes first beyond MAX_TEXTS)
             texts[qid] = statement

@@ -60,7 +60,7 @@ def test_the_blocker_blocks() -> None:
 def test_dependencies_hold_no_tool() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = {req.split("[")[0].split(">")[0].split("=")[0].strip().lower() for req in project["dependencies"]}
-    assert names == {"numpy", "numba", "cffi", "pglast"}
+    assert names == {"numpy", "numba", "cffi"}
     extras = project["optional-dependencies"]
     for extra in ("test", "dev"):
         assert "ruvector-dag[tools]" in extras[extra], f"the {extra} extra must pull the tools (tests start servers)"

@@ -45,6 +45,9 @@ class FakePg:
         taken, self.offered = self.offered, []
         return taken
 
+    def statement_text(self, statement: bytes) -> tuple[int, str | None] | None:
+        return None  # (the texts of steered queries: tests/unit/test_readable_steering.py)
+
     def trial(self, statement: bytes, arm: int, timeout_ms: int) -> Any:
         self.calls.append((statement, arm, timeout_ms))
         time.sleep(self.seconds)

@@ -80,6 +80,9 @@ class FakePg:
     def take_statements(self) -> list[tuple[int, bytes]]:
         return []
 
+    def statement_text(self, statement: bytes) -> tuple[int, str | None] | None:
+        return None  # (the texts of steered queries: tests/unit/test_readable_steering.py)
+
     def trial(self, statement: bytes, arm: int, timeout_ms: int) -> float | None:
         raise AssertionError("no trial is wanted here")
 
