@@ -34,7 +34,7 @@ from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from ruvector_dag.engine.learner import TableLearner
-from ruvector_dag.engine.steering import BASELINE_RUNS, QuerySteering
+from ruvector_dag.engine.steering import QuerySteering
 from ruvector_dag.tools import workloads
 
 Connect = Callable[[str | None], Any]
@@ -380,9 +380,11 @@ def privileged_statements_allowed(connect: Connect, log_tail: LogTail = no_log) 
 
 
 def function_body_statements(connect: Connect, log_tail: LogTail = no_log) -> None:
-    """The trap at top level until the worker wants to try it, then only inside a PL/pgSQL function
-    of ALICE's (the same statement, the same query id): the function's statement is not offered (out
-    of its function a statement may mean something else), so the worker gives up on the query."""
+    """The trap at top level once (the engine learns it is a trap and asks for its text from then on:
+    for a trial, and for the steering view), then only inside a PL/pgSQL function of ALICE's (the same
+    statement, the same query id): the function's statement is never offered (out of its function a
+    statement may mean something else).  The worker stops asking after 5 executions without one: it
+    has no text and has tried nothing."""
     inner = TRAP.replace(" FROM ", " INTO n, s FROM ", 1)  # (PL/pgSQL takes INTO out of the statement)
     with attack_setup(connect) as admin, connect(ALICE) as alice:
         alice.execute(f"""CREATE FUNCTION {ATTACK}.run_trap() RETURNS bigint LANGUAGE plpgsql AS $$
@@ -391,12 +393,23 @@ def function_body_statements(connect: Connect, log_tail: LogTail = no_log) -> No
               {inner};
               RETURN n;
             END $$""")
-        for _ in range(BASELINE_RUNS + 1):  # its first execution, then its baseline: now it is wanted
-            alice.execute(TRAP).fetchall()
+        alice.execute(TRAP).fetchall()  # its first execution: a trap, whose text the worker wants from now on
         time.sleep(1.0)  # (the worker drains every 200 ms, then asks for its text)
-        found = run_until_verdict(admin, lambda: alice.execute(f"SELECT {ATTACK}.run_trap()").fetchall(),
-                                  query_id(admin, TRAP), log_tail)
-        assert found == "untriable", found
+        qid = query_id(admin, TRAP)
+        deadline = time.monotonic() + DEADLINE_S
+        executions, checked = 0, time.monotonic()
+        while True:
+            alice.execute(f"SELECT {ATTACK}.run_trap()").fetchall()
+            executions += 1
+            time.sleep(PAUSE_S)
+            if time.monotonic() - checked < CHECK_S:
+                continue
+            checked = time.monotonic()
+            q = steering_of(admin, qid)
+            if q is not None and q.text_taken:
+                break
+            assert time.monotonic() < deadline, f"the worker still asks after {executions} executions\n{log_tail()}"
+        assert q.text is None and not q.trials, q.to_json()  # never offered, so nothing tried
 
 
 # --------------------------------------------------------------------------
