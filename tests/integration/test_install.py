@@ -82,7 +82,7 @@ def test_install_script_objects(conn: Any) -> None:
     tables = {r[0] for r in conn.execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = 'ruvector_dag'").fetchall()}
     assert tables == {"patterns", "trajectory_history", "enrolled_tables", "engine_state", "pattern_nodes",
-                      "steering_evidence", "pinned_arms"}
+                      "steering_evidence", "pinned_arms", "steered_queries", "steering_executions"}
     indexes = {r[0] for r in conn.execute(
         "SELECT indexname FROM pg_indexes WHERE schemaname = 'ruvector_dag'").fetchall()}
     assert {"idx_patterns_table", "idx_trajectories_table_time"} <= indexes
