@@ -176,7 +176,10 @@ CREATE TABLE ruvector_dag.steered_queries (
     query TEXT,
     PRIMARY KEY (relid, query_id)
 );
-SELECT pg_catalog.pg_extension_config_dump('ruvector_dag.steered_queries', '');
+-- Not dumped: its userid is a role's OID, which another cluster may give to
+-- another role (a restored text would show to it); the worker takes the texts
+-- again from the queries' next executions.  (pg_upgrade and physical copies
+-- keep role OIDs, and the rows.)
 
 -- The recent executions of each steered query (its last 256, users' and the
 -- worker's trials): the series before and after it was steered.
@@ -197,7 +200,7 @@ SELECT pg_catalog.pg_extension_config_dump('ruvector_dag.steering_executions', '
 -- may know).  The series follows the evidence: whoever may read the table.
 ALTER TABLE ruvector_dag.steered_queries ENABLE ROW LEVEL SECURITY;
 CREATE POLICY may_read ON ruvector_dag.steered_queries FOR SELECT
-    USING (pg_catalog.pg_has_role('pg_read_all_stats', 'MEMBER')
+    USING (pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE')
            OR userid OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
                                               WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER));
 ALTER TABLE ruvector_dag.steering_executions ENABLE ROW LEVEL SECURITY;

@@ -236,9 +236,7 @@ rvd_capture(QueryDesc *qd, int slot)
 	rec.query_id = qd->plannedstmt->queryId;
 	rec.captured_at = GetCurrentTimestamp();
 	rec.dbid = MyDatabaseId;
-	rec.relid = rvd_registry_relid(slot);
-	if (rec.relid == InvalidOid)
-		return;					/* disenrolled while it ran (and the slot not reused yet) */
+	rec.relid = rvd_registry_relid(slot);	/* (checked by the caller: still the table it read) */
 	rec.userid = GetUserId();
 	rec.session_userid = GetSessionUserId();
 	rec.nesting_level = rvd_nesting_level();
@@ -332,7 +330,8 @@ rvd_sampled(uint64 query_id)
 typedef struct RvdTracked
 {
 	QueryDesc  *qd;
-	int			slot;			/* registry slot of the table it is counted under */
+	int			slot;			/* registry slot of the table it is counted under ... */
+	Oid			relid;			/* ... which was this table (a slot freed meanwhile may hold another) */
 	bool		capture;		/* sampled: instrumented for a record */
 	bool		top_level_text; /* its text is the client's (trials.c: it may be offered) */
 	struct RvdTracked *next;
@@ -363,6 +362,7 @@ rvd_track(QueryDesc *qd, int slot, bool capture)
 
 	t->qd = qd;
 	t->slot = slot;
+	t->relid = rvd_registry_relid(slot);
 	t->capture = capture;
 	t->top_level_text = rvd_texts_wanted() && rvd_statement_top_level_text(qd);
 	t->unlink.func = rvd_untrack;
@@ -474,6 +474,13 @@ rvd_ExecutorEnd(QueryDesc *qd)
 {
 	RvdTracked *t = rvd_tracked(qd);
 
+	/*
+	 * Disenrolled while it ran, its slot perhaps given to another table
+	 * since: counted under nobody, captured for nobody (its record would
+	 * describe this table to the readers of the other).
+	 */
+	if (t != NULL && rvd_registry_relid(t->slot) != t->relid)
+		t = NULL;
 	if (t != NULL)
 	{
 		uint32		threshold;

@@ -12,10 +12,19 @@
  * they are.  pg_stat_statements knows which tokens are constants from the
  * parse (its JumbleState); here a token is a constant by its first
  * characters: a number, a string in any of its forms ('...', E'...',
- * B'...', X'...', N'...', U&'...', $tag$...$tag$).  Parameters ($1) stay,
+ * B'...', X'...', U&'...', $tag$...$tag$).  Parameters ($1) stay,
  * and constants are numbered after the highest of them, as
  * pg_stat_statements numbers them.  One difference: a negative number
  * keeps its minus sign ("-$1"), the parse folds it into the constant.
+ *
+ * The scanner is given the settings the statement ran under
+ * (standard_conforming_strings, backslash_quote, recorded with it): lexed
+ * under the worker's own, 'a\\'' ... could end a string elsewhere and leave a
+ * constant in the text as a bare word.
+ *
+ * TRUE, FALSE and NULL stay (pg_stat_statements replaces them: they are
+ * constants of the parse), as do comments (pg_stat_statements keeps them
+ * too).  N'...' comes out as N$1: the scanner reads N as a keyword first.
  *
  * Runs in the worker only, on a text a backend offered; the scanner raises
  * an ERROR on a text it cannot lex, which the caller (py_pgmodule.c) turns
@@ -50,18 +59,18 @@ rvd_token_is_constant(const char *tok)
 	return false;
 }
 
-/* The parameter number of a token $n, or 0. */
+/* The parameter number of a token $n, or 0 (clamped: the sum below cannot overflow). */
 static int
 rvd_token_param(const char *tok)
 {
 	if (tok[0] != '$' || !(tok[1] >= '0' && tok[1] <= '9'))
 		return 0;
-	return atoi(tok + 1);
+	return (int) Min(strtol(tok + 1, NULL, 10), 1000000L);
 }
 
-/* text, its constants replaced by $n (palloc'd).  May raise the scanner's ERROR. */
+/* text, its constants replaced by $n (palloc'd), lexed under the given settings.  May raise the scanner's ERROR. */
 char *
-rvd_normalize_query(const char *text)
+rvd_normalize_query(const char *text, bool standard_conforming_strings, int backslash_quote)
 {
 	core_yyscan_t yyscanner;
 	core_yy_extra_type yyextra;
@@ -79,6 +88,8 @@ rvd_normalize_query(const char *text)
 	starts = palloc(sizeof(int) * capacity);
 	lengths = palloc(sizeof(int) * capacity);
 	yyscanner = scanner_init(text, &yyextra, &ScanKeywords, ScanKeywordTokens);
+	yyextra.standard_conforming_strings = standard_conforming_strings;
+	yyextra.backslash_quote = backslash_quote;
 	for (;;)
 	{
 		const char *tok;

@@ -8,6 +8,6 @@
 #ifndef RVD_NORMALIZE_H
 #define RVD_NORMALIZE_H
 
-extern char *rvd_normalize_query(const char *text);
+extern char *rvd_normalize_query(const char *text, bool standard_conforming_strings, int backslash_quote);
 
 #endif							/* RVD_NORMALIZE_H */

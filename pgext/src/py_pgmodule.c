@@ -661,6 +661,8 @@ rvd_pg_statement_text(PyObject *self, PyObject *args)
 	Py_buffer	bytes;
 	Oid			userid = InvalidOid;
 	const char *text = NULL;
+	bool		scs = true;
+	int			bsq = 0;
 	char	   *volatile normalized = NULL;
 	char	   *volatile utf8 = NULL;
 	MemoryContext oldcontext = CurrentMemoryContext;
@@ -669,14 +671,14 @@ rvd_pg_statement_text(PyObject *self, PyObject *args)
 	if (!PyArg_ParseTuple(args, "y*", &bytes))
 		return NULL;
 	if (bytes.len > (Py_ssize_t) sizeof(RvdStatement) ||
-		!rvd_statement_describe((const RvdStatement *) bytes.buf, (Size) bytes.len, &userid, &text))
+		!rvd_statement_describe((const RvdStatement *) bytes.buf, (Size) bytes.len, &userid, &text, &scs, &bsq))
 	{
 		PyBuffer_Release(&bytes);
 		Py_RETURN_NONE;
 	}
 	PG_TRY();
 	{
-		normalized = rvd_normalize_query(text);
+		normalized = rvd_normalize_query(text, scs, bsq);
 		utf8 = rvd_server_to_utf8(normalized);
 	}
 	PG_CATCH();

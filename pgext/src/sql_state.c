@@ -73,7 +73,9 @@ ruvector_dag_capture_stats(PG_FUNCTION_ARGS)
 			nulls[1] = true;
 		values[2] = Int64GetDatum((int64) c->executions);
 		values[3] = Int64GetDatum((int64) c->captured);
-		values[4] = Int64GetDatum((int64) (c->executions - c->captured - c->dropped));	/* sampled out */
+		/* sampled out; 0, not negative, if a reset came between an execution's count and its record's */
+		values[4] = Int64GetDatum(c->executions >= c->captured + c->dropped ?
+								  (int64) (c->executions - c->captured - c->dropped) : 0);
 		values[5] = Int64GetDatum((int64) c->dropped);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

@@ -18,6 +18,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/lsyscache.h"
+#include "parser/parser.h"		/* standard_conforming_strings, backslash_quote */
 #include "utils/builtins.h"
 #include "utils/inval.h"
 
@@ -254,5 +255,6 @@ PG_FUNCTION_INFO_V1(rvd_normalized_query);
 Datum
 rvd_normalized_query(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TEXT_P(cstring_to_text(rvd_normalize_query(text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+	PG_RETURN_TEXT_P(cstring_to_text(rvd_normalize_query(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+														  standard_conforming_strings, backslash_quote)));
 }

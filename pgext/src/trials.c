@@ -106,6 +106,8 @@
 #include "utils/typcache.h"
 #include "utils/varlena.h"
 
+#include "parser/parser.h"		/* BACKSLASH_QUOTE_*: how a statement's text is lexed */
+
 #include "guc.h"
 #include "plan.h"				/* rvd_steer_begin: a trial plans under the arm as the planner hook does */
 #include "registry.h"			/* rvd_suspend_capture */
@@ -484,28 +486,48 @@ rvd_statements_offered(void)
 
 /*
  * Read an offered statement the worker holds as bytes (size of them): the
- * role it ran as (current_user, pg_stat_statements' userid) and its text.
- * False if the bytes are not a statement taken by rvd_statements_take.
+ * role it ran as (current_user, pg_stat_statements' userid), its text, and
+ * the settings its text was lexed under (normalize.c lexes it the same
+ * way).  False if the bytes are not a statement taken by
+ * rvd_statements_take.
  */
 bool
-rvd_statement_describe(const RvdStatement *stmt, Size size, Oid *userid, const char **text)
+rvd_statement_describe(const RvdStatement *stmt, Size size, Oid *userid, const char **text,
+					   bool *standard_conforming_strings, int *backslash_quote)
 {
-	const char *path_end;
-	const char *text_end;
+	const char *p;
 	const char *end;
+	int			i;
 
 	if (size < offsetof(RvdStatement, data) || stmt->len < 0 || stmt->len > RVD_STATEMENT_DATA_LEN ||
-		size < offsetof(RvdStatement, data) + (Size) stmt->len)
+		size < offsetof(RvdStatement, data) + (Size) stmt->len || stmt->nsettings < 0)
 		return false;
 	end = stmt->data + stmt->len;
-	path_end = memchr(stmt->data, '\0', stmt->len);	/* the search_path first */
-	if (path_end == NULL)
-		return false;
-	text_end = memchr(path_end + 1, '\0', end - (path_end + 1));
-	if (text_end == NULL)
+	p = memchr(stmt->data, '\0', stmt->len);	/* the search_path first */
+	if (p == NULL || (p = memchr(p + 1, '\0', end - (p + 1))) == NULL)
 		return false;
 	*userid = stmt->userid;
-	*text = path_end + 1;
+	*text = stmt->data + strlen(stmt->data) + 1;
+	*standard_conforming_strings = true;
+	*backslash_quote = BACKSLASH_QUOTE_SAFE_ENCODING;
+	/* then the settings, name and value NUL-terminated each */
+	for (i = 0, p = p + 1; i < stmt->nsettings; i++)
+	{
+		const char *name = p;
+		const char *value;
+
+		if (p >= end || (p = memchr(p, '\0', end - p)) == NULL)
+			return false;
+		value = ++p;
+		if (p >= end || (p = memchr(p, '\0', end - p)) == NULL)
+			return false;
+		p++;
+		if (strcmp(name, "standard_conforming_strings") == 0)
+			*standard_conforming_strings = strcmp(value, "on") == 0;
+		else if (strcmp(name, "backslash_quote") == 0)
+			*backslash_quote = strcmp(value, "on") == 0 ? BACKSLASH_QUOTE_ON :
+				strcmp(value, "off") == 0 ? BACKSLASH_QUOTE_OFF : BACKSLASH_QUOTE_SAFE_ENCODING;
+	}
 	return true;
 }
 

@@ -52,7 +52,8 @@ extern void rvd_install_trial_guard(void);
 
 /* The worker. */
 extern int	rvd_statements_take(RvdStatement *out, int max);
-extern bool rvd_statement_describe(const RvdStatement *stmt, Size size, Oid *userid, const char **text);
+extern bool rvd_statement_describe(const RvdStatement *stmt, Size size, Oid *userid, const char **text,
+								   bool *standard_conforming_strings, int *backslash_quote);
 extern bool rvd_statements_offered(void);
 extern double rvd_trial_run(const RvdStatement *stmt, int arm, int timeout_ms);
 extern void rvd_trial_init_session(void);

@@ -418,7 +418,10 @@ class Worker:
         return json.dumps(answer)
 
     def stop(self) -> None:
-        """SIGTERM: save every learner."""
+        """SIGTERM: on a primary, save every learner changed since its last save (every change marks
+        it dirty; saving all of them made a server with thousands of enrolled tables slow to stop); on
+        a standby, write its file with every learner (one file)."""
         if self._pg is not None and self._parts is not None:
-            self.publisher.dirty.update(self.learners)
+            if self.publisher.standby_file is not None:
+                self.publisher.dirty.update(self.learners)
             self.publisher.save_dirty(self.learners, self._names())
