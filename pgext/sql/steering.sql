@@ -97,6 +97,14 @@ SELECT ruvector_dag._normalized_query(q) FROM (VALUES
   ('SELECT U&''d\0061t'', $$dollar ''quoted''$$, $tag$ x $tag$ FROM "Table 7" t7 -- 42 in a comment'),
   ('SELECT interval ''1 day'', -5, t.col2 FROM t /* 7 */ WHERE t.id = $3 LIMIT 10'),
   ('SELECT 1')) v(q);
+-- Lexed under the statement's own settings: with standard_conforming_strings
+-- off, 'a\'' is one string; lexed as if on, hunter2 would come out as a bare
+-- word (the worker passes the settings the statement ran under).
+SET standard_conforming_strings = off;
+SET escape_string_warning = off;
+SELECT ruvector_dag._normalized_query('SELECT 1 WHERE pw = ''a\\'''' OR note = ''x hunter2 \\''''');
+RESET escape_string_warning;
+RESET standard_conforming_strings;
 -- A text the scanner refuses: an error (the worker keeps no text then).
 SELECT ruvector_dag._normalized_query('SELECT ''unterminated');
 -- Internal: not for PUBLIC.
