@@ -163,10 +163,20 @@ def verdict(q: QuerySteering | None) -> str | None:
     return "untriable" if q.untriable else None
 
 
+def text_verdict(q: QuerySteering | None) -> str | None:
+    """"offered": the worker holds the query's text or tried it; "never offered": it stopped asking
+    for the text without receiving it and tried nothing; None: it still asks."""
+    if q is None or not q.text_taken:
+        return None
+    return "offered" if q.text is not None or q.trials else "never offered"
+
+
 def run_until_verdict(admin: Any, run: Callable[[], Any], qid: int, log_tail: LogTail = no_log,
-                      deadline_s: float = DEADLINE_S) -> str:
-    """Execute the statement (``run()``) until the worker has given its verdict on query ``qid``.
-    Executions are spaced out, and the verdict read every CHECK_S: trials start on idle CPUs only."""
+                      deadline_s: float = DEADLINE_S,
+                      decide: Callable[[QuerySteering | None], str | None] = verdict) -> str:
+    """Execute the statement (``run()``) until the worker has given its verdict on query ``qid``
+    (``decide``: on trials by default, :func:`text_verdict` on its text).  Executions are spaced
+    out, and the verdict read every CHECK_S: trials start on idle CPUs only."""
     deadline = time.monotonic() + deadline_s
     executions, checked = 0, time.monotonic()
     while True:
@@ -177,7 +187,7 @@ def run_until_verdict(admin: Any, run: Callable[[], Any], qid: int, log_tail: Lo
             continue
         checked = time.monotonic()
         q = steering_of(admin, qid)
-        found = verdict(q)
+        found = decide(q)
         if found is not None:
             return found
         if time.monotonic() > deadline:
@@ -395,21 +405,9 @@ def function_body_statements(connect: Connect, log_tail: LogTail = no_log) -> No
             END $$""")
         alice.execute(TRAP).fetchall()  # its first execution: a trap, whose text the worker wants from now on
         time.sleep(1.0)  # (the worker drains every 200 ms, then asks for its text)
-        qid = query_id(admin, TRAP)
-        deadline = time.monotonic() + DEADLINE_S
-        executions, checked = 0, time.monotonic()
-        while True:
-            alice.execute(f"SELECT {ATTACK}.run_trap()").fetchall()
-            executions += 1
-            time.sleep(PAUSE_S)
-            if time.monotonic() - checked < CHECK_S:
-                continue
-            checked = time.monotonic()
-            q = steering_of(admin, qid)
-            if q is not None and q.text_taken:
-                break
-            assert time.monotonic() < deadline, f"the worker still asks after {executions} executions\n{log_tail()}"
-        assert q.text is None and not q.trials, q.to_json()  # never offered, so nothing tried
+        found = run_until_verdict(admin, lambda: alice.execute(f"SELECT {ATTACK}.run_trap()").fetchall(),
+                                  query_id(admin, TRAP), log_tail, decide=text_verdict)
+        assert found == "never offered", found  # no text, so nothing tried
 
 
 # --------------------------------------------------------------------------

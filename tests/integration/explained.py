@@ -1,7 +1,9 @@
-"""What EXPLAIN says about a statement, and the decision cache's clean-up, for the steering tests."""
+"""What EXPLAIN says about a statement, the decision cache's clean-up, and waiting for the worker,
+for the steering tests (their fixtures: conftest.py)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 
@@ -28,3 +30,12 @@ def unpin_all(conn: Any) -> None:
     """Remove every steering decision of the database (a fixture's teardown)."""
     for (qid,) in conn.execute("SELECT query_id FROM ruvector_dag_steering_decisions()").fetchall():
         conn.execute("SELECT ruvector_dag_unpin(%s)", (qid,))
+
+
+def wait_drained(conn: Any, table: str = "trap_f") -> None:
+    """Until the worker has consumed everything captured for the table (it drains every 200 ms)."""
+    for _ in range(100):
+        if conn.execute("SELECT ruvector_dag_learning_stats(%s)", (table,)).fetchone()[0][
+                "trajectories_buffered"] == 0:
+            return
+        time.sleep(0.05)

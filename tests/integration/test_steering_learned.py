@@ -14,30 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from explained import join_types, query_id, unpin_all
+from explained import join_types, query_id, unpin_all, wait_drained
 
 from ruvector_dag.tools import workloads
 
 SKEWED = workloads.QUERIES["skewed"]
-
-
-@pytest.fixture
-def app(server: Any) -> Iterator[Any]:
-    """A session of workloads.APP_ROLE, an ordinary role (the tables are given to it by their fixtures)."""
-    workloads.own_tables(server.execute, ())
-    with server.connect(user=workloads.APP_ROLE) as c:
-        yield c
-
-
-@pytest.fixture
-def traps(conn: Any) -> Iterator[Any]:
-    workloads.create(conn.execute)
-    workloads.own_tables(conn.execute)
-    for table in workloads.ENROLLED:
-        conn.execute("SELECT ruvector_enable_neural_dag(%s)", (table,))
-    yield conn
-    unpin_all(conn)
-    workloads.drop(conn.execute)
 
 
 def decision(conn: Any, qid: int) -> tuple[str, str] | None:
@@ -49,15 +30,6 @@ def decision(conn: Any, qid: int) -> tuple[str, str] | None:
 def processed(conn: Any, table: str = "trap_f") -> int:
     n: int = conn.execute("SELECT ruvector_dag_learning_stats(%s)", (table,)).fetchone()[0]["queries_processed"]
     return n
-
-
-def wait_drained(conn: Any, table: str = "trap_f") -> None:
-    """Until the worker has consumed everything captured for the table (it drains every 200 ms)."""
-    for _ in range(100):
-        if conn.execute("SELECT ruvector_dag_learning_stats(%s)", (table,)).fetchone()[0][
-                "trajectories_buffered"] == 0:
-            return
-        time.sleep(0.05)
 
 
 def test_trap_is_learned_and_fixed(traps: Any, app: Any) -> None:

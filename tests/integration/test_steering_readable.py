@@ -7,43 +7,15 @@ ruvector_dag.steered_queries and ruvector_dag_steering_series().
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from explained import query_id, unpin_all
+from explained import query_id, wait_drained
 
 from ruvector_dag.tools import workloads
 
 SKEWED = workloads.QUERIES["skewed"]
 OTHER_ROLE = "rvd_steer_reader"
-
-
-@pytest.fixture
-def app(server: Any) -> Iterator[Any]:
-    workloads.own_tables(server.execute, ())
-    with server.connect(user=workloads.APP_ROLE) as c:
-        yield c
-
-
-@pytest.fixture
-def traps(conn: Any) -> Iterator[Any]:
-    workloads.create(conn.execute)
-    workloads.own_tables(conn.execute)
-    for table in workloads.ENROLLED:
-        conn.execute("SELECT ruvector_enable_neural_dag(%s)", (table,))
-    yield conn
-    unpin_all(conn)
-    workloads.drop(conn.execute)
-
-
-def wait_drained(conn: Any, table: str = "trap_f") -> None:
-    for _ in range(100):
-        if conn.execute("SELECT ruvector_dag_learning_stats(%s)", (table,)).fetchone()[0][
-                "trajectories_buffered"] == 0:
-            return
-        time.sleep(0.05)
 
 
 def settle(c: Any, app: Any, runs: int = 40) -> int:
