@@ -26,7 +26,9 @@ PGBIN=/usr/lib/postgresql/15/bin
 WORK="$(mktemp -d /tmp/rvd-pg15.XXXXXX)"
 chmod 755 "$WORK"
 chown postgres:postgres "$WORK"
-PORT=55415
+# A port below the kernel's ephemeral range, free now (a port inside it can be taken by any outgoing
+# connection's local end; see free_port).
+PORT="$("$RUVECTOR_VENV/bin/python" -c 'from ruvector_dag.tools.server import free_port; print(free_port())')"
 su postgres -c "$PGBIN/initdb -D $WORK/data --auth=trust -U postgres >/dev/null"
 cat >> "$WORK/data/postgresql.conf" <<CONF
 shared_preload_libraries = 'pg_stat_statements,ruvector_dag'

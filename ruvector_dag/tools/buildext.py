@@ -244,7 +244,11 @@ def build_and_install(pg_config: Path, *, quiet: bool = False, force: bool = Fal
     fingerprint = build_fingerprint(pg_config)
     pkglib = Path(subprocess.run([str(pg_config), "--pkglibdir"], check=True, capture_output=True,
                                  text=True).stdout.strip())
-    if not force and stamp.exists() and stamp.read_text() == fingerprint and (pkglib / "ruvector_dag.so").exists():
+    installed = pkglib / "ruvector_dag.so"
+    # The stamp names the sources *and* the library this build installed: another checkout's build
+    # (a CI clone on the same machine) may have installed its own library since, with its own
+    # sys.path compiled in, and must then be replaced although nothing changed here.
+    if not force and stamp.exists() and stamp.read_text() == _stamp(fingerprint, installed):
         return build_dir
     build_dir.mkdir(parents=True, exist_ok=True)
     _sync_sources(build_dir)
@@ -253,8 +257,14 @@ def build_and_install(pg_config: Path, *, quiet: bool = False, force: bool = Fal
     _make(build_dir, pg_config, link, "install", quiet)
     _remove_stale_scripts(pg_config)
     _make_readable(pg_config)
-    stamp.write_text(fingerprint)
+    stamp.write_text(_stamp(fingerprint, installed))
     return build_dir
+
+
+def _stamp(fingerprint: str, installed: Path) -> str:
+    """What a build directory records once installed: its fingerprint and the installed library's hash."""
+    digest = hashlib.sha256(installed.read_bytes()).hexdigest() if installed.exists() else "missing"
+    return f"{fingerprint}\n{digest}\n"
 
 
 def warm_seed() -> Path:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import socket
 import subprocess
 import tempfile
@@ -50,10 +51,51 @@ class ServerError(RuntimeError):
     """The cluster could not be initialised, started or stopped."""
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+#: where :func:`free_port` looks when the kernel does not say where its ephemeral range starts
+_EPHEMERAL_LOW_DEFAULT = 32768
+#: how many ports below the ephemeral range :func:`free_port` draws from
+_LISTEN_RANGE = 8192
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return _EPHEMERAL_LOW_DEFAULT
+
+
+def free_port(rng: random.Random | None = None) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, chosen *below* the kernel's ephemeral range.
+
+    A port from the ephemeral range (what binding port 0 returns) can be taken at any time as the local
+    end of an outgoing connection, such as a test's own client connection to another server; the server
+    meant to listen on it then fails with "Address already in use".  Seen twice in CI (55422, 56110).
+    Ports are drawn at random so that concurrent test sessions rarely try the same one.
+    """
+    rng = rng or random.Random()
+    high = max(_ephemeral_low(), 1024 + _LISTEN_RANGE)
+    low = high - _LISTEN_RANGE
+    for _ in range(200):
+        port = rng.randrange(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ServerError(f"no free TCP port on 127.0.0.1 between {low} and {high - 1}")
+
+
+def free_ports(n: int) -> tuple[int, ...]:
+    """``n`` different ports from :func:`free_port`."""
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    ports: list[int] = []
+    while len(ports) < n:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return tuple(ports)
 
 
 def _ensure_traversable(path: Path) -> None:

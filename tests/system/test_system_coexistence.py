@@ -20,6 +20,7 @@ import pytest
 from clusters import Cluster, workdir
 
 from ruvector_dag.tools import workloads
+from ruvector_dag.tools.server import free_port
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("RUVECTOR_SYSTEM_PGBIN")
@@ -38,7 +39,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     ours_first = request.param == "first"
     libraries = ("ruvector_dag", *NEIGHBOURS) if ours_first else (*NEIGHBOURS, "ruvector_dag")
     base = workdir(tmp_path_factory.mktemp(f"coexist-{request.param}"))
-    node = Cluster(base / "data", 55431 if ours_first else 55432).initdb()
+    node = Cluster(base / "data", free_port()).initdb()
     node.configure(shared_preload_libraries=f"'{','.join(libraries)}'",
                    **{"auto_explain.log_min_duration": "0", "auto_explain.log_analyze": "on",
                       "pg_qualstats.sample_rate": "1", "pg_wait_sampling.profile_queries": "on",

@@ -23,12 +23,12 @@ import pytest
 from autofailover import PG_AUTOCTL, AutoFailoverFormation
 
 from ruvector_dag.tools import workloads
+from ruvector_dag.tools.server import free_ports
 
 PGBIN = os.environ.get("RUVECTOR_SYSTEM_PGBIN")
 pytestmark = pytest.mark.skipif(not PGBIN or not PG_AUTOCTL.exists(),
                                 reason="needs Debian's PostgreSQL 15 with pg_auto_failover (RUVECTOR_SYSTEM_PGBIN)")
 
-PORTS = (56110, 56111, 56112)
 SKEWED = workloads.QUERIES["skewed"]
 CONTROL = workloads.QUERIES["control"]
 
@@ -73,7 +73,7 @@ def durable(c: Any) -> dict[str, Any]:
 
 def test_failover_keeps_learning_decisions_and_pins() -> None:
     base = Path(tempfile.mkdtemp(prefix="rvd-failover-"))  # not tmp_path (see autofailover.py)
-    with AutoFailoverFormation(base / "formation", PORTS) as formation:
+    with AutoFailoverFormation(base / "formation", free_ports(3)) as formation:
         old_primary, old_standby = formation.primary_dsn(), formation.secondary_dsn()
         with connect(old_primary) as admin:
             admin.execute("CREATE EXTENSION ruvector_dag")

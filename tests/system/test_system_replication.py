@@ -20,6 +20,7 @@ import pytest
 from clusters import PGBIN, Cluster, as_postgres, base_backup, extract_tar_backup, wait_replayed, workdir
 
 from ruvector_dag.tools import workloads
+from ruvector_dag.tools.server import free_port
 
 DSN = os.environ.get("RUVECTOR_SYSTEM_DSN")
 pytestmark = pytest.mark.skipif(not DSN or not os.environ.get("RUVECTOR_SYSTEM_PGBIN"),
@@ -29,8 +30,6 @@ SKEWED = workloads.QUERIES["skewed"]
 #: The skewed trap in another shape (its own query id), run only on the standby: the same 100x misestimate,
 #: so the standby's own learning settles on an arm as surely as the primary's does on SKEWED's.
 STANDBY_ONLY = SKEWED.replace("SELECT count(*), sum(e.w)", "SELECT count(*), sum(e.w), max(e.w)")
-#: ports of the copies (the system server is on 55415, pg_auto_failover's tests on 561xx)
-TAR_PORT, STANDBY_PORT, FRESH_PORT = 55421, 55422, 55423
 
 
 def primary() -> psycopg.Connection[Any]:
@@ -120,7 +119,7 @@ def test_tar_base_backup_starts_with_its_enrollments(base: Path, traps: None) ->
     kernel cache's long file names), unpacked and started as a copy."""
     backup = base / "tar-backup"
     base_backup(primary_port(), backup, "tar")
-    copy = Cluster(base / "tar-copy", TAR_PORT)
+    copy = Cluster(base / "tar-copy", free_port())
     names = extract_tar_backup(backup, copy.pgdata)
     assert not any("ruvector_dag_cache" in n or n.endswith((".nbi", ".nbc")) for n in names)
     copy.configure()
@@ -140,7 +139,7 @@ def test_tar_base_backup_starts_with_its_enrollments(base: Path, traps: None) ->
 @pytest.fixture(scope="module")
 def standby(base: Path, traps: None) -> Iterator[Cluster]:
     """A hot standby made by pg_basebackup -Fp -R, started before the primary learns anything."""
-    node = Cluster(base / "standby", STANDBY_PORT)
+    node = Cluster(base / "standby", free_port())
     base_backup(primary_port(), node.pgdata, "plain", "-R")
     node.configure()
     node.start()
@@ -235,13 +234,13 @@ def test_dump_restored_into_a_fresh_cluster(base: Path, traps: None) -> None:
                 "-f", str(globals_sql))
     as_postgres(str(PGBIN / "pg_dump"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-Fc",
                 "-f", str(dump), "postgres")
-    fresh = Cluster(base / "fresh", FRESH_PORT).initdb()
+    fresh = Cluster(base / "fresh", free_port()).initdb()
     fresh.start()
     try:
         fresh.execute("CREATE TABLE pad AS SELECT 1 AS x; CREATE TABLE pad2 (x int); CREATE TABLE pad3 (x int)")
-        as_postgres(str(PGBIN / "psql"), "-h", "127.0.0.1", "-p", str(FRESH_PORT), "-U", "postgres", "-q",
+        as_postgres(str(PGBIN / "psql"), "-h", "127.0.0.1", "-p", str(fresh.port), "-U", "postgres", "-q",
                     "-f", str(globals_sql), "postgres")
-        res = as_postgres(str(PGBIN / "pg_restore"), "-h", "127.0.0.1", "-p", str(FRESH_PORT), "-U", "postgres",
+        res = as_postgres(str(PGBIN / "pg_restore"), "-h", "127.0.0.1", "-p", str(fresh.port), "-U", "postgres",
                           "-d", "postgres", str(dump), check=False)
         assert "ruvector_dag" not in res.stderr, res.stderr
         with fresh.connect() as c:
