@@ -283,17 +283,20 @@ static uint64 seen_query_ids[RVD_SEEN_SLOTS];
  * rule of the worker's (steered: always; settled: its own fraction) or
  * else the worker's global fraction, both capped by
  * ruvector.dag_capture_sample_rate; the first execution in this session and
- * those on a trial arm are kept regardless.
+ * those on a trial arm are kept regardless.  *first: this is the query's
+ * first execution in this session (as far as RVD_SEEN_SLOTS remembers).
  */
 static bool
-rvd_sampled(uint64 query_id)
+rvd_sampled(uint64 query_id, bool *first)
 {
 	uint32		threshold = rvd_sample_threshold();
 	uint32		rule;
 	uint8		flags;
-	uint64	   *seen;
+	uint64	   *seen = &seen_query_ids[query_id % RVD_SEEN_SLOTS];
 	uint8		source;
 
+	*first = *seen != query_id;
+	*seen = query_id;			/* (or a colliding id came in between) */
 	if (rvd_capture_rule(query_id, &rule, &flags))
 	{
 		if (flags & RVD_RULE_EVERY)
@@ -301,14 +304,8 @@ rvd_sampled(uint64 query_id)
 		threshold = Min(threshold, rule);
 	}
 	threshold = Min(threshold, rvd_fraction_threshold(rvd_dag_capture_sample_rate));
-	if (threshold == PG_UINT32_MAX)
+	if (threshold == PG_UINT32_MAX || *first)
 		return true;
-	seen = &seen_query_ids[query_id % RVD_SEEN_SLOTS];
-	if (*seen != query_id)
-	{
-		*seen = query_id;		/* first execution here (or a colliding id came in between) */
-		return true;
-	}
 	/* An administrator's trial arm is judged from every execution too. */
 	(void) rvd_steer_lookup(query_id, &source);
 	return source == RVD_DECISION_TRIAL ||
@@ -334,6 +331,7 @@ typedef struct RvdTracked
 	Oid			relid;			/* ... which was this table (a slot freed meanwhile may hold another) */
 	bool		capture;		/* sampled: instrumented for a record */
 	bool		top_level_text; /* its text is the client's (trials.c: it may be offered) */
+	bool		offer_first;	/* a first execution in this session, offered for transfer's trial */
 	struct RvdTracked *next;
 	MemoryContextCallback unlink;
 } RvdTracked;
@@ -356,7 +354,7 @@ rvd_untrack(void *arg)
 }
 
 static void
-rvd_track(QueryDesc *qd, int slot, bool capture)
+rvd_track(QueryDesc *qd, int slot, bool capture, bool first)
 {
 	RvdTracked *t = MemoryContextAlloc(qd->estate->es_query_cxt, sizeof(RvdTracked));
 
@@ -364,7 +362,13 @@ rvd_track(QueryDesc *qd, int slot, bool capture)
 	t->slot = slot;
 	t->relid = rvd_registry_relid(slot);
 	t->capture = capture;
-	t->top_level_text = rvd_texts_wanted() && rvd_statement_top_level_text(qd);
+	/*
+	 * Transfer (ruvector.dag_transfer) may try an arm on a new query right
+	 * after its first execution: the worker cannot have asked for a text it
+	 * has never seen, so a captured first execution offers it unasked.
+	 */
+	t->offer_first = capture && first && rvd_dag_transfer;
+	t->top_level_text = (t->offer_first || rvd_texts_wanted()) && rvd_statement_top_level_text(qd);
 	t->unlink.func = rvd_untrack;
 	t->unlink.arg = t;
 	MemoryContextRegisterResetCallback(qd->estate->es_query_cxt, &t->unlink);
@@ -391,12 +395,13 @@ static void
 rvd_ExecutorStart(QueryDesc *qd, int eflags)
 {
 	bool		capture;
+	bool		first = false;
 	int			slot = -1;
 
 	rvd_trial_executor_start();
 	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) == 0)
 		slot = rvd_enrolled_slot(qd->plannedstmt);
-	capture = slot >= 0 && rvd_sampled(qd->plannedstmt->queryId);
+	capture = slot >= 0 && rvd_sampled(qd->plannedstmt->queryId, &first);
 
 	if (capture)
 	{
@@ -419,7 +424,7 @@ rvd_ExecutorStart(QueryDesc *qd, int eflags)
 		MemoryContextSwitchTo(old);
 	}
 	if (slot >= 0)
-		rvd_track(qd, slot, capture);
+		rvd_track(qd, slot, capture, first);
 }
 
 static void
@@ -491,9 +496,10 @@ rvd_ExecutorEnd(QueryDesc *qd)
 		 * before any user runs it (trials.c); captured or not, the
 		 * execution has it.
 		 */
-		bool		want_text = rvd_texts_wanted() &&
-			rvd_capture_rule(qd->plannedstmt->queryId, &threshold, &flags) &&
-			(flags & RVD_RULE_WANT_TEXT) != 0;
+		bool		want_text = t->offer_first ||
+			(rvd_texts_wanted() &&
+			 rvd_capture_rule(qd->plannedstmt->queryId, &threshold, &flags) &&
+			 (flags & RVD_RULE_WANT_TEXT) != 0);
 
 		/* Counted first: the counters' readers rely on executions >= captured + dropped. */
 		rvd_registry_note_execution(t->slot);

@@ -236,6 +236,36 @@ SETTINGS: tuple[Setting, ...] = (
         "off, arms are explored on users' executions, bounded by count only.",
     ),
     BoolSetting(
+        "dag_transfer", True, "PGC_SIGHUP",
+        "Give a new query the arm the queries of its learned pattern agree on, as its first candidate.",
+        "After a query's first execution its plan is matched against the table's learned patterns; "
+        "an arm the pattern's steered queries found clearly faster is tried at once (a trial, when "
+        "ruvector.dag_steering_trials is on) instead of after the default's baseline.  Backends then "
+        "offer the text of each query's first execution in a session, for that trial.",
+    ),
+    BoolSetting(
+        "dag_transfer_patterns", True, "PGC_SIGHUP",
+        "Transfer only from the queries of the new query's learned pattern (off: from every query of the table).",
+        "An ablation switch (docs/benchmarks.md): the ReasoningBank's part in transfer.",
+    ),
+    BoolSetting(
+        "dag_transfer_lora", True, "PGC_SIGHUP",
+        "Weigh transfer's voters by distance in the MicroLoRA-adapted plan embedding (off: the raw one).",
+        "An ablation switch (docs/benchmarks.md): the adapter learns to put queries whose winning arms "
+        "agree close together.",
+    ),
+    BoolSetting(
+        "dag_transfer_ewc", True, "PGC_SIGHUP",
+        "Train transfer's MicroLoRA adapter under EWC++ (off: plain SGD).",
+        "An ablation switch (docs/benchmarks.md): EWC++ keeps what the adapter learned on one family "
+        "of queries when it learns another.",
+    ),
+    BoolSetting(
+        "dag_transfer_attention", True, "PGC_SIGHUP",
+        "Transfer in the embedding of the attention mechanism that predicted arms best (off: the canonical one).",
+        "An ablation switch (docs/benchmarks.md): the attention selection's part in transfer.",
+    ),
+    BoolSetting(
         "dag_trial_privileged_statements", False, "PGC_SIGHUP",
         "Also try the statements of superusers and of members of pg_execute_server_program.",
         "Off (the default), such statements are not tried and so not explored: a trial replays a "
@@ -308,6 +338,11 @@ def _text(name: str) -> TextName:
 
 
 DAG_STEERING_TRIALS = _flag("dag_steering_trials")
+DAG_TRANSFER = _flag("dag_transfer")
+DAG_TRANSFER_PATTERNS = _flag("dag_transfer_patterns")
+DAG_TRANSFER_LORA = _flag("dag_transfer_lora")
+DAG_TRANSFER_EWC = _flag("dag_transfer_ewc")
+DAG_TRANSFER_ATTENTION = _flag("dag_transfer_attention")
 DAG_WORKER_CPU_PERCENT = _number("dag_worker_cpu_percent")
 DAG_LEARN_QUERY_RATE = _number("dag_learn_query_rate")
 DAG_CAPTURE_SETTLED_FRACTION = _number("dag_capture_settled_fraction")

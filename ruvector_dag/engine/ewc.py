@@ -171,3 +171,12 @@ class OnlineEWC:
         anchor = np.asarray(state["anchor"], dtype=np.float64)
         ewc.anchor = anchor.copy() if anchor.size else None
         return ewc
+
+
+def sgd_step(params: np.ndarray, grad: np.ndarray, learning_rate: float, ewc: OnlineEWC | None) -> np.ndarray:
+    """One SGD step of a model's flat parameters: EWC++'s proximal step when ``ewc`` is given (its
+    Fisher estimate takes the gradient in first), else plain gradient descent."""
+    if ewc is None:
+        return params - learning_rate * grad
+    ewc.accumulate(grad)
+    return ewc.proximal_step(params, grad, learning_rate)

@@ -52,6 +52,7 @@ from .lora import MicroLoRA
 from .mincut import plan_cut
 from .steering import SteeringPolicy
 from .trajectory import Trajectory, node_dtype
+from .transfer import ArmTransfer, Proposal, TransferConfig, Voter
 
 #: Mechanism of the embedding that identifies patterns (clustering, hits).
 CANONICAL_MECHANISM = "topological"
@@ -201,7 +202,40 @@ class TableLearner:
         self.rng = np.random.default_rng(seed)
         self.trajectories_seen = 0  # ids for trajectory_history
         self.steering = SteeringPolicy(seed)
+        self.transfer = ArmTransfer(features.EMBEDDING_DIM, self.mechanisms, CANONICAL_MECHANISM, seed=seed)
+        self.set_transfer(TransferConfig())
         self.pending_decisions: dict[int, int] = {}  # query id -> arm, for the worker to publish
+
+    def set_transfer(self, config: TransferConfig) -> None:
+        """Transfer's switches (ruvector.dag_transfer*): what a new query's first candidate may come from."""
+        self.transfer.config = config
+        self.steering.proposer = self._propose if config.enabled else None
+
+    def voters(self) -> list[Voter]:
+        """The steered queries with a verdict and embeddings: what transfer proposes from."""
+        out = []
+        for qid, q in self.steering.queries.items():
+            good = q.verdict()
+            if good is not None and q.embeddings:
+                out.append(Voter(qid, {m: np.asarray(x) for m, x in q.embeddings.items()}, good))
+        return out
+
+    def _propose(self, query_id: int, q: Any) -> Proposal | None:
+        if not q.embeddings:
+            return None
+        voters = [v for v in self.voters() if v.query_id != query_id]
+        return self.transfer.propose(self.bank, {m: np.asarray(x) for m, x in q.embeddings.items()}, voters)
+
+    def learn_verdicts(self) -> None:
+        """Transfer learns from the queries whose verdict appeared (the policy notes them)."""
+        pending, self.steering.verdicts = self.steering.verdicts, []
+        if not pending:
+            return
+        voters = self.voters()
+        by_id = {v.query_id: v for v in voters}
+        for qid in pending:
+            if qid in by_id:
+                self.transfer.learn(self.bank, by_id[qid], voters)
 
     def republish_decisions(self) -> None:
         """Queue every decision in force for publishing again (shared memory starts empty)."""
@@ -258,12 +292,16 @@ class TableLearner:
             self.selector.update(arm, math.exp(-error))  # the table-wide view, for new patterns
         quality = self._quality(t.query_id, latency)
         if t.cmd_type == 1 and t.nesting_level == 0:  # steer top-level SELECTs only
-            decision = self.steering.observe(t.query_id, t.arm, latency, t.nodes, pinned=t.pinned,
-                                             embedding=x0, at_us=t.captured_at_us)
+            nodes = t.nodes
+            decision = self.steering.observe(
+                t.query_id, t.arm, latency, nodes, pinned=t.pinned, embedding=x0, at_us=t.captured_at_us,
+                embeddings=lambda: {m: x0 if m == CANONICAL_MECHANISM else features.embed(nodes, m)
+                                    for m in self.mechanisms})
             if decision is not None:
                 self.pending_decisions[t.query_id] = decision
             while self.steering.retired:
                 self.pending_decisions[self.steering.retired.pop()] = 0
+            self.learn_verdicts()
 
         c = self.counters
         c.processed += 1
@@ -312,6 +350,8 @@ class TableLearner:
             for i, pid in enumerate(labels):
                 if int(pid) not in self.bank.patterns:
                     labels[i] = self.bank.match(X[i])[0].id  # type: ignore[union-attr]
+        self.learn_verdicts()
+        self.transfer.end_cycle()
         if self.ewc.tasks == 0:
             # The first patterns are the first task: anchor the model on it.
             self.ewc.consolidate(self.model.params())
@@ -377,7 +417,10 @@ class TableLearner:
                                 "config": asdict(self.config), "counters": asdict(self.counters),
                                 "trajectories_seen": self.trajectories_seen, "next_id": self.bank.next_id,
                                 "rng": self.rng.bit_generator.state, "steering": self.steering.to_json()}
-        for prefix, state in (("model", self.model.state_dict()), ("ewc", self.ewc.state_dict())):
+        transfer = self.transfer.state_dict()
+        meta["transfer.selector"] = {"hits": transfer["hits"], "misses": transfer["misses"]}
+        for prefix, state in (("model", self.model.state_dict()), ("ewc", self.ewc.state_dict()),
+                              ("transfer_adapter", transfer["adapter"]), ("transfer_ewc", transfer["ewc"])):
             scalars = {}
             for key, value in state.items():
                 if isinstance(value, np.ndarray):
@@ -442,6 +485,13 @@ class TableLearner:
         learner.trajectories_seen = int(meta["trajectories_seen"])
         learner.rng.bit_generator.state = meta["rng"]
         learner.steering.load_json(meta.get("steering", {}))
+        if "transfer.selector" in meta:  # (states saved before 0.7.0 start transfer afresh)
+            parts: dict[str, dict[str, Any]] = {"transfer_adapter": {}, "transfer_ewc": {}}
+            for prefix in parts:
+                parts[prefix] = dict(meta[prefix])
+                parts[prefix].update({k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(prefix + ".")})
+            learner.transfer.load_state_dict({"adapter": parts["transfer_adapter"], "ewc": parts["transfer_ewc"],
+                                              **meta["transfer.selector"]})
         b = learner.batch
         b.X = list(arrays["batch.X"])
         b.latency_us = [float(v) for v in arrays["batch.latency_us"]]

@@ -112,14 +112,10 @@ class MicroLoRA:
         if not self.initialised:
             self.c = float(y)
             self.initialised = True
+        from .ewc import sgd_step
+
         loss, grad = self.gradient(x, y)
-        theta = self.params()
-        if ewc is not None:
-            ewc.accumulate(grad)
-            theta = ewc.proximal_step(theta, grad, self.learning_rate)
-        else:
-            theta = theta - self.learning_rate * grad
-        self.set_params(theta)
+        self.set_params(sgd_step(self.params(), grad, self.learning_rate, ewc))
         return loss
 
     # -- persistence -----------------------------------------------------------

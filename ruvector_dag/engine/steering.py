@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -206,6 +207,13 @@ class QuerySteering:
     userid: int = 0
     text_taken: bool = False
     series: list[Execution] = field(default_factory=list)  # the last SERIES_LEN executions, oldest first
+    # Transfer (engine/transfer.py): its default plan's embedding under every mechanism, the proposal
+    # its first candidate came from, its first (cold) default execution's microseconds, and whether its
+    # verdict was learned from
+    embeddings: dict[str, list[float]] | None = None
+    transferred: dict[str, Any] | None = None
+    first_us: float | None = None
+    voted: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"candidates": self.candidates, "banned": sorted(self.banned), "arm": self.arm,
@@ -214,7 +222,9 @@ class QuerySteering:
                 "trials": {str(a): list(t) for a, t in self.trials.items()},
                 "stats": {str(a): [s.n, s.mean, s.m2, s.worst, s.recent] for a, s in self.stats.items()},
                 "text": self.text, "userid": self.userid, "text_taken": self.text_taken,
-                "series": [list(e) for e in self.series]}
+                "series": [list(e) for e in self.series],
+                "embeddings": self.embeddings if self.steered() else None, "transferred": self.transferred,
+                "first_us": self.first_us, "voted": self.voted}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> QuerySteering:
@@ -229,7 +239,9 @@ class QuerySteering:
                     for a, t in d.get("trials", {}).items()},
                    d.get("text"), int(d.get("userid") or 0), bool(d.get("text_taken")),
                    [Execution(int(e[0]), int(e[1]), None if e[2] is None else float(e[2]), bool(e[3]))
-                    for e in d.get("series", [])])
+                    for e in d.get("series", [])],
+                   d.get("embeddings"), d.get("transferred"),
+                   None if d.get("first_us") is None else float(d["first_us"]), bool(d.get("voted")))
 
     def steered(self) -> bool:
         """Whether the query is or was steered: an arm was in play for it (explored, on trial, a
@@ -251,6 +263,46 @@ class QuerySteering:
             return
         bisect.insort(self.series, execution, key=lambda e: e.at_us)
         del self.series[:-SERIES_LEN]
+
+    def transferred_arm(self) -> int | None:
+        """The arm transfer proposed as its first candidate, if any."""
+        return arm_index(self.transferred["arm"]) if self.transferred else None
+
+    def verdict(self) -> frozenset[int] | None:
+        """What this query tells about its plan shape, for transfer: the arms its users measured
+        clearly faster than the default (not banned after GUARD_RUNS executions); none if it settled
+        on the default (its arms all banned, or none suggested, after its baseline) or at once if
+        its transferred arm failed (a vote against the pattern); None while undecided."""
+        good = frozenset(a for a, s in self.stats.items() if a != 0 and a not in self.banned and s.n >= GUARD_RUNS)
+        if good:
+            return good
+        t = self.transferred_arm()
+        if t is not None and t in self.banned:
+            return frozenset()
+        base = self.stats.get(0)
+        if self.suggested and base is not None and base.n >= BASELINE_RUNS and \
+                not any(a not in self.banned for a in self.candidates):
+            return frozenset()
+        return None
+
+    def baseline(self) -> ArmStats | None:
+        """The default's statistics the guard and the sampling compare arms with: its users'
+        executions once there are BASELINE_RUNS; before, for a query whose transferred arm was
+        tried, the defaults its trials measured (run just before each arm) with its users' ones."""
+        import math
+
+        base = self.stats.get(0)
+        if base is not None and base.n >= BASELINE_RUNS:
+            return base
+        t = self.transferred_arm()
+        if t is None or t not in self.trials:
+            return None
+        pseudo = ArmStats()
+        for _, default_us in self.trials.values():
+            pseudo.add(math.log(max(default_us, 1.0)))
+        for y in (base.recent if base is not None else []):
+            pseudo.add(math.log(max(y, 1.0)))
+        return pseudo
 
     def state(self, arm: int, require_trial: bool) -> str:
         """How ``arm`` stands for this query, as ruvector_dag.steering shows it."""
@@ -314,16 +366,22 @@ class SteeringPolicy:
     arms are measured but never replaced.
     """
 
-    def __init__(self, seed: int = 0, *, require_trial: bool = False) -> None:
+    def __init__(self, seed: int = 0, *, require_trial: bool = False,
+                 proposer: Callable[[int, QuerySteering], Any] | None = None) -> None:
         import numpy as np
 
         self.require_trial = bool(require_trial)
+        # transfer (engine/transfer.py): proposer(query id, its state) -> a Proposal or None, asked once
+        # per new query after its first default execution; None: no transfer
+        self.proposer = proposer
+        self.verdicts: list[int] = []  # queries whose verdict appeared since the last look (transfer learns)
         self.queries: dict[int, QuerySteering] = {}
         self.rng = np.random.default_rng(seed)
         self.retired: list[int] = []  # forgotten queries whose published decision must be removed
 
     def observe(self, query_id: int, arm: int, latency_us: float, nodes: Any, *,
-                pinned: bool = False, embedding: Any = None, at_us: int | None = None) -> int | None:
+                pinned: bool = False, embedding: Any = None, at_us: int | None = None,
+                embeddings: Callable[[], dict[str, Any]] | None = None) -> int | None:
         """Record one execution under ``arm`` (captured at ``at_us``, Unix microseconds: now if not
         given); return the arm to publish if the decision must change."""
         import math
@@ -344,6 +402,9 @@ class SteeringPolicy:
         if arm == 0 and not q.suggested:
             q.candidates = [a for a in suggested_arms(nodes) if a not in q.candidates][:EXPLORED_ARMS]
             q.suggested = True
+            if first:
+                q.first_us = float(latency_us)
+                self._transfer(query_id, q, embeddings)
         elif arm != 0 and arm not in q.candidates and not pinned:
             q.candidates.append(arm)  # a trial, or a decision from before a restart
         if not (first and arm == 0):
@@ -353,18 +414,36 @@ class SteeringPolicy:
             s.add(math.log(max(latency_us, 1.0)))
             s.keep(latency_us)
         q.record(Execution(_now_us() if at_us is None else int(at_us), arm, float(latency_us), False))
-        base = q.stats.get(0)
-        if base is None or base.n < BASELINE_RUNS:
+        base = q.baseline()
+        if base is None:
             best = 0
         else:
             self._guard(q, base)
             best = self._thompson(q, base)
+        self._note_verdict(query_id, q)
         if pinned:
             return None
         if best != q.arm or best != arm:
             q.arm = best
             return best
         return None
+
+    def _transfer(self, query_id: int, q: QuerySteering, embeddings: Callable[[], dict[str, Any]] | None) -> None:
+        """A new query: ask transfer for a first candidate (it goes to trial after this execution)."""
+        if self.proposer is None:
+            return
+        if embeddings is not None:
+            q.embeddings = {m: [float(v) for v in x] for m, x in embeddings().items()}
+        proposal = self.proposer(query_id, q)
+        if proposal is None:
+            return
+        q.candidates = [proposal.arm, *(a for a in q.candidates if a != proposal.arm)][:EXPLORED_ARMS]
+        q.transferred = proposal.to_json()
+
+    def _note_verdict(self, query_id: int, q: QuerySteering) -> None:
+        if not q.voted and q.verdict() is not None:
+            q.voted = True
+            self.verdicts.append(query_id)
 
     @staticmethod
     def _guard(q: QuerySteering, base: ArmStats) -> None:
@@ -408,7 +487,13 @@ class SteeringPolicy:
             return wanted
         for query_id, q in self.queries.items():
             base = q.stats.get(0)
-            if q.untriable or base is None or base.n < BASELINE_RUNS:
+            if q.untriable:
+                continue
+            if base is None or base.n < BASELINE_RUNS:
+                # before its baseline, only a transferred arm is tried, right after the first execution
+                t = q.transferred_arm()
+                if t is not None and q.first_us is not None and t not in q.banned and not q.tried(t):
+                    wanted.append((query_id, t, trial_limit(q.first_us)))
                 continue
             for a in q.candidates:
                 if a not in q.banned and not q.tried(a):
@@ -434,8 +519,15 @@ class SteeringPolicy:
             q.banned.add(arm)
         else:
             q.cleared.add(arm)
+        self._note_verdict(query_id, q)
         base = q.stats.get(0)
         if base is None or base.n < BASELINE_RUNS:
+            # A transferred arm tried before the baseline: users get it at once if its trial was
+            # clearly faster; the guard then judges it against the trials' defaults (baseline()).
+            if arm == q.transferred_arm() and arm in q.cleared and latency_us is not None \
+                    and latency_us * (1.0 + MIN_GAIN) <= default_us and q.arm != arm:
+                q.arm = arm
+                return arm
             return None
         best = self._thompson(q, base)
         if best != q.arm:
@@ -490,6 +582,7 @@ class SteeringPolicy:
             # nobody ran yet (waiting for their trial: the DBA sees what is coming)
             arms = {**{a: ArmStats() for a in q.candidates}, **{a: ArmStats() for a in q.trials}, **q.stats}
             base = q.stats.get(0)
+            transferred = q.transferred_arm()
             for a, s in sorted(arms.items()):
                 rows.append({"query_id": signed_id(query_id), "arm": ARMS[a].name, "executions": s.n,
                              "mean_latency_us": math.exp(s.mean) if s.n else None,
@@ -498,7 +591,9 @@ class SteeringPolicy:
                              "p95_latency_us": s.p95(), "state": q.state(a, self.require_trial),
                              # geometric means: the ratio of the medians under the log-normal model
                              "speedup": math.exp(base.mean - s.mean) if base is not None and base.n and s.n
-                             else None})
+                             else None,
+                             "origin": None if a == 0 else "transfer" if a == transferred else "plan",
+                             "transfer": q.transferred if a == transferred else None})
         return rows
 
     def steered_queries(self) -> list[dict[str, Any]]:

@@ -137,7 +137,17 @@ def save_steering_evidence(execute: Execute, learner: TableLearner) -> None:
     readable = has_readable_steering(execute)
     execute("DELETE FROM ruvector_dag.steering_evidence WHERE relid = $1::oid", (relid,))
     rows = learner.steering.evidence(learner.pattern_of)
-    if rows and readable:
+    if rows and readable and has_transfer_evidence(execute):
+        execute(
+            "INSERT INTO ruvector_dag.steering_evidence (relid, query_id, arm, executions, mean_latency_us, "
+            "sd_log_latency, banned, chosen, pattern_id, p95_latency_us, speedup, state, origin, transfer) "
+            "SELECT $1::oid, r.query_id, r.arm, r.executions, "
+            "r.mean_latency_us, r.sd_log_latency, r.banned, r.chosen, r.pattern_id, r.p95_latency_us, r.speedup, "
+            "r.state, r.origin, r.transfer FROM pg_catalog.jsonb_to_recordset($2::jsonb) AS r(query_id bigint, "
+            "arm text, executions int, mean_latency_us float8, sd_log_latency float8, banned bool, chosen bool, "
+            "pattern_id bigint, p95_latency_us float8, speedup float8, state text, origin text, transfer jsonb)",
+            (relid, json.dumps(rows)))
+    elif rows and readable:
         execute(
             "INSERT INTO ruvector_dag.steering_evidence (relid, query_id, arm, executions, mean_latency_us, "
             "sd_log_latency, banned, chosen, pattern_id, p95_latency_us, speedup, state) "
@@ -282,6 +292,13 @@ RESTORED_SQL = (
 
 #: Enrollments of this cluster, stamped with its system identifier (those not restored from elsewhere:
 #: their relid is a relation of this database).
+def has_transfer_evidence(execute: Execute) -> bool:
+    """Whether the installed SQL keeps where each arm came from (0.7.0: steering_evidence.origin)."""
+    return bool(execute("SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+                        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'ruvector_dag' "
+                        "AND c.relname = 'steering_evidence' AND a.attname = 'origin' AND NOT a.attisdropped", ()))
+
+
 STAMP_SQL = (
     "UPDATE ruvector_dag.enrolled_tables e "
     "SET cluster_id = (SELECT s.system_identifier FROM pg_catalog.pg_control_system() s) "

@@ -20,6 +20,10 @@ from .texts import take_texts, texts_wanted
 
 #: Statement texts kept for trials at most (a text is dropped once its query wants no more trials).
 MAX_TEXTS = 256
+#: A statement no trial wants yet is kept this long (seconds) after it arrived: a new query's first
+#: execution offers its text unasked (ruvector.dag_transfer), and its record may be learned, and a
+#: transferred arm proposed for it, only after the text was taken.
+FRESH_TEXT_S = 30.0
 #: Executions of a query captured while its text is wanted, after which it counts as untriable
 #: (its backends never offer it: parameters of user-defined types, a text too long, ...).
 TEXT_WAIT_RUNS = 5
@@ -65,6 +69,7 @@ class TrialScheduler:
         self.idle = idle if idle is not None else IdleCpuProbe()
         self.run_delay = run_delay
         self.texts: dict[int, bytes] = {}  # query id: its statement as offered (opaque: for pg.trial)
+        self.arrived: dict[int, float] = {}  # query id: when its statement was taken (monotonic)
         self.text_waits: dict[int, int] = {}  # executions captured since a query's text was asked for
         self.describe_waits: dict[int, int] = {}  # ... the same for the text of a steered query (texts.py)
         self.ready_at = 0.0  # monotonic time the next trial may start (trials share the CPU budget)
@@ -116,14 +121,21 @@ class TrialScheduler:
         for qid, statement in taken:
             texts.pop(qid, None)  # (re-inserted last: the oldest text goes first beyond MAX_TEXTS)
             texts[qid] = statement
+            self.arrived[qid] = now
         wanted: dict[int, tuple[Any, int, float]] = {}
         for learner in learners:
             for qid, arm, timeout_us in learner.steering.wanted_trials():
                 wanted[qid] = (learner, arm, timeout_us)
         for qid in [q for q in texts if q not in wanted]:
-            del texts[qid]  # (statements hold users' constants: keep them no longer than needed)
+            # (statements hold users' constants: keep them no longer than needed; a query no learner
+            # knows yet is a new one whose record has not been learned: FRESH_TEXT_S)
+            if now - self.arrived.get(qid, 0.0) >= FRESH_TEXT_S or \
+                    any(qid in learner.steering.queries for learner in learners):
+                del texts[qid]
         while len(texts) > MAX_TEXTS:
             del texts[next(iter(texts))]
+        for qid in [q for q in self.arrived if q not in texts]:
+            del self.arrived[qid]
         for qid in list(self.text_waits):
             if qid not in wanted or qid in texts:
                 del self.text_waits[qid]

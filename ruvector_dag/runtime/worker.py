@@ -42,6 +42,7 @@ from ..definitions.seam import DRAIN_TRIALS_WAITING, REQUEST_INT_NOT_GIVEN, Answ
 from ..engine import attention, clustering, features
 from ..engine.learner import LearnerConfig, TableLearner
 from ..engine.trajectory import decode
+from ..engine.transfer import TransferConfig
 from . import embedded, kernel_cache, standby, storage
 from .budget import CpuBudget, IdleCpuProbe
 from .publisher import Publisher
@@ -152,6 +153,11 @@ class Worker:
                 del self.learners[relid]
                 self.publisher.forget(relid)
         trials_on = snapshot.flag(settings.DAG_STEERING_TRIALS)
+        transfer = TransferConfig(enabled=snapshot.flag(settings.DAG_TRANSFER),
+                                  patterns=snapshot.flag(settings.DAG_TRANSFER_PATTERNS),
+                                  adapter=snapshot.flag(settings.DAG_TRANSFER_LORA),
+                                  ewc=snapshot.flag(settings.DAG_TRANSFER_EWC),
+                                  attention=snapshot.flag(settings.DAG_TRANSFER_ATTENTION))
         saved_at = storage.state_saved_at(execute) if installed and standby else {}
         for relid, (_, config) in self.tables.items():
             cfg = LearnerConfig.from_enrollment(config)
@@ -166,6 +172,8 @@ class Worker:
             elif learner.config != cfg:
                 learner.reconfigure(cfg)
             learner.steering.require_trial = trials_on
+            if learner.transfer.config != transfer:
+                learner.set_transfer(transfer)
         if standby:
             self._follow_primary(saved_at, trials_on)
 
