@@ -32,17 +32,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ruvector_dag.engine.learner import CANONICAL_MECHANISM, TableLearner
 from ruvector_dag.engine.transfer import ArmTransfer, TransferConfig, Voter, predicted
 
-#: configuration name -> the switches (benchmarks/transfer.py's ablation table)
+#: configuration name -> the switches (benchmarks/transfer.py's ablation table).  The default (the
+#: settings': patterns only) and each learning component added to it, everything on, and what is left
+#: without the patterns.
+_ALL = TransferConfig(patterns=True, adapter=True, ewc=True, attention=True)
 CONFIGS: dict[str, TransferConfig] = {
-    "all on": TransferConfig(),
-    "patterns off": TransferConfig(patterns=False),
-    "MicroLoRA off": TransferConfig(adapter=False),
-    "EWC++ off": TransferConfig(ewc=False),
-    "attention off": TransferConfig(attention=False),
-    "transfer off": TransferConfig(enabled=False),
+    "default (patterns)": TransferConfig(),
+    "+ MicroLoRA (with EWC++)": replace(TransferConfig(), adapter=True, ewc=True),
+    "+ MicroLoRA (plain SGD)": replace(TransferConfig(), adapter=True, ewc=False),
+    "+ attention selection": replace(TransferConfig(), attention=True),
+    "everything on": _ALL,
+    "patterns off": replace(TransferConfig(), patterns=False),
+    "patterns off, everything else on": replace(_ALL, patterns=False),
+    "transfer off": replace(TransferConfig(), enabled=False),
 }
 #: Replays per configuration (seeds of the adapter's initialisation and epoch order).
-SEEDS = 5
+SEEDS = 3
 
 
 def _voters(learner: TableLearner, ids: set[int]) -> list[Voter]:
@@ -72,85 +77,106 @@ def _fresh(learner: TableLearner, config: TransferConfig, seed: int) -> ArmTrans
     return ArmTransfer(learner.transfer.adapter.dim, learner.mechanisms, CANONICAL_MECHANISM, config, seed=seed)
 
 
-def run_ablation(states: dict[str, bytes], families: dict[int, str], learned: set[int],
-                 held: set[int]) -> dict[str, Any]:
-    """The ablation table: per configuration, held-out accuracy (mean and range over SEEDS replays)
-    and, for the first replay, how many proposals were right, wrong or absent; then forgetting."""
+def _targets(learner: TableLearner, queries: dict[int, tuple[str, str]]) -> list[Voter]:
+    """The table's queries of the benchmark that got a verdict, in the order the engine saw them."""
+    return [v for v in learner.voters() if v.query_id in queries]
+
+
+def _pool(target: Voter, voters: list[Voter], queries: dict[int, tuple[str, str]]) -> list[Voter]:
+    """What the target is predicted from: every other voter but its twin (the same statement)."""
+    sql = queries[target.query_id][1]
+    return [v for v in voters if queries[v.query_id][1] != sql]
+
+
+def run_ablation(states: dict[str, bytes], queries: dict[int, tuple[str, str]]) -> dict[str, Any]:
+    """The ablation table: per configuration, leave-one-out accuracy of the arm proposed for each
+    query with a verdict (mean and range over SEEDS replays) and, for the first replay, how many
+    proposals were right, wrong or absent; then forgetting.  ``queries`` is keyed by query id as
+    EXPLAIN shows it (signed) or as the engine keeps it (unsigned)."""
+    queries = {qid % (1 << 64): v for qid, v in queries.items()}
     learners = [TableLearner.from_state_bytes(s) for s in states.values()]
     out: dict[str, Any] = {}
     for name, config in CONFIGS.items():
         accs: list[float] = []
+        transferred: list[float] = []  # share of the queries that needed an arm which transfer fixed
         counts = {"proposed_right": 0, "proposed_wrong": 0, "none_right": 0, "none_wrong": 0}
         for seed in range(SEEDS):
-            correct = n = 0
+            correct = n = needing = fixed = 0
             for learner in learners:
-                train, targets = _voters(learner, learned), _voters(learner, held)
-                if not targets:
-                    continue
-                transfer = _fresh(learner, config, seed)
-                _train(transfer, learner.bank, train)
-                for h in targets:
-                    p = transfer.propose(learner.bank, h.embeddings, train)
-                    ok = predicted(p.arm if p is not None else 0, h.good)
+                voters = _targets(learner, queries)
+                for target in voters:
+                    pool = _pool(target, voters, queries)
+                    transfer = _fresh(learner, config, seed)
+                    _train(transfer, learner.bank, pool)
+                    p = transfer.propose(learner.bank, target.embeddings, pool)
+                    ok = predicted(p.arm if p is not None else 0, target.good)
                     correct += int(ok)
                     n += 1
+                    needing += int(bool(target.good))
+                    fixed += int(bool(target.good) and ok)
                     if seed == 0:
-                        key = ("proposed_" if p is not None else "none_") + ("right" if ok else "wrong")
-                        counts[key] += 1
+                        counts[("proposed_" if p is not None else "none_") + ("right" if ok else "wrong")] += 1
             accs.append(correct / n if n else float("nan"))
+            transferred.append(fixed / needing if needing else float("nan"))
         out[name] = {"accuracy_mean": float(np.mean(accs)), "accuracy_min": float(np.min(accs)),
-                     "accuracy_max": float(np.max(accs)), **counts}
-    out["forgetting"] = forgetting(learners, families, learned, held)
+                     "accuracy_max": float(np.max(accs)), "fixed_by_transfer": float(np.mean(transferred)),
+                     "queries": sum(counts.values()), **counts}
+    out["forgetting"] = forgetting(learners, queries)
     return out
 
 
-def forgetting(learners: list[TableLearner], families: dict[int, str], learned: set[int],
-               held: set[int]) -> dict[str, Any]:
-    """Accuracy on family set A's held-out queries after learning A, then after learning set B alone
-    (A's queries still vote: only what the adapter and the mechanism selection learned can be lost)."""
+def forgetting(learners: list[TableLearner], queries: dict[int, tuple[str, str]]) -> dict[str, Any]:
+    """Leave-one-out accuracy on family A (the table's largest) after learning A, then after learning
+    the table's other families alone, three times over (A's queries still vote: only what the adapter
+    and the mechanism selection learned can be lost), with EWC++ and without."""
+    queries = {qid % (1 << 64): v for qid, v in queries.items()}
     result: dict[str, Any] = {}
     for ewc in (True, False):
         before: list[float] = []
         after: list[float] = []
         for seed in range(SEEDS):
             for learner in learners:
-                train = _voters(learner, learned)
-                names = sorted({families.get(v.query_id, "?") for v in train})
-                if len(names) < 2:
+                voters = _targets(learner, queries)
+                names = [queries[v.query_id][0] for v in voters]
+                if len(set(names)) < 2:
                     continue
-                set_a = set(names[: len(names) // 2])
-                a = [v for v in train if families.get(v.query_id) in set_a]
-                b = [v for v in train if families.get(v.query_id) not in set_a]
-                targets = [v for v in _voters(learner, held) if families.get(v.query_id) in set_a]
-                transfer = _fresh(learner, replace(TransferConfig(), ewc=ewc), seed)
-                _train(transfer, learner.bank, a)
-                transfer.end_cycle()
-                before.append(_accuracy(transfer, learner.bank, targets, a))
-                for _ in range(3):  # the new families fill the adapter's epochs for a while
-                    _train(transfer, learner.bank, b)
+                family_a = max(set(names), key=names.count)
+                a = [v for v in voters if queries[v.query_id][0] == family_a]
+                b = [v for v in voters if queries[v.query_id][0] != family_a]
+                config = replace(_ALL, ewc=ewc)
+                hits_before = hits_after = 0
+                for target in a:
+                    pool = _pool(target, a, queries)
+                    transfer = _fresh(learner, config, seed)
+                    _train(transfer, learner.bank, pool)
                     transfer.end_cycle()
-                after.append(_accuracy(transfer, learner.bank, targets, a))
+                    hits_before += int(_accuracy(transfer, learner.bank, [target], pool) == 1.0)
+                    for _ in range(3):
+                        _train(transfer, learner.bank, b)
+                        transfer.end_cycle()
+                    hits_after += int(_accuracy(transfer, learner.bank, [target], pool) == 1.0)
+                before.append(hits_before / len(a))
+                after.append(hits_after / len(a))
         result["with EWC++" if ewc else "without EWC++"] = {
-            "accuracy_before": float(np.nanmean(before)) if before else None,
-            "accuracy_after": float(np.nanmean(after)) if after else None}
+            "accuracy_before": float(np.mean(before)) if before else None,
+            "accuracy_after": float(np.mean(after)) if after else None}
     return result
 
 
-def load(directory: Path) -> tuple[dict[str, bytes], dict[int, str], set[int], set[int]]:
-    """What benchmarks/transfer.py saved for the replay: the states and which query is which."""
+def load(directory: Path) -> tuple[dict[str, bytes], dict[int, tuple[str, str]]]:
+    """What benchmarks/transfer.py saved for the replay: the states, and each query's family and text."""
     meta = json.loads((directory / "queries.json").read_text())
     states = {p.stem: p.read_bytes() for p in sorted(directory.glob("*.npz"))}
-    return (states, {int(k): v for k, v in meta["families"].items()}, {int(q) for q in meta["learned"]},
-            {int(q) for q in meta["held"]})
+    return states, {int(k) % (1 << 64): (v[0], v[1]) for k, v in meta.items()}
 
 
-def save_inputs(directory: Path, states: dict[str, bytes], families: dict[int, str], learned: set[int],
-                held: set[int]) -> None:
+def save_inputs(directory: Path, states: dict[str, bytes], queries: dict[int, tuple[str, str]]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob("*.npz"):
+        old.unlink()
     for relid, state in states.items():
         (directory / f"{relid}.npz").write_bytes(state)
-    (directory / "queries.json").write_text(json.dumps({"families": {str(k): v for k, v in families.items()},
-                                                        "learned": sorted(learned), "held": sorted(held)}))
+    (directory / "queries.json").write_text(json.dumps({str(k): list(v) for k, v in queries.items()}))
 
 
 def main() -> int:

@@ -59,10 +59,11 @@ IMG = Path(__file__).resolve().parent.parent / "docs" / "img" / "transfer.png"
 ENROLLED = ("tf_f", "tf_a")
 #: Where the engines' states and the queries' roles are saved for ``python benchmarks/ablation.py``.
 STATES_DIR = Path(__file__).resolve().parent / "out" / "transfer_states"
-#: Longest wait between two executions of a held-out query for the worker (learn, trial).
-WAIT_S = 20.0
-#: Executions of a learning query at most while its steering has no verdict.
-LEARN_MAX = 14
+#: Seconds from one execution of a query to its next (a recurring query recurs; the worker learns and
+#: tries arms meanwhile).  The same for every query, with transfer on and off.
+GAP_S = 3.0
+#: Executions of each learning query.
+LEARN_RUNS = 10
 #: An execution is "fixed" once it runs under an arm and takes under this share of vanilla's median.
 FIXED_SHARE = 0.5
 
@@ -155,30 +156,9 @@ def arm_in_force(conn: Any, qid: int) -> str:
     return "default" if row is None else str(row[0])
 
 
-def wait_worker(su: Any, qid: int, timeout: float = WAIT_S) -> None:
-    """Until the worker has learned every captured record and waits for no trial of ``qid``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        buffered = sum(su.execute("SELECT ruvector_dag_learning_stats(%s)", (t,)).fetchone()[0]
-                       ["trajectories_buffered"] for t in ENROLLED)
-        waiting = su.execute("SELECT count(*) FROM ruvector_dag.steering WHERE query_id = %s AND state = 'trial'",
-                             (qid,)).fetchone()[0]
-        if buffered == 0 and waiting == 0:
-            return
-        time.sleep(0.1)
-
-
-def verdict(su: Any, qid: int) -> str | None:
-    """What the worker concluded for a query: an arm chosen after 2 executions, 'default', or None yet."""
-    rows = su.execute("SELECT arm, state, executions FROM ruvector_dag.steering WHERE query_id = %s",
-                      (qid,)).fetchall()
-    chosen = [a for a, s, n in rows if s == "chosen" and a != "default" and n >= 2]
-    if chosen:
-        return chosen[0]
-    live = [a for a, s, _ in rows if a != "default" and s != "banned"]
-    if rows and not live:
-        return "default"
-    return None
+def gap(since: float) -> None:
+    """Sleep until GAP_S after ``since`` (time.monotonic())."""
+    time.sleep(max(0.0, since + GAP_S - time.monotonic()))
 
 
 def timed(conn: Any, sql: str) -> tuple[float, list[Any]]:
@@ -187,18 +167,15 @@ def timed(conn: Any, sql: str) -> tuple[float, list[Any]]:
     return (time.perf_counter() - t0) * 1e3, rows
 
 
-def learn(su: Any, app: Any, queries: list[tuple[str, str]]) -> dict[str, Any]:
-    """Run each (family, learning query) until its verdict (LEARN_MAX executions at most)."""
-    out = {}
-    for family, sql in tqdm(queries, desc="learning half", unit="query"):
-        qid = query_id(app, sql)
-        n, v = 0, None
-        while n < LEARN_MAX and v is None:
+def learn(app: Any, queries: list[tuple[str, str]]) -> dict[str, Any]:
+    """Run the (family, learning query) pairs LEARN_RUNS times each, round robin, GAP_S apart per query."""
+    out = {str(query_id(app, sql)): {"family": family, "sql": sql} for family, sql in queries}
+    per_round = GAP_S / len(queries)
+    for _ in tqdm(range(LEARN_RUNS), desc="learning half", unit="round"):
+        for _, sql in queries:
+            began = time.monotonic()
             app.execute(sql).fetchall()
-            n += 1
-            wait_worker(su, qid)
-            v = verdict(su, qid)
-        out[str(qid)] = {"family": family, "sql": sql, "executions": n, "verdict": v}
+            time.sleep(max(0.0, began + per_round - time.monotonic()))
     return out
 
 
@@ -211,17 +188,17 @@ def held_out(su: Any, apps: dict[str, Any], queries: list[tuple[str, str]], exec
         rec: dict[str, Any] = {"family": family, "sql": sql, "query_id": qid, "ruvector_ms": [], "vanilla_ms": [],
                                "arms": [], "same_rows": True}
         for j in range(executions):
-            rec["arms"].append(arm_in_force(su, qid))
+            began = time.monotonic()
+            arm_before = arm_in_force(su, qid)
             order = ("vanilla", "ruvector") if (i + j) % 2 == 0 else ("ruvector", "vanilla")
             rows = {}
             for name in order:
                 ms, rows[name] = timed(apps[name], sql)
                 rec[f"{name}_ms"].append(ms)
+            # (the worker may publish between the look and the execution: both are kept)
+            rec["arms"].append([arm_before, arm_in_force(su, qid)])
             rec["same_rows"] &= rows["vanilla"] == rows["ruvector"]
-            wait_worker(su, qid)
-        ev = su.execute("SELECT arm, state, origin, transfer FROM ruvector_dag.steering WHERE query_id = %s",
-                        (qid,)).fetchall()
-        rec["evidence"] = [list(r) for r in ev]
+            gap(began)
         out.append(rec)
     return {"queries": out}
 
@@ -229,8 +206,8 @@ def held_out(su: Any, apps: dict[str, Any], queries: list[tuple[str, str]], exec
 def fixed_at(rec: dict[str, Any]) -> int | None:
     """The first execution (1-based) run under an arm and under FIXED_SHARE of vanilla's median."""
     ref = statistics.median(rec["vanilla_ms"])
-    for j, (ms, arm) in enumerate(zip(rec["ruvector_ms"], rec["arms"])):
-        if arm != "default" and ms < FIXED_SHARE * ref:
+    for j, (ms, arms) in enumerate(zip(rec["ruvector_ms"], rec["arms"])):
+        if arms != ["default", "default"] and ms < FIXED_SHARE * ref:
             return j + 1
     return None
 
@@ -252,7 +229,9 @@ def summarize(on: dict[str, Any], off: dict[str, Any]) -> dict[str, Any]:
             row[f"vanilla_ms_{label}"] = sum(sum(r["vanilla_ms"]) for r in recs)
             row[f"worst_ratio_{label}"] = max(m / v for r in recs for m, v in zip(r["ruvector_ms"], r["vanilla_ms"]))
             row[f"same_rows_{label}"] = all(r["same_rows"] for r in recs)
-            row[f"transferred_{label}"] = sum(any(e[2] == "transfer" for e in r["evidence"]) for r in recs)
+            row[f"transferred_{label}"] = sum(any(e[3] == "transfer" for e in r["evidence"]) for r in recs)
+            row[f"transfers_banned_{label}"] = sum(any(e[3] == "transfer" and e[1] == "banned"
+                                                       for e in r["evidence"]) for r in recs)
         row["latency_on_over_off"] = row["total_ms_on"] / row["total_ms_off"]
         out[family] = row
     useful = [f for f in out if f != "misleading"]
@@ -319,7 +298,7 @@ def main() -> int:
             for qs in FAMILIES.values():
                 c.execute(other_id(other_id(qs[0]))).fetchall()
         learning = [(f, q) for f, qs in FAMILIES.items() for q in qs[0::2]]
-        report["learn"] = learn(ruv, apps["ruvector"], learning)
+        report["learn"] = learn(apps["ruvector"], learning)
         for table in ENROLLED:
             ruv.execute("SELECT ruvector_dag_learn(%s)", (table,))
         held = [(f, q) for f, qs in FAMILIES.items() for q in qs[1::2]]
@@ -330,17 +309,24 @@ def main() -> int:
         time.sleep(3.0)
         report["off"] = held_out(ruv, apps, [(f, other_id(q)) for f, q in held], args.executions,
                                  "held out, transfer off")
-        report["summary"] = summarize(report["on"], report["off"])
-        for table in ENROLLED:  # (saves the engine states now)
+        for table in ENROLLED:  # (saves the engine states and the evidence now)
             ruv.execute("SELECT ruvector_dag_learn(%s)", (table,))
+        for run in (report["on"], report["off"]):
+            for rec in run["queries"]:
+                rec["evidence"] = [list(r) for r in ruv.execute(
+                    "SELECT arm, state, executions, origin, transfer FROM ruvector_dag.steering "
+                    "WHERE query_id = %s", (rec["query_id"],)).fetchall()]
+        report["summary"] = summarize(report["on"], report["off"])
+        save("transfer", report)  # (the live part, whatever happens to the replay)
         states = {str(relid): bytes(state) for relid, state in ruv.execute(
             "SELECT relid::oid::bigint, state FROM ruvector_dag.engine_state").fetchall()}
-        families = {int(q): info["family"] for q, info in report["learn"].items()}
-        families |= {int(r["query_id"]): r["family"] for r in report["on"]["queries"]}
-        learned = {int(q) for q in report["learn"]}
-        held_ids = {int(r["query_id"]) for r in report["on"]["queries"]}
-        ablation.save_inputs(STATES_DIR, states, families, learned, held_ids)
-        report["ablation"] = ablation.run_ablation(states, families, learned, held_ids)
+        # every query run, by family, and its twin (the same statement under the other id)
+        queries = {int(q): (info["family"], info["sql"]) for q, info in report["learn"].items()}
+        for on_rec, off_rec in zip(report["on"]["queries"], report["off"]["queries"]):
+            queries[int(on_rec["query_id"])] = (on_rec["family"], on_rec["sql"])
+            queries[int(off_rec["query_id"])] = (off_rec["family"], on_rec["sql"])
+        ablation.save_inputs(STATES_DIR, states, queries)
+        report["ablation"] = ablation.run_ablation(states, queries)
         IMG.parent.mkdir(parents=True, exist_ok=True)
         plot(report["on"], report["off"], IMG)
         print_summary(report)

@@ -249,21 +249,21 @@ SETTINGS: tuple[Setting, ...] = (
         "An ablation switch (docs/benchmarks.md): the ReasoningBank's part in transfer.",
     ),
     BoolSetting(
-        "dag_transfer_lora", True, "PGC_SIGHUP",
-        "Weigh transfer's voters by distance in the MicroLoRA-adapted plan embedding (off: the raw one).",
-        "An ablation switch (docs/benchmarks.md): the adapter learns to put queries whose winning arms "
-        "agree close together.",
+        "dag_transfer_lora", False, "PGC_SIGHUP",
+        "Weigh transfer's voters by distance in a MicroLoRA-adapted plan embedding (off: the raw one).",
+        "The adapter learns to put queries whose winning arms agree close together.  Off by default: "
+        "on the benchmark's query families it changed no decision (docs/benchmarks.md, ablation).",
     ),
     BoolSetting(
         "dag_transfer_ewc", True, "PGC_SIGHUP",
-        "Train transfer's MicroLoRA adapter under EWC++ (off: plain SGD).",
-        "An ablation switch (docs/benchmarks.md): EWC++ keeps what the adapter learned on one family "
-        "of queries when it learns another.",
+        "Train transfer's MicroLoRA adapter under EWC++ (off: plain SGD); acts only with ruvector.dag_transfer_lora.",
+        "EWC++ keeps what the adapter learned on one family of queries when it learns another.",
     ),
     BoolSetting(
-        "dag_transfer_attention", True, "PGC_SIGHUP",
+        "dag_transfer_attention", False, "PGC_SIGHUP",
         "Transfer in the embedding of the attention mechanism that predicted arms best (off: the canonical one).",
-        "An ablation switch (docs/benchmarks.md): the attention selection's part in transfer.",
+        "Off by default: on the benchmark's query families it changed no decision "
+        "(docs/benchmarks.md, ablation), and it embeds each new query's plan seven times.",
     ),
     BoolSetting(
         "dag_trial_privileged_statements", False, "PGC_SIGHUP",

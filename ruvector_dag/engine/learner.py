@@ -296,7 +296,8 @@ class TableLearner:
             decision = self.steering.observe(
                 t.query_id, t.arm, latency, nodes, pinned=t.pinned, embedding=x0, at_us=t.captured_at_us,
                 embeddings=lambda: {m: x0 if m == CANONICAL_MECHANISM else features.embed(nodes, m)
-                                    for m in self.mechanisms})
+                                    for m in (self.mechanisms if self.transfer.config.attention
+                                              else (CANONICAL_MECHANISM,))})
             if decision is not None:
                 self.pending_decisions[t.query_id] = decision
             while self.steering.retired:

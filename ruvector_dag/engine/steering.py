@@ -270,10 +270,15 @@ class QuerySteering:
 
     def verdict(self) -> frozenset[int] | None:
         """What this query tells about its plan shape, for transfer: the arms its users measured
-        clearly faster than the default (not banned after GUARD_RUNS executions); none if it settled
+        clearly faster than the default (not banned after GUARD_RUNS executions) with those its trials
+        found clearly faster, once one such is known; none if it settled
         on the default (its arms all banned, or none suggested, after its baseline) or at once if
         its transferred arm failed (a vote against the pattern); None while undecided."""
         good = frozenset(a for a, s in self.stats.items() if a != 0 and a not in self.banned and s.n >= GUARD_RUNS)
+        # ... and the arms whose trial ran clearly faster than the default just before it (the arm users
+        # got is one of several that fix a trap: the others' trials are evidence too)
+        good |= frozenset(a for a, (lat, default_us) in self.trials.items()
+                          if a not in self.banned and lat is not None and lat * (1.0 + MIN_GAIN) <= default_us)
         if good:
             return good
         t = self.transferred_arm()

@@ -49,15 +49,22 @@ MIN_CONFIDENCE = 0.6
 VOTE_SCALE2 = 0.05
 
 
+def _default(name: str) -> bool:
+    from ..definitions import settings
+
+    return bool(settings.by_name()[name].default)
+
+
 @dataclass(frozen=True)
 class TransferConfig:
-    """Which parts of transfer are on (all, by default; the ablation turns them off one by one)."""
+    """Which parts of transfer are on (defaults: the settings', ruvector.dag_transfer*: patterns only;
+    the ablation of benchmarks/transfer.py turns each on and off)."""
 
-    enabled: bool = True  # propose at all (ruvector.dag_transfer)
-    patterns: bool = True  # voters are the new query's pattern's queries, and it must be a hit (else: every voter)
-    adapter: bool = True  # distances in the MicroLoRA-adapted embedding (else: the raw one)
-    ewc: bool = True  # the adapter learns under EWC++ (else: plain SGD)
-    attention: bool = True  # the mechanism that predicted best (else: the canonical one)
+    enabled: bool = _default("dag_transfer")  # propose at all
+    patterns: bool = _default("dag_transfer_patterns")  # voters: the new query's pattern's (else: every voter)
+    adapter: bool = _default("dag_transfer_lora")  # distances in the MicroLoRA-adapted embedding (else: raw)
+    ewc: bool = _default("dag_transfer_ewc")  # the adapter learns under EWC++ (else: plain SGD)
+    attention: bool = _default("dag_transfer_attention")  # the mechanism that predicted best (else: canonical)
     min_confidence: float = MIN_CONFIDENCE
 
     def __post_init__(self) -> None:
@@ -338,7 +345,7 @@ class ArmTransfer:
         others = [v for v in voters if v.query_id != voter.query_id]
         gated = self._gate(bank, voter.embeddings[self.canonical], others)
         pool = gated[1] if gated is not None else []
-        if pool:
+        if pool and self.config.attention:
             metric = self._metric()
             for m in self.selector.mechanisms:
                 if m in voter.embeddings:
