@@ -10,23 +10,23 @@ plan is right (the arm its neighbours want is many times slower).
 
 One run, two clusters of the same build: ``vanilla`` and ``ruvector``.
 
-1. Learn: on ``ruvector``, each query of every family's first half runs
-   until its steering has a verdict; then the background cycle extracts the
-   patterns (``ruvector_dag_learn``).
+1. Learn: on ``ruvector``, the queries of every family's first half run
+   LEARN_RUNS times each, round robin (about 3 s apart); then the
+   background cycle extracts the patterns (``ruvector_dag_learn``).
 2. Held out, transfer on: each query of the second halves runs
-   ``--executions`` times on both clusters alternately.  Between two
-   executions the client waits (at most WAIT_S) until the worker has learned
-   the last one and ran any trial it wanted: a recurring query recurs later.
+   ``--executions`` times on both clusters alternately, GAP_S (3 s) from
+   one execution to the next: a recurring query recurs, and the worker
+   learns and tries arms meanwhile.
 3. Held out, transfer off (``ruvector.dag_transfer = off``): the same
    queries under other query ids (a planner-folded ``2 > 1`` in their
-   WHERE), so nothing learned in step 2 helps them.
+   WHERE), so nothing learned in step 2 helps them; the same gaps.
 
 Reported per family: executions until fixed, the held-out half's total
 latency (transfer on / off / vanilla), and the worst single execution against
-vanilla.  Then the ablation (:func:`ablation`): the engines' states are read
-back and transfer is replayed offline with each learning component off, for
-arm-prediction accuracy on the held-out queries and, for forgetting, on the
-first families after learning the last.
+vanilla.  Then the ablation (``benchmarks/ablation.py``): the engines' states
+are read back and transfer is replayed offline with each learning component
+on and off, for arm-prediction accuracy (leave one query out) and, for
+forgetting, on a table's largest family after learning its others.
 
 Writes benchmarks/out/transfer.json and docs/img/transfer.png.
 """
