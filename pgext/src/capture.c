@@ -367,7 +367,8 @@ rvd_track(QueryDesc *qd, int slot, bool capture, bool first)
 	 * after its first execution: the worker cannot have asked for a text it
 	 * has never seen, so a captured first execution offers it unasked.
 	 */
-	t->offer_first = capture && first && rvd_dag_transfer;
+	t->offer_first = capture && first && rvd_dag_transfer && rvd_dag_steering_trials &&
+		rvd_dag_learning_mode == RVD_DAG_LEARNING_MODE_LEARN;
 	t->top_level_text = (t->offer_first || rvd_texts_wanted()) && rvd_statement_top_level_text(qd);
 	t->unlink.func = rvd_untrack;
 	t->unlink.arg = t;
@@ -494,12 +495,21 @@ rvd_ExecutorEnd(QueryDesc *qd)
 		/*
 		 * want_text: the worker wants this query's text, to try an arm on it
 		 * before any user runs it (trials.c); captured or not, the
-		 * execution has it.
+		 * execution has it.  Or, unasked, a new query's first execution
+		 * here, for transfer (offer_first): it takes a slot only while half
+		 * of them are free.
 		 */
-		bool		want_text = t->offer_first ||
-			(rvd_texts_wanted() &&
-			 rvd_capture_rule(qd->plannedstmt->queryId, &threshold, &flags) &&
-			 (flags & RVD_RULE_WANT_TEXT) != 0);
+		bool		ruled = false;
+		bool		asked = false;
+		bool		want_text;
+
+		if (t->offer_first || rvd_texts_wanted())	/* (usually neither: one atomic read) */
+		{
+			ruled = rvd_capture_rule(qd->plannedstmt->queryId, &threshold, &flags);
+			asked = ruled && (flags & RVD_RULE_WANT_TEXT) != 0;
+		}
+		/* (a query the worker has a rule for is no new one: it asks if it wants the text) */
+		want_text = asked || (t->offer_first && !ruled);
 
 		/* Counted first: the counters' readers rely on executions >= captured + dropped. */
 		rvd_registry_note_execution(t->slot);
@@ -507,7 +517,7 @@ rvd_ExecutorEnd(QueryDesc *qd)
 		if (t->capture && qd->totaltime != NULL && qd->planstate != NULL)
 			rvd_capture(qd, t->slot);
 		if (want_text)
-			rvd_statement_offer(qd, rvd_nesting_level(), t->top_level_text);
+			rvd_statement_offer(qd, rvd_nesting_level(), t->top_level_text, asked);
 	}
 
 	if (prev_ExecutorEnd)

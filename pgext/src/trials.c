@@ -161,6 +161,18 @@ static const char *const rvd_parse_settings[] = {
 	"extra_float_digits", "lc_monetary", "lc_numeric", "lc_time",
 };
 
+/* Slots no statement holds (read without the lock: a hint, exact under it). */
+static int
+rvd_statement_free_slots(void)
+{
+	int			i;
+	int			n = 0;
+
+	for (i = 0; i < RVD_MAX_STATEMENTS; i++)
+		n += stmts->statements[i].query_id == 0;
+	return n;
+}
+
 /* Whether the worker already holds (or a backend is offering) query_id's text. */
 static bool
 rvd_statement_held(uint64 query_id)
@@ -356,7 +368,7 @@ rvd_statement_top_level_text(QueryDesc *qd)
  * or when every slot is taken (the worker empties them at every drain).
  */
 void
-rvd_statement_offer(QueryDesc *qd, int nesting_level, bool top_level_text)
+rvd_statement_offer(QueryDesc *qd, int nesting_level, bool top_level_text, bool asked)
 {
 	PlannedStmt *stmt = qd->plannedstmt;
 	ParamListInfo params = qd->params;
@@ -379,6 +391,13 @@ rvd_statement_offer(QueryDesc *qd, int nesting_level, bool top_level_text)
 		return;
 	/* An unlocked look first: the usual answer is "held already". */
 	if (rvd_statement_held(stmt->queryId))
+		return;
+	/*
+	 * An offer nobody asked for (a new query's first execution, for
+	 * transfer) takes a slot only while half of them are free: the texts
+	 * the worker asked for must always find one.
+	 */
+	if (!asked && rvd_statement_free_slots() < RVD_MAX_STATEMENTS / 2)
 		return;
 	/* (after the cheap checks: this one reads the role catalogs) */
 	if (!rvd_dag_trial_privileged_statements && rvd_roles_privileged(GetSessionUserId(), GetUserId()))
@@ -444,7 +463,8 @@ rvd_statement_offer(QueryDesc *qd, int nesting_level, bool top_level_text)
 		struct Latch *latch;
 
 		LWLockAcquire(stmts->lock, LW_EXCLUSIVE);
-		if (!rvd_statement_held(stmt->queryId))
+		if (!rvd_statement_held(stmt->queryId) &&
+			(asked || rvd_statement_free_slots() >= RVD_MAX_STATEMENTS / 2))
 		{
 			for (i = 0; i < RVD_MAX_STATEMENTS; i++)
 			{
@@ -465,7 +485,7 @@ rvd_statement_offer(QueryDesc *qd, int nesting_level, bool top_level_text)
 		}
 		LWLockRelease(stmts->lock);
 		/* Wake the worker: it tries the statement now, whether or not records arrive. */
-		latch = rvd_worker_latch();
+		latch = asked ? rvd_worker_latch() : NULL;
 		if (latch != NULL)
 			SetLatch(latch);
 	}

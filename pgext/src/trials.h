@@ -46,7 +46,7 @@ extern void rvd_statements_shmem_init(void);
 /* Backends: offering (called by capture.c's ExecutorEnd) and the guard in every ExecutorStart. */
 struct QueryDesc;
 extern bool rvd_statement_top_level_text(struct QueryDesc *qd);
-extern void rvd_statement_offer(struct QueryDesc *qd, int nesting_level, bool top_level_text);
+extern void rvd_statement_offer(struct QueryDesc *qd, int nesting_level, bool top_level_text, bool asked);
 extern void rvd_trial_executor_start(void);
 extern void rvd_install_trial_guard(void);
 

@@ -127,6 +127,15 @@ class ReasoningBank:
         i = int(np.argmin(d2))
         return self.patterns[int(self._ids[i])], bool(d2[i] <= self._radius2[i])
 
+    def nearest_ids(self, X: np.ndarray) -> np.ndarray:
+        """Id of the nearest pattern of each row of X (n, dim), as :meth:`match` finds it, in one
+        product (|x|^2 - 2 x.c + |c|^2): transfer matches a thousand voters per new query."""
+        if len(self._ids) == 0:
+            return np.zeros(len(X), dtype=np.int64)
+        C = self._centroids
+        d2 = (X * X).sum(axis=1)[:, None] - 2.0 * X @ C.T + (C * C).sum(axis=1)[None, :]
+        return self._ids[np.argmin(d2, axis=1)]
+
     def cycle(self, X: np.ndarray, latency_us: np.ndarray, quality: np.ndarray, *, k: int,
               anchor_strength: float, seed: int = 0, plans: list[np.ndarray] | None = None) -> CycleResult:
         """Re-extract patterns from new embeddings X and the existing patterns.

@@ -216,12 +216,16 @@ class TableLearner:
         out = []
         for qid, q in self.steering.queries.items():
             good = q.verdict()
-            if good is not None and q.embeddings:
-                out.append(Voter(qid, {m: np.asarray(x) for m, x in q.embeddings.items()}, good))
+            if good is None:
+                continue
+            # (a query not steered saves only its canonical embedding: a vote for the default all the same)
+            embeddings = q.embeddings or ({CANONICAL_MECHANISM: q.embedding} if q.embedding is not None else None)
+            if embeddings:
+                out.append(Voter(qid, {m: np.asarray(x) for m, x in embeddings.items()}, good))
         return out
 
     def _propose(self, query_id: int, q: Any) -> Proposal | None:
-        if not q.embeddings:
+        if not q.embeddings:  # (computed by observe() before it asks: only a state of before 0.7.0 lacks them)
             return None
         voters = [v for v in self.voters() if v.query_id != query_id]
         return self.transfer.propose(self.bank, {m: np.asarray(x) for m, x in q.embeddings.items()}, voters)

@@ -274,7 +274,10 @@ class QuerySteering:
         found clearly faster, once one such is known; none if it settled
         on the default (its arms all banned, or none suggested, after its baseline) or at once if
         its transferred arm failed (a vote against the pattern); None while undecided."""
-        good = frozenset(a for a, s in self.stats.items() if a != 0 and a not in self.banned and s.n >= GUARD_RUNS)
+        # (judged by the guard only against a baseline: a pin, an administrator's trial before it, are not)
+        judged = self.baseline() is not None
+        good = frozenset(a for a, s in self.stats.items()
+                         if judged and a != 0 and a not in self.banned and s.n >= GUARD_RUNS)
         # ... and the arms whose trial ran clearly faster than the default just before it (the arm users
         # got is one of several that fix a trap: the others' trials are evidence too)
         good |= frozenset(a for a, (lat, default_us) in self.trials.items()
@@ -290,6 +293,15 @@ class QuerySteering:
             return frozenset()
         return None
 
+    def early_arm(self) -> int | None:
+        """The transferred arm, if its trial ran clearly faster (MIN_GAIN) than the default just before
+        it and it is not banned: the one arm users may get before the default's baseline."""
+        t = self.transferred_arm()
+        if t is None or t in self.banned or t not in self.trials:
+            return None
+        latency_us, default_us = self.trials[t]
+        return t if latency_us is not None and latency_us * (1.0 + MIN_GAIN) <= default_us else None
+
     def baseline(self) -> ArmStats | None:
         """The default's statistics the guard and the sampling compare arms with: its users'
         executions once there are BASELINE_RUNS; before, for a query whose transferred arm was
@@ -299,8 +311,7 @@ class QuerySteering:
         base = self.stats.get(0)
         if base is not None and base.n >= BASELINE_RUNS:
             return base
-        t = self.transferred_arm()
-        if t is None or t not in self.trials:
+        if self.early_arm() is None:
             return None
         pseudo = ArmStats()
         for _, default_us in self.trials.values():
@@ -424,7 +435,9 @@ class SteeringPolicy:
             best = 0
         else:
             self._guard(q, base)
-            best = self._thompson(q, base)
+            own = q.stats.get(0)
+            early = own is None or own.n < BASELINE_RUNS  # (the pseudo-baseline: only the early arm competes)
+            best = self._thompson(q, base, only=(q.early_arm(),) if early else None)
         self._note_verdict(query_id, q)
         if pinned:
             return None
@@ -462,12 +475,14 @@ class SteeringPolicy:
                     s.n >= GUARD_RUNS and s.mean > base.mean - math.log1p(MIN_GAIN)):
                 q.banned.add(a)
 
-    def _thompson(self, q: QuerySteering, base: ArmStats) -> int:
+    def _thompson(self, q: QuerySteering, base: ArmStats, only: tuple[int | None, ...] | None = None) -> int:
+        """The fastest posterior draw among the default and the arms in play (``only``: those alone)."""
         import math
 
         best, best_draw = 0, math.inf
         for a in [0, *q.candidates]:
-            if a in q.banned or (self.require_trial and not q.tried(a)):
+            if a in q.banned or (self.require_trial and not q.tried(a)) or (a != 0 and only is not None
+                                                                             and a not in only):
                 continue
             mu, kappa, alpha, beta = q.stats.get(a, ArmStats()).posterior(base.mean)
             sigma2 = beta / float(self.rng.gamma(alpha))
@@ -529,8 +544,7 @@ class SteeringPolicy:
         if base is None or base.n < BASELINE_RUNS:
             # A transferred arm tried before the baseline: users get it at once if its trial was
             # clearly faster; the guard then judges it against the trials' defaults (baseline()).
-            if arm == q.transferred_arm() and arm in q.cleared and latency_us is not None \
-                    and latency_us * (1.0 + MIN_GAIN) <= default_us and q.arm != arm:
+            if arm == q.early_arm() and q.arm != arm:
                 q.arm = arm
                 return arm
             return None

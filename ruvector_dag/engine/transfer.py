@@ -316,9 +316,10 @@ class ArmTransfer:
         if not self.config.patterns:
             return None, list(voters)
         pattern, hit = bank.match(x)
-        if pattern is None or not hit:
-            return None
-        return pattern.id, [v for v in voters if bank.match(v.embeddings[self.canonical])[0] is pattern]
+        if pattern is None or not hit or not voters:
+            return None if pattern is None or not hit else (pattern.id, [])
+        ids = bank.nearest_ids(np.vstack([v.embeddings[self.canonical] for v in voters]))
+        return pattern.id, [v for v, pid in zip(voters, ids) if int(pid) == pattern.id]
 
     def propose(self, bank: Any, embeddings: dict[str, np.ndarray], voters: Sequence[Voter]) -> Proposal | None:
         """An arm for a query with these default-plan embeddings, or None (nothing earned enough)."""
@@ -331,6 +332,7 @@ class ArmTransfer:
         mechanism = self.mechanism()
         if mechanism not in embeddings:
             mechanism = self.canonical
+        pool = [v for v in pool if mechanism in v.embeddings]  # (voters seen while attention was off)
         result = vote(embeddings[mechanism], [(v.embeddings[mechanism], v.good) for v in pool], self._metric())
         if result is None:
             return None
@@ -349,7 +351,8 @@ class ArmTransfer:
             metric = self._metric()
             for m in self.selector.mechanisms:
                 if m in voter.embeddings:
-                    result = vote(voter.embeddings[m], [(v.embeddings[m], v.good) for v in pool], metric)
+                    result = vote(voter.embeddings[m], [(v.embeddings[m], v.good) for v in pool
+                                                        if m in v.embeddings], metric)
                     arm = 0 if result is None or confidence(result[1], result[2]) < self.config.min_confidence \
                         else result[0]
                     self.selector.update(m, predicted(arm, voter.good))

@@ -154,7 +154,8 @@ class TrialScheduler:
             learner, arm, default_limit_us = wanted[qid]
             self._trial(learner, qid, arm, default_limit_us, share)
             changed.add(learner.relid)
-        self.waiting = any(qid in texts for qid in wanted)
+        # (a text no trial wants yet is held FRESH_TEXT_S at most: the worker comes back to drop it)
+        self.waiting = any(qid in texts for qid in wanted) or any(qid not in wanted for qid in texts)
         for_trials = {qid for qid in wanted if qid not in texts and not wanted[qid][0].steering.is_untriable(qid)}
         changed |= self._texts_not_offered(learners, asked, per_query)
         return for_trials | texts_wanted(learners), changed

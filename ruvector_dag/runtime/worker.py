@@ -208,6 +208,7 @@ class Worker:
                 continue
             new = TableLearner.from_state_bytes(saved, learner.config)
             new.steering.require_trial = trials_on
+            new.set_transfer(learner.transfer.config)
             for query_id in entry.local:
                 if query_id in learner.steering.queries:
                     new.steering.queries[query_id] = learner.steering.queries[query_id]
