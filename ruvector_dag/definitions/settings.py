@@ -252,7 +252,8 @@ SETTINGS: tuple[Setting, ...] = (
         "dag_transfer_lora", False, "PGC_SIGHUP",
         "Weigh transfer's voters by distance in a MicroLoRA-adapted plan embedding (off: the raw one).",
         "The adapter learns to put queries whose winning arms agree close together.  Off by default: "
-        "on the benchmark's query families it changed no decision (docs/benchmarks.md, ablation).",
+        "on the benchmark's query families it changed no decision on top of the learned patterns "
+        "(docs/benchmarks.md, ablation).",
     ),
     BoolSetting(
         "dag_transfer_ewc", True, "PGC_SIGHUP",
