@@ -394,9 +394,12 @@ def function_body_statements(connect: Connect, log_tail: LogTail = no_log) -> No
     for a trial, and for the steering view), then only inside a PL/pgSQL function of ALICE's (the same
     statement, the same query id): the function's statement is never offered (out of its function a
     statement may mean something else).  The worker stops asking after 5 executions without one: it
-    has no text and has tried nothing."""
+    has no text and has tried nothing.  Transfer is off here: with it, the top-level first execution
+    offers its (client's, legitimate) text unasked, and the function's statements would never be
+    asked for."""
     inner = TRAP.replace(" FROM ", " INTO n, s FROM ", 1)  # (PL/pgSQL takes INTO out of the statement)
-    with attack_setup(connect) as admin, connect(ALICE) as alice:
+    with (server_setting(connect, "ruvector.dag_transfer", "off"), attack_setup(connect) as admin,
+          connect(ALICE) as alice):
         alice.execute(f"""CREATE FUNCTION {ATTACK}.run_trap() RETURNS bigint LANGUAGE plpgsql AS $$
             DECLARE n bigint; s bigint;
             BEGIN
