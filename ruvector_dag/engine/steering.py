@@ -264,6 +264,16 @@ class QuerySteering:
         bisect.insort(self.series, execution, key=lambda e: e.at_us)
         del self.series[:-SERIES_LEN]
 
+    def own_baseline(self) -> ArmStats | None:
+        """The default's statistics from its users' executions, once there are BASELINE_RUNS (None before)."""
+        base = self.stats.get(0)
+        return base if base is not None and base.n >= BASELINE_RUNS else None
+
+    def trial_faster(self, arm: int) -> bool:
+        """Whether ``arm``'s trial ran clearly (MIN_GAIN) faster than the default just before it."""
+        latency_us, default_us = self.trials.get(arm, (None, 0.0))
+        return latency_us is not None and latency_us * (1.0 + MIN_GAIN) <= default_us
+
     def transferred_arm(self) -> int | None:
         """The arm transfer proposed as its first candidate, if any."""
         return arm_index(self.transferred["arm"]) if self.transferred else None
@@ -280,15 +290,13 @@ class QuerySteering:
                          if judged and a != 0 and a not in self.banned and s.n >= GUARD_RUNS)
         # ... and the arms whose trial ran clearly faster than the default just before it (the arm users
         # got is one of several that fix a trap: the others' trials are evidence too)
-        good |= frozenset(a for a, (lat, default_us) in self.trials.items()
-                          if a not in self.banned and lat is not None and lat * (1.0 + MIN_GAIN) <= default_us)
+        good |= frozenset(a for a in self.trials if a not in self.banned and self.trial_faster(a))
         if good:
             return good
         t = self.transferred_arm()
         if t is not None and t in self.banned:
             return frozenset()
-        base = self.stats.get(0)
-        if self.suggested and base is not None and base.n >= BASELINE_RUNS and \
+        if self.suggested and self.own_baseline() is not None and \
                 not any(a not in self.banned for a in self.candidates):
             return frozenset()
         return None
@@ -297,10 +305,7 @@ class QuerySteering:
         """The transferred arm, if its trial ran clearly faster (MIN_GAIN) than the default just before
         it and it is not banned: the one arm users may get before the default's baseline."""
         t = self.transferred_arm()
-        if t is None or t in self.banned or t not in self.trials:
-            return None
-        latency_us, default_us = self.trials[t]
-        return t if latency_us is not None and latency_us * (1.0 + MIN_GAIN) <= default_us else None
+        return t if t is not None and t not in self.banned and self.trial_faster(t) else None
 
     def baseline(self) -> ArmStats | None:
         """The default's statistics the guard and the sampling compare arms with: its users'
@@ -308,14 +313,13 @@ class QuerySteering:
         tried, the defaults its trials measured (run just before each arm) with its users' ones."""
         import math
 
-        base = self.stats.get(0)
-        if base is not None and base.n >= BASELINE_RUNS:
-            return base
-        if self.early_arm() is None:
-            return None
+        own = self.own_baseline()
+        if own is not None or self.early_arm() is None:
+            return own
         pseudo = ArmStats()
         for _, default_us in self.trials.values():
             pseudo.add(math.log(max(default_us, 1.0)))
+        base = self.stats.get(0)
         for y in (base.recent if base is not None else []):
             pseudo.add(math.log(max(y, 1.0)))
         return pseudo
@@ -346,8 +350,7 @@ class QuerySteering:
             return bool(live)
         if any(self.tried(a) for a in live):
             return True
-        base = self.stats.get(0)
-        return not self.untriable and (base is None or base.n < BASELINE_RUNS)
+        return not self.untriable and self.own_baseline() is None
 
 
 class SteeringPolicy:
@@ -435,8 +438,7 @@ class SteeringPolicy:
             best = 0
         else:
             self._guard(q, base)
-            own = q.stats.get(0)
-            early = own is None or own.n < BASELINE_RUNS  # (the pseudo-baseline: only the early arm competes)
+            early = q.own_baseline() is None  # (the pseudo-baseline: only the early arm competes)
             best = self._thompson(q, base, only=(q.early_arm(),) if early else None)
         self._note_verdict(query_id, q)
         if pinned:
@@ -506,10 +508,10 @@ class SteeringPolicy:
         if not self.require_trial:
             return wanted
         for query_id, q in self.queries.items():
-            base = q.stats.get(0)
+            base = q.own_baseline()
             if q.untriable:
                 continue
-            if base is None or base.n < BASELINE_RUNS:
+            if base is None:
                 # before its baseline, only a transferred arm is tried, right after the first execution
                 t = q.transferred_arm()
                 if t is not None and q.first_us is not None and t not in q.banned and not q.tried(t):
@@ -540,8 +542,8 @@ class SteeringPolicy:
         else:
             q.cleared.add(arm)
         self._note_verdict(query_id, q)
-        base = q.stats.get(0)
-        if base is None or base.n < BASELINE_RUNS:
+        base = q.own_baseline()
+        if base is None:
             # A transferred arm tried before the baseline: users get it at once if its trial was
             # clearly faster; the guard then judges it against the trials' defaults (baseline()).
             if arm == q.early_arm() and q.arm != arm:
