@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
-from typing import Literal, NewType, Protocol
+from typing import Any, Literal, NewType, Protocol
 
 from .arms import BAN_FACTOR, SETTLE_MIN_US, SETTLE_RUNS
 
@@ -362,6 +362,11 @@ EXACT_LEARNING: dict[str, str | int | float] = {
 def by_name() -> dict[str, Setting]:
     """Settings keyed by their name without the ``ruvector.`` prefix."""
     return {s.name: s for s in SETTINGS}
+
+
+def default_of(name: str) -> Any:
+    """The default of setting ``name`` (without the prefix): what the engine's configurations start from."""
+    return by_name()[name].default
 
 
 def per_table_names() -> tuple[str, ...]:

@@ -68,10 +68,6 @@ HISTORY_PER_CYCLE = 200
 STATE_VERSION = 1
 
 
-def _default(name: str) -> Any:
-    return settings.by_name()[name].default
-
-
 @dataclass(frozen=True)
 class LearnerConfig:
     """The per-table settings the learner uses (keys of the enrollment config, without ``dag_``).
@@ -79,13 +75,13 @@ class LearnerConfig:
     Defaults are the settings' defaults (ruvector_dag/definitions/settings.py, the one definition).
     """
 
-    learning_rate: float = _default("dag_learning_rate")
-    pattern_clusters: int = _default("dag_pattern_clusters")
-    quality_threshold: float = _default("dag_quality_threshold")
-    attention_type: str = _default("dag_attention_type")
-    attention_exploration: float = _default("dag_attention_exploration")
-    ewc_lambda: float = _default("dag_ewc_lambda")
-    ewc_max_lambda: float = _default("dag_ewc_max_lambda")
+    learning_rate: float = settings.default_of("dag_learning_rate")
+    pattern_clusters: int = settings.default_of("dag_pattern_clusters")
+    quality_threshold: float = settings.default_of("dag_quality_threshold")
+    attention_type: str = settings.default_of("dag_attention_type")
+    attention_exploration: float = settings.default_of("dag_attention_exploration")
+    ewc_lambda: float = settings.default_of("dag_ewc_lambda")
+    ewc_max_lambda: float = settings.default_of("dag_ewc_max_lambda")
 
     def __post_init__(self) -> None:
         validate("attention_type", self.attention_type, Options(("auto", *features.MECHANISMS)))
@@ -164,6 +160,13 @@ class HistoryRow:
     query_id: int
     pattern_id: int
     max_criticality: float
+
+
+def _state_part(meta: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str) -> dict[str, Any]:
+    """One part's state dict as state_bytes split it: its scalars (in meta) and its arrays (``prefix.*``)."""
+    state: dict[str, Any] = dict(meta[prefix])
+    state.update({k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(prefix + ".")})
+    return state
 
 
 def _pack(plans: Sequence[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
@@ -467,9 +470,7 @@ class TableLearner:
             raise InvalidParameter(f"engine state version {meta.get('version')} is not {STATE_VERSION}")
         learner = cls(int(meta["relid"]), LearnerConfig(**meta["config"]))
         for prefix, klass in (("model", MicroLoRA), ("ewc", OnlineEWC)):
-            state: dict[str, Any] = dict(meta[prefix])
-            state.update({k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(prefix + ".")})
-            setattr(learner, prefix, klass.from_state_dict(state))
+            setattr(learner, prefix, klass.from_state_dict(_state_part(meta, arrays, prefix)))
         patterns: dict[int, Pattern] = {}
         exemplars = _unpack(arrays["bank.exemplars"], arrays["bank.exemplar_offsets"])
         for i, pid in enumerate(arrays["bank.ids"]):
@@ -491,11 +492,8 @@ class TableLearner:
         learner.rng.bit_generator.state = meta["rng"]
         learner.steering.load_json(meta.get("steering", {}))
         if "transfer.selector" in meta:  # (states saved before 0.7.0 start transfer afresh)
-            parts: dict[str, dict[str, Any]] = {"transfer_adapter": {}, "transfer_ewc": {}}
-            for prefix in parts:
-                parts[prefix] = dict(meta[prefix])
-                parts[prefix].update({k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(prefix + ".")})
-            learner.transfer.load_state_dict({"adapter": parts["transfer_adapter"], "ewc": parts["transfer_ewc"],
+            learner.transfer.load_state_dict({"adapter": _state_part(meta, arrays, "transfer_adapter"),
+                                              "ewc": _state_part(meta, arrays, "transfer_ewc"),
                                               **meta["transfer.selector"]})
         b = learner.batch
         b.X = list(arrays["batch.X"])

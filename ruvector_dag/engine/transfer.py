@@ -40,6 +40,7 @@ import numpy as np
 
 from ..definitions.arms import ARMS
 from ..definitions.errors import InvalidParameter
+from ..definitions.settings import default_of
 from ..definitions.validation import POSITIVE, POSITIVE_INT, RATE, Interval, validate
 
 #: A proposal needs this (Laplace-smoothed, weighted) share of its voters.  With one voter that
@@ -49,22 +50,16 @@ MIN_CONFIDENCE = 0.6
 VOTE_SCALE2 = 0.05
 
 
-def _default(name: str) -> bool:
-    from ..definitions import settings
-
-    return bool(settings.by_name()[name].default)
-
-
 @dataclass(frozen=True)
 class TransferConfig:
     """Which parts of transfer are on (defaults: the settings', ruvector.dag_transfer*: patterns only;
     the ablation of benchmarks/transfer.py turns each on and off)."""
 
-    enabled: bool = _default("dag_transfer")  # propose at all
-    patterns: bool = _default("dag_transfer_patterns")  # voters: the new query's pattern's (else: every voter)
-    adapter: bool = _default("dag_transfer_lora")  # distances in the MicroLoRA-adapted embedding (else: raw)
-    ewc: bool = _default("dag_transfer_ewc")  # the adapter learns under EWC++ (else: plain SGD)
-    attention: bool = _default("dag_transfer_attention")  # the mechanism that predicted best (else: canonical)
+    enabled: bool = default_of("dag_transfer")  # propose at all
+    patterns: bool = default_of("dag_transfer_patterns")  # voters: the new query's pattern's (else: every voter)
+    adapter: bool = default_of("dag_transfer_lora")  # distances in the MicroLoRA-adapted embedding (else: raw)
+    ewc: bool = default_of("dag_transfer_ewc")  # the adapter learns under EWC++ (else: plain SGD)
+    attention: bool = default_of("dag_transfer_attention")  # the mechanism that predicted best (else: canonical)
     min_confidence: float = MIN_CONFIDENCE
 
     def __post_init__(self) -> None:
