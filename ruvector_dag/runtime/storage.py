@@ -130,6 +130,23 @@ def has_readable_steering(execute: Execute) -> bool:
                         "AND c.relname = 'steering_executions'", ()))
 
 
+def has_transfer_evidence(execute: Execute) -> bool:
+    """Whether the installed SQL keeps where each arm came from (0.7.0: steering_evidence.origin)."""
+    return bool(execute("SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+                        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'ruvector_dag' "
+                        "AND c.relname = 'steering_evidence' AND a.attname = 'origin' AND NOT a.attisdropped", ()))
+
+
+#: The columns of ruvector_dag.steering_evidence the worker writes (name, type in the evidence rows'
+#: JSON), by the SQL version that added them: the library may be newer than its SQL.
+EVIDENCE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("query_id", "bigint"), ("arm", "text"), ("executions", "int"), ("mean_latency_us", "float8"),
+    ("sd_log_latency", "float8"), ("banned", "bool"), ("chosen", "bool"), ("pattern_id", "bigint"))
+READABLE_EVIDENCE_COLUMNS: tuple[tuple[str, str], ...] = (  # 0.6.0
+    ("p95_latency_us", "float8"), ("speedup", "float8"), ("state", "text"))
+TRANSFER_EVIDENCE_COLUMNS: tuple[tuple[str, str], ...] = (("origin", "text"), ("transfer", "jsonb"))  # 0.7.0
+
+
 def save_steering_evidence(execute: Execute, learner: TableLearner) -> None:
     """Make the steering tables hold what the learner knows now: the evidence per (query, arm), and
     (0.6.0) the texts and series of its steered queries."""
@@ -137,34 +154,16 @@ def save_steering_evidence(execute: Execute, learner: TableLearner) -> None:
     readable = has_readable_steering(execute)
     execute("DELETE FROM ruvector_dag.steering_evidence WHERE relid = $1::oid", (relid,))
     rows = learner.steering.evidence(learner.pattern_of)
-    if rows and readable and has_transfer_evidence(execute):
-        execute(
-            "INSERT INTO ruvector_dag.steering_evidence (relid, query_id, arm, executions, mean_latency_us, "
-            "sd_log_latency, banned, chosen, pattern_id, p95_latency_us, speedup, state, origin, transfer) "
-            "SELECT $1::oid, r.query_id, r.arm, r.executions, "
-            "r.mean_latency_us, r.sd_log_latency, r.banned, r.chosen, r.pattern_id, r.p95_latency_us, r.speedup, "
-            "r.state, r.origin, r.transfer FROM pg_catalog.jsonb_to_recordset($2::jsonb) AS r(query_id bigint, "
-            "arm text, executions int, mean_latency_us float8, sd_log_latency float8, banned bool, chosen bool, "
-            "pattern_id bigint, p95_latency_us float8, speedup float8, state text, origin text, transfer jsonb)",
-            (relid, json.dumps(rows)))
-    elif rows and readable:
-        execute(
-            "INSERT INTO ruvector_dag.steering_evidence (relid, query_id, arm, executions, mean_latency_us, "
-            "sd_log_latency, banned, chosen, pattern_id, p95_latency_us, speedup, state) "
-            "SELECT $1::oid, r.query_id, r.arm, r.executions, "
-            "r.mean_latency_us, r.sd_log_latency, r.banned, r.chosen, r.pattern_id, r.p95_latency_us, r.speedup, "
-            "r.state FROM pg_catalog.jsonb_to_recordset($2::jsonb) AS r(query_id bigint, arm text, executions int, "
-            "mean_latency_us float8, sd_log_latency float8, banned bool, chosen bool, pattern_id bigint, "
-            "p95_latency_us float8, speedup float8, state text)",
-            (relid, json.dumps(rows)))
-    elif rows:
-        execute(
-            "INSERT INTO ruvector_dag.steering_evidence (relid, query_id, arm, executions, mean_latency_us, "
-            "sd_log_latency, banned, chosen, pattern_id) SELECT $1::oid, r.query_id, r.arm, r.executions, "
-            "r.mean_latency_us, r.sd_log_latency, r.banned, r.chosen, r.pattern_id "
-            "FROM pg_catalog.jsonb_to_recordset($2::jsonb) AS r(query_id bigint, arm text, executions int, "
-            "mean_latency_us float8, sd_log_latency float8, banned bool, chosen bool, pattern_id bigint)",
-            (relid, json.dumps(rows)))
+    if rows:
+        columns = EVIDENCE_COLUMNS
+        if readable:
+            columns += READABLE_EVIDENCE_COLUMNS + (TRANSFER_EVIDENCE_COLUMNS if has_transfer_evidence(execute) else ())
+        names = ", ".join(name for name, _ in columns)
+        execute(f"INSERT INTO ruvector_dag.steering_evidence (relid, {names}) "
+                f"SELECT $1::oid, {', '.join(f'r.{name}' for name, _ in columns)} "
+                f"FROM pg_catalog.jsonb_to_recordset($2::jsonb) AS "
+                f"r({', '.join(f'{name} {sqltype}' for name, sqltype in columns)})",
+                (relid, json.dumps(rows)))
     if readable:
         save_steered_queries(execute, learner)
 
@@ -292,13 +291,6 @@ RESTORED_SQL = (
 
 #: Enrollments of this cluster, stamped with its system identifier (those not restored from elsewhere:
 #: their relid is a relation of this database).
-def has_transfer_evidence(execute: Execute) -> bool:
-    """Whether the installed SQL keeps where each arm came from (0.7.0: steering_evidence.origin)."""
-    return bool(execute("SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
-                        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'ruvector_dag' "
-                        "AND c.relname = 'steering_evidence' AND a.attname = 'origin' AND NOT a.attisdropped", ()))
-
-
 STAMP_SQL = (
     "UPDATE ruvector_dag.enrolled_tables e "
     "SET cluster_id = (SELECT s.system_identifier FROM pg_catalog.pg_control_system() s) "
