@@ -112,6 +112,15 @@ class OnlineEWC:
                 self.importance[start:start + size] = np.minimum(block / mean, MAX_IMPORTANCE)
             start += size
 
+    def end_cycle(self, params: np.ndarray) -> None:
+        """A background cycle ended: the first one anchors the model's first task (consolidate);
+        later ones move the anchor to what was learned up to now, the thing to protect next (online
+        EWC, refresh_anchor)."""
+        if self.tasks == 0:
+            self.consolidate(params)
+        else:
+            self.refresh_anchor(params)
+
     def observe_loss(self, loss: float, params: np.ndarray) -> bool:
         """Record a learned sample's loss (params: the model before its step); True at a task boundary."""
         value = math.log1p(max(float(loss), 0.0))

@@ -360,12 +360,7 @@ class TableLearner:
                     labels[i] = self.bank.match(X[i])[0].id  # type: ignore[union-attr]
         self.learn_verdicts()
         self.transfer.end_cycle()
-        if self.ewc.tasks == 0:
-            # The first patterns are the first task: anchor the model on it.
-            self.ewc.consolidate(self.model.params())
-        else:
-            # Online EWC: what was learned up to this cycle is what to protect next.
-            self.ewc.refresh_anchor(self.model.params())
+        self.ewc.end_cycle(self.model.params())  # (the first patterns are the first task)
 
         take: np.ndarray = self.rng.choice(n, size=min(n, HISTORY_PER_CYCLE), replace=False)
         history = [HistoryRow(self.trajectories_seen + int(i) + 1, X[i], self.batch.mechanism[i], float(lat[i]),

@@ -327,15 +327,23 @@ class ArmTransfer:
         mechanism = self.mechanism()
         if mechanism not in embeddings:
             mechanism = self.canonical
-        pool = [v for v in pool if mechanism in v.embeddings]  # (voters seen while attention was off)
-        result = vote(embeddings[mechanism], [(v.embeddings[mechanism], v.good) for v in pool], self._metric())
+        decided = self._decide(embeddings[mechanism], pool, mechanism, self._metric())
+        if decided is None or decided[0] == 0:
+            return None
+        arm, votes, weight, n, conf = decided
+        return Proposal(arm, pattern_id, mechanism, n, votes, weight, conf)
+
+    def _decide(self, x: np.ndarray, pool: Sequence[Voter], mechanism: str,
+                metric: np.ndarray | None) -> tuple[int, float, float, int, float] | None:
+        """The vote of ``pool`` (those with an embedding under ``mechanism``: voters seen while the
+        attention selection was off have only the canonical one) on embedding x: (arm, votes,
+        weight, voters, confidence), arm 0 when no arm reaches min_confidence; None without voters."""
+        result = vote(x, [(v.embeddings[mechanism], v.good) for v in pool if mechanism in v.embeddings], metric)
         if result is None:
             return None
         arm, votes, weight, n = result
         conf = confidence(votes, weight)
-        if arm == 0 or conf < self.config.min_confidence:
-            return None
-        return Proposal(arm, pattern_id, mechanism, n, votes, weight, conf)
+        return (arm if conf >= self.config.min_confidence else 0), votes, weight, n, conf
 
     def learn(self, bank: Any, voter: Voter, voters: Sequence[Voter]) -> None:
         """A query got its verdict: score each mechanism's prediction of it, and train the adapter."""
@@ -346,11 +354,8 @@ class ArmTransfer:
             metric = self._metric()
             for m in self.selector.mechanisms:
                 if m in voter.embeddings:
-                    result = vote(voter.embeddings[m], [(v.embeddings[m], v.good) for v in pool
-                                                        if m in v.embeddings], metric)
-                    arm = 0 if result is None or confidence(result[1], result[2]) < self.config.min_confidence \
-                        else result[0]
-                    self.selector.update(m, predicted(arm, voter.good))
+                    decided = self._decide(voter.embeddings[m], pool, m, metric)
+                    self.selector.update(m, predicted(decided[0] if decided is not None else 0, voter.good))
         if self.config.adapter:
             self._epoch([*others, voter])
 
@@ -370,12 +375,8 @@ class ArmTransfer:
 
     def end_cycle(self) -> None:
         """The background cycle: EWC's anchor moves to what the adapter knows now."""
-        if not self.config.ewc or not self.adapter.steps:
-            return
-        if self.ewc.tasks == 0:
-            self.ewc.consolidate(self.adapter.params())
-        else:
-            self.ewc.refresh_anchor(self.adapter.params())
+        if self.config.ewc and self.adapter.steps:
+            self.ewc.end_cycle(self.adapter.params())
 
     def state_dict(self) -> dict[str, Any]:
         return {"adapter": self.adapter.state_dict(), "ewc": self.ewc.state_dict(),
