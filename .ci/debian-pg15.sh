@@ -24,6 +24,8 @@ bash docker/install-into-postgres.sh 15
 
 PGBIN=/usr/lib/postgresql/15/bin
 WORK="$(mktemp -d /tmp/rvd-pg15.XXXXXX)"
+# Stop the cluster (if it runs) and remove it (half a gigabyte a run; CI shares the disk).
+trap 'su postgres -c "$PGBIN/pg_ctl -D $WORK/data -m fast -w stop >/dev/null" || true; rm -rf "$WORK"' EXIT
 chmod 755 "$WORK"
 chown postgres:postgres "$WORK"
 # A port below the kernel's ephemeral range, free now (a port inside it can be taken by any outgoing
@@ -40,7 +42,6 @@ listen_addresses = '127.0.0.1'
 unix_socket_directories = '$WORK'
 CONF
 su postgres -c "$PGBIN/pg_ctl -D $WORK/data -l $WORK/server.log -w start >/dev/null"
-trap 'su postgres -c "$PGBIN/pg_ctl -D $WORK/data -m fast -w stop >/dev/null" || true' EXIT
 su postgres -c "$PGBIN/psql -h 127.0.0.1 -p $PORT -U postgres -q -c 'CREATE EXTENSION ruvector_dag'"
 
 RUVECTOR_SYSTEM_DSN="postgresql://postgres@127.0.0.1:$PORT/postgres" RUVECTOR_SYSTEM_PGBIN="$PGBIN" \

