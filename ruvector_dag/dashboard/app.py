@@ -24,10 +24,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from .data import LEARNING_MODES, DashboardError, PlanView, Reader, Sampler, finite
+from ..definitions.settings import LEARNING_MODES
+from .data import DashboardError, PlanView, Reader, Sampler, finite
 
-#: Name of the cookie that carries the access token after the first visit.
-TOKEN_COOKIE = "ruvector_dag_dashboard"
 #: Host names a request may name (a DNS-rebinding page names its own).
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 #: Columns of the steering table, in order.
@@ -35,25 +34,29 @@ STEERING_COLUMNS = ("table_name", "query_id", "query", "arm", "state", "executio
                     "p95_latency_ms", "speedup", "origin", "source")
 
 
+def base_path(token: str) -> str:
+    """The dashboard's URL path: every page, asset and update lives under the token."""
+    return f"/{token}/"
+
+
 def guard(server: Any, token: str) -> None:
-    """Answer only local requests carrying ``token`` (in the URL once, then in a same-site cookie)."""
+    """Answer only local requests under the token's path (:func:`base_path`).
+
+    The token is in the path, not a cookie: browsers send a cookie of
+    127.0.0.1 to every port of it, so any local listener would receive it.
+    Another web page cannot guess the path, and a request naming another host
+    (DNS rebinding) is refused.
+    """
     from flask import abort, request
 
-    def valid(candidate: str | None) -> bool:
-        return candidate is not None and hmac.compare_digest(candidate.encode(), token.encode())
+    prefix = base_path(token)
 
     @server.before_request
     def _check() -> None:
         if request.host.rsplit(":", 1)[0] not in LOCAL_HOSTS:
             abort(403)
-        if not (valid(request.args.get("token")) or valid(request.cookies.get(TOKEN_COOKIE))):
-            abort(403)
-
-    @server.after_request
-    def _remember(response: Any) -> Any:
-        if valid(request.args.get("token")):
-            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
-        return response
+        if not hmac.compare_digest(request.path[:len(prefix)].encode(), prefix.encode()):
+            abort(404)
 
 
 # --------------------------------------------------------------------------
@@ -219,7 +222,7 @@ def create_app(connect: Callable[[], Any], sampler: Sampler | None = None, token
         return str(exc)
 
     app = Dash(__name__, title="ruvector-dag", serve_locally=True, suppress_callback_exceptions=True,
-               update_title="")
+               update_title="", url_base_pathname=base_path(token) if token else "/")
     if token:
         guard(app.server, token)
 
@@ -299,19 +302,28 @@ def create_app(connect: Callable[[], Any], sampler: Sampler | None = None, token
 
     # -- overview --------------------------------------------------------------
 
-    @app.callback(Output("whoami", "children"), Output("overview-summary", "children"),
+    @app.callback(Output("whoami", "children"), Input("tabs", "value"), prevent_initial_call=False)
+    def whoami(_: str) -> Any:
+        with reader() as r:
+            line = (f"database {r.database} as role {r.role} · ruvector_dag {r.version} in schema {r.schema} · "
+                    "the role's privileges decide what is shown")
+            if not r.is_superuser:
+                return line
+        return [line, html.Div(
+            "Connected as a superuser: texts you type on the Plan page are planned (and, if you tick it, run) "
+            "with superuser rights. A monitoring role (pg_read_all_stats) sees the same pages.",
+            id="superuser-warning", style={"color": "#8a4b00", "fontWeight": "bold"})]
+
+    @app.callback(Output("overview-summary", "children"),
                   Output("overview-rates", "figure"), Output("overview-cpu", "figure"),
                   Output("mode-choice", "value"), Input("tick", "n_intervals"), Input("tabs", "value"))
     def overview(_: Any, tab: str) -> Any:
+        if tab != "overview":  # (before connecting: a hidden page costs the server nothing)
+            return no_update, no_update, no_update, no_update
         with reader() as r:
-            who = r.conn.execute("SELECT current_user, current_database()").fetchone()
             settings = r.settings()
             capture = r.capture()
             worker = r.worker()
-            ext = f"ruvector_dag {r.version} in schema {r.schema}"
-        whoami = f"database {who[1]} as role {who[0]} · {ext} · the role's privileges decide what is shown"
-        if tab != "overview":
-            return whoami, no_update, no_update, no_update, no_update
         mode = settings.get("ruvector.dag_learning_mode", "?")
         budget = settings.get("ruvector.dag_worker_cpu_percent", "?")
         worker_text = (f"connected (pid {worker['pid']}, {worker['state'] or 'idle'}, since "
@@ -350,7 +362,7 @@ def create_app(connect: Callable[[], Any], sampler: Sampler | None = None, token
                           " (not measured: the server is not on this host, or the worker is not connected)"),
                           margin={"t": 50})
         # The radio follows the server only when the page opens, not under a person's choice.
-        return whoami, summary, rates, cpu, mode if ctx.triggered_id in (None, "tabs") else no_update
+        return summary, rates, cpu, mode if ctx.triggered_id in (None, "tabs") else no_update
 
     @app.callback(Output("mode-message", "children"), Input("mode-apply", "n_clicks"),
                   State("mode-choice", "value"), prevent_initial_call=True)
@@ -509,20 +521,40 @@ def create_app(connect: Callable[[], Any], sampler: Sampler | None = None, token
         run = "analyze" in (analyze or [])
         try:
             with reader() as r:
-                default = r.plan(query, "default", analyze=run)
-                steered = r.plan(query, arm, analyze=run) if arm else None
+                # A steered text another role ran is planned as that role, never run; edited, it is yours.
+                author = r.steered_texts().get(query)
+                as_role = author if author is not None and author != r.role else None
+            views: list[PlanView | None] = []
+            for plan_arm in ("default", arm):
+                if plan_arm is None:
+                    views.append(None)
+                    continue
+                with reader() as r:  # a fresh session per plan: a text can change its session's settings
+                    views.append(r.plan(query, plan_arm, analyze=run, as_role=as_role))
         except (psycopg.Error, DashboardError) as exc:
             return [], [], "", "", [], [], f"refused: {refusal(exc)}"
+        default, steered = views
+        assert default is not None
+        note = ""
+        if as_role:
+            note = f" · planned as {as_role}, who ran this text"
+        if run and not default.measured:
+            note += " · not run: a text with $n placeholders has only a generic plan"
         return (plan_elements(default), plan_elements(steered) if steered else [],
-                "PostgreSQL's own plan: " + plan_caption(default),
+                "PostgreSQL's own plan: " + plan_caption(default) + note,
                 ("steered: " + plan_caption(steered)) if steered else "choose an arm to draw the steered plan",
                 operator_rows(default), operator_rows(steered) if steered else [], "")
 
     return app
 
 
-def serve(dsn: str, port: int, token: str, interval_s: float = 5.0) -> None:
-    """Run the dashboard on 127.0.0.1:port until interrupted, sampling the counters every ``interval_s``."""
+def serve(dsn: str, port: int, token: str, announce: Callable[[str], None], interval_s: float = 5.0) -> None:
+    """Run the dashboard on 127.0.0.1:port until interrupted, sampling the counters every ``interval_s``.
+
+    The port is bound before ``announce(url)`` is called with the address: a
+    port taken by someone else fails here (OSError), and the token is never
+    printed for a server that is not ours.
+    """
     import logging
     import threading
 
@@ -532,7 +564,7 @@ def serve(dsn: str, port: int, token: str, interval_s: float = 5.0) -> None:
         return psycopg.connect(dsn, autocommit=True, connect_timeout=10)
 
     with connect() as conn:  # a wrong DSN, or no extension, fails here with the server's words
-        Reader(conn)
+        superuser = Reader(conn).is_superuser
     sampler = Sampler(interval_s=interval_s)
     stop = threading.Event()
 
@@ -546,13 +578,19 @@ def serve(dsn: str, port: int, token: str, interval_s: float = 5.0) -> None:
                 sampler.last_error = str(exc)
             stop.wait(sampler.interval_s)
 
+    from werkzeug.serving import make_server
+
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
+    app = create_app(connect, sampler, token)
+    httpd = make_server("127.0.0.1", port, app.server, threaded=True)  # binds now (not app.run: its banner)
     thread = threading.Thread(target=sample_forever, name="ruvector-dag-sampler", daemon=True)
     thread.start()
-    app = create_app(connect, sampler, token)
-    from werkzeug.serving import run_simple
-
-    try:  # (not app.run: its banner prints the address without the token, which would answer 403)
-        run_simple("127.0.0.1", port, app.server, threaded=True)
+    announce(f"http://127.0.0.1:{httpd.server_port}{base_path(token)}")
+    if superuser:
+        announce("  warning: the DSN's role is a superuser; the Plan page plans typed texts with its rights "
+                 "(a monitoring role with pg_read_all_stats sees the same pages)")
+    try:
+        httpd.serve_forever()
     finally:
         stop.set()
+        httpd.server_close()

@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from ..definitions.settings import LEARNING_MODES
+
 #: Statement timeout of a dashboard read (ms): a page never holds a backend long.
 READ_TIMEOUT_MS = 5000
 #: The background worker's name in pg_stat_activity.backend_type (pgext/src/worker.c).
 WORKER_BACKEND_TYPE = "ruvector_dag worker"
-#: Learning modes ALTER SYSTEM may set (ruvector.dag_learning_mode).
-LEARNING_MODES = ("learn", "frozen", "off")
 
 
 class DashboardError(Exception):
@@ -157,6 +157,10 @@ class Reader:
                                  "(CREATE EXTENSION ruvector_dag)")
         self.schema, self.version = str(row[0]), str(row[1])
         self.server_version = int(conn.execute("SHOW server_version_num").fetchone()[0])
+        role = conn.execute(
+            "SELECT r.rolname, r.rolsuper, pg_catalog.current_database() FROM pg_catalog.pg_roles r "
+            "WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER").fetchone()
+        self.role, self.is_superuser, self.database = str(role[0]), bool(role[1]), str(role[2])
 
     # -- helpers -------------------------------------------------------------
 
@@ -230,6 +234,14 @@ class Reader:
         return self._query("SELECT executed_at, arm, latency_ms, phase, trial FROM {}(%s)",
                            "ruvector_dag_steering_series", params=(query_id,))
 
+    def steered_texts(self) -> dict[str, str]:
+        """The role that ran each steered text the role may read (text -> role name): the plan page plans
+        such a text as that role, never with the dashboard's own rights (it may be another role's code)."""
+        rows = _rows(self.conn.execute(
+            "SELECT q.query, pg_catalog.pg_get_userbyid(q.userid) AS role FROM ruvector_dag.steered_queries q "
+            "WHERE q.query IS NOT NULL"))
+        return {r["query"]: r["role"] for r in rows}
+
     def arms(self) -> dict[str, list[tuple[str, str]]]:
         """The steering arms and their planner settings, as the server defines them."""
         rows = self._query("SELECT arm, settings FROM {}() ORDER BY arm_id", "ruvector_dag_steering_arms")
@@ -237,7 +249,7 @@ class Reader:
 
     # -- plans ---------------------------------------------------------------
 
-    def plan(self, query: str, arm: str = "default", analyze: bool = False) -> PlanView:
+    def plan(self, query: str, arm: str = "default", analyze: bool = False, as_role: str | None = None) -> PlanView:
         """The plan of a read-only query under an arm's settings, with each operator's MinCut criticality.
 
         The server checks that the text is one read-only statement (as
@@ -248,7 +260,17 @@ class Reader:
         ``analyze`` runs the query (EXPLAIN ANALYZE, read-only transaction,
         statement timeout) to measure each operator's rows; a text with $n
         placeholders gets PostgreSQL's generic plan (16 and later), estimates only.
+
+        ``as_role`` plans as that role (SET LOCAL ROLE; the DSN's role must be
+        a member): a text another role ran is that role's code, and planning
+        can call its functions (an IMMUTABLE one is evaluated by the planner).
+        Such a text is never run (``analyze`` is refused).  Use a fresh
+        connection per call: a text can change its session's settings.
         """
+        if as_role is not None and analyze:
+            raise DashboardError("a text another role ran is only planned, never run: edit it to run your own")
+        if not self.mincut_enabled():
+            raise DashboardError("MinCut is off on this server (ruvector.dag_mincut_enabled)")
         settings = self.arms()
         if arm not in settings:
             raise DashboardError(f"unknown arm {arm!r}; the server's arms: {', '.join(settings)}")
@@ -261,6 +283,9 @@ class Reader:
         elif analyze:
             options += ["ANALYZE", "TIMING OFF"]
         with self.conn.transaction():
+            self.conn.execute("SET TRANSACTION READ ONLY")
+            if as_role is not None:
+                self.conn.execute(self._sql.SQL("SET LOCAL ROLE {}").format(self._sql.Identifier(as_role)))
             self.conn.execute("SELECT ruvector_dag._check_read_only_query(%s)", (query,))
             self.conn.execute("SET LOCAL ruvector.neural_dag_enabled = off")
             for name, value in settings[arm]:
@@ -282,6 +307,10 @@ class Reader:
                         [bool(scored[n.node_id]["is_bottleneck"]) for n in nodes],
                         measured=any(n.actual_rows is not None for n in nodes),
                         total_ms=float(total) if total is not None else None)
+
+    def mincut_enabled(self) -> bool:
+        row = self.conn.execute("SELECT pg_catalog.current_setting('ruvector.dag_mincut_enabled')").fetchone()
+        return str(row[0]) == "on"
 
     @staticmethod
     def _json(doc: Any) -> str:

@@ -60,15 +60,20 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _dashboard(dsn: str, port: int) -> int:
-    """Serve the dashboard in the foreground, its address (with a fresh access token) printed first."""
+    """Serve the dashboard in the foreground; its address (a fresh token in its path) printed once bound."""
     import secrets
 
     from ..dashboard.app import serve
-    token = secrets.token_urlsafe(18)
-    print(f"\nruvector-dag dashboard: http://127.0.0.1:{port}/?token={token}\n"
-          "  (it reads as the DSN's role, so that role's privileges decide what it shows; "
-          "Ctrl-C stops it)", flush=True)
-    serve(dsn, port, token)
+
+    def announce(line: str) -> None:
+        if line.startswith("http"):
+            print(f"\nruvector-dag dashboard: {line}\n  (it reads as the DSN's role, so that role's privileges "
+                  "decide what it shows; Ctrl-C stops it)", flush=True)
+        else:
+            print(line, flush=True)
+
+    # A port someone else holds: werkzeug says so and exits 1, before any address is printed.
+    serve(dsn, port, secrets.token_urlsafe(18), announce)
     return 0
 
 

@@ -91,7 +91,7 @@ def _serve(srv: Server, user: str | None, sampler: Sampler) -> tuple[str, str]:
     deadline = time.monotonic() + 20
     while True:
         try:
-            urllib.request.urlopen(f"{base}/?token={token}", timeout=2).read()
+            urllib.request.urlopen(f"{base}/{token}/", timeout=2).read()
             return base, token
         except (urllib.error.URLError, ConnectionError):
             if time.monotonic() > deadline:
@@ -159,10 +159,11 @@ def _table_rows(driver: Any, table_id: str) -> list[dict[str, str]]:
 
 def test_the_page_wants_its_token(demo_server: Server, sampled: Sampler) -> None:
     base, token = _serve(demo_server, None, sampled)
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(f"{base}/", timeout=5)
-    assert refused.value.code == 403
-    page = urllib.request.urlopen(f"{base}/?token={token}", timeout=5).read().decode()
+    for wrong in ("/", f"/?token={token}", f"/{token[:-1]}/"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}{wrong}", timeout=5)
+        assert refused.value.code == 404
+    page = urllib.request.urlopen(f"{base}/{token}/", timeout=5).read().decode()
     assert "cdn." not in page and "unpkg.com" not in page  # every asset from the package: works offline
 
 
@@ -176,7 +177,7 @@ def test_the_dba_sees_the_trap_steered_and_its_plan(demo_server: Server, sampled
             (workloads.QUERIES["skewed"],)).fetchall()]
     assert arm
     base, token = _serve(demo_server, None, sampled)
-    browser.get(f"{base}/?token={token}")
+    browser.get(f"{base}/{token}/")
 
     # Overview: the enrolled tables, the capture chart sampled over time, the learning mode.
     _wait(browser, lambda d: "Enrolled tables (" in d.find_element(By.ID, "overview-summary").text, "no overview")
@@ -243,8 +244,7 @@ def test_the_dba_sees_the_trap_steered_and_its_plan(demo_server: Server, sampled
 def test_a_role_without_privileges_sees_nothing_of_it(demo_server: Server, sampled: Sampler, browser: Any,
                                                       shots: Path) -> None:
     base, token = _serve(demo_server, NOBODY, sampled)
-    browser.delete_all_cookies()
-    browser.get(f"{base}/?token={token}")
+    browser.get(f"{base}/{token}/")
     _wait(browser, lambda d: "Enrolled tables (0)" in d.find_element(By.ID, "overview-summary").text,
           "an unprivileged role saw enrolled tables")
     assert f"as role {NOBODY}" in browser.find_element(By.ID, "whoami").text
@@ -258,3 +258,44 @@ def test_a_role_without_privileges_sees_nothing_of_it(demo_server: Server, sampl
     _wait(browser, lambda d: "permission denied" in d.find_element(By.ID, "plan-error").text,
           "an unprivileged role planned the trap")
     browser.save_screenshot(str(shots / "dashboard-unprivileged.png"))
+
+
+def test_another_roles_text_is_planned_as_that_role(demo_server: Server, sampled: Sampler, browser: Any) -> None:
+    """Attack: a role plants a function in a statement of its own that gets steered.  Declared IMMUTABLE,
+    the planner runs it, so plain EXPLAIN of that text by a superuser would run it with superuser rights
+    (pg_read_file, pg_terminate_backend, set_config of the session ...).  The probe fails the plan if it
+    finds itself a superuser.  The superuser's dashboard must plan that text as the role that ran it,
+    and never run it."""
+    text = "SELECT count(*) FROM trap_f f WHERE f.id > app_code.rvd_probe()"
+    with demo_server.connect() as conn:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS app_code AUTHORIZATION {workloads.APP_ROLE}")
+    with demo_server.connect(user=workloads.APP_ROLE) as app:
+        app.execute("""
+            CREATE OR REPLACE FUNCTION app_code.rvd_probe() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+            BEGIN
+                IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user) THEN
+                    RAISE EXCEPTION 'the probe ran with superuser rights';
+                END IF;
+                RETURN 1;
+            END $$""")
+        assert app.execute(text).fetchone()[0] > 0
+    with demo_server.connect() as conn:  # as the worker keeps a steered text of ruvector_app's
+        with pytest.raises(Exception, match="superuser rights"):
+            conn.execute(f"EXPLAIN {text}")  # what the dashboard did before: the hole
+        conn.execute("INSERT INTO ruvector_dag.steered_queries (relid, query_id, userid, query) "
+                     "VALUES ('trap_f'::regclass, 4242, (SELECT oid FROM pg_roles WHERE rolname = %s), %s) "
+                     "ON CONFLICT (relid, query_id) DO UPDATE SET query = EXCLUDED.query",
+                     (workloads.APP_ROLE, text))
+    base, token = _serve(demo_server, None, sampled)  # the DSN's role: the superuser
+    browser.get(f"{base}/{token}/")
+    _wait(browser, lambda d: d.find_elements(By.ID, "superuser-warning"), "no warning for a superuser DSN")
+    _tab(browser, "Plan")
+    textarea = browser.find_element(By.ID, "plan-query")
+    textarea.send_keys(text)
+    browser.find_element(By.ID, "plan-draw").click()
+    _wait(browser, lambda d: (f"planned as {workloads.APP_ROLE}" in d.find_element(By.ID, "plan-default-caption").text
+                              or d.find_element(By.ID, "plan-error").text), "nothing drawn")
+    assert browser.find_element(By.ID, "plan-error").text == ""
+    browser.find_element(By.CSS_SELECTOR, "#plan-analyze input").click()
+    browser.find_element(By.ID, "plan-draw").click()
+    _wait(browser, lambda d: "never run" in d.find_element(By.ID, "plan-error").text, "another role's text ran")

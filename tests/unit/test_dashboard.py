@@ -158,21 +158,22 @@ def test_series_figure_names_arms_and_trials() -> None:
     assert json.loads(fig.to_json())["layout"]["shapes"]  # the line where steering began
 
 
-def test_guard_wants_the_token_and_a_local_host() -> None:
+def test_guard_wants_the_token_path_and_a_local_host() -> None:
     from flask import Flask
 
     server = Flask("t")
-    server.add_url_rule("/", "root", lambda: "ok")
+    server.add_url_rule("/s3cret/", "root", lambda: "ok")
+    server.add_url_rule("/s3cret/_dash-layout", "layout", lambda: "ok")
+    server.add_url_rule("/", "bare", lambda: "ok")
     dash_app.guard(server, "s3cret")
     client = server.test_client()
-    assert client.get("/").status_code == 403
-    assert client.get("/?token=wrong").status_code == 403
-    first = client.get("/?token=s3cret")
-    assert first.status_code == 200
-    cookie = first.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    assert client.get("/").status_code == 200  # the cookie carries it from now on
-    assert client.get("/?token=s3cret", headers={"Host": "evil.example:8050"}).status_code == 403
+    assert client.get("/").status_code == 404
+    assert client.get("/s3cre/").status_code == 404
+    assert client.get("/?token=s3cret").status_code == 404
+    assert client.get("/s3cret/").status_code == 200
+    assert client.get("/s3cret/_dash-layout").status_code == 200
+    assert "Set-Cookie" not in client.get("/s3cret/").headers  # a cookie of 127.0.0.1 goes to every port
+    assert client.get("/s3cret/", headers={"Host": "evil.example:8050"}).status_code == 403
 
 
 def test_command_line(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
