@@ -22,6 +22,7 @@
 #endif
 
 #include "capture.h"
+#include "corrections.h"
 #include "enroll.h"
 #include "guc.h"
 #include "plan.h"
@@ -51,6 +52,7 @@ _PG_init(void)
 	 */
 	EnableQueryId();
 	rvd_shmem_init_hooks();
+	rvd_install_correction_hooks();
 	rvd_install_plan_hooks();
 	rvd_install_capture_hooks();
 	rvd_install_trial_guard();

@@ -37,6 +37,8 @@
  *	guc.c			the ruvector.* settings, as rvd_<name> variables
  *	normalize.c		a statement's text with its constants as $n (the
  *					worker's, for the steering view)
+ *	relkey.c		the key of a relation set for row-count corrections
+ *					(its tables and clause fingerprints, constants abstracted)
  *	rvd_python.h	Python.h, included after PostgreSQL's headers
  *
  *	1. shared subsystems: each owns its struct, size/init and named lock
@@ -47,6 +49,8 @@
  *	ring.c			the trajectory ring (counts into registry.c)
  *
  *	2. query path, enrollment
+ *	corrections.c	set_rel_pathlist / set_join_pathlist hooks: row-count
+ *					corrections (so far: collecting relation keys)
  *	plan.c			planner and EXPLAIN hooks: planning under an arm
  *	trials.c		statements offered for trials (shared slots); the trials
  *					and their guard
@@ -72,6 +76,7 @@
  *	sql_steer.c		steering arms and decisions, pin/try/unpin
  *	sql_state.c		views of the shared state (counters, ring, layout)
  *	sql_mincut.c	read-only check of ruvector_dag_mincut_plan's query
+ *	sql_corrections.c	ruvector_dag._relation_keys (the keys' test)
  *	vector_type.c	the ruvector data type
  *
  *	5. init.c		_PG_init: refuses to half-load, registers everything
@@ -86,12 +91,14 @@
 
 #include "access.h"
 #include "capture.h"
+#include "corrections.h"
 #include "directives.h"
 #include "enroll.h"
 #include "guc.h"
 #include "learn_stats.h"
 #include "plan.h"
 #include "registry.h"
+#include "relkey.h"
 #include "request.h"
 #include "ring.h"
 #include "seam_defs.h"
