@@ -56,3 +56,43 @@ RESET ROLE;
 DROP ROLE rk_nobody;
 DROP FUNCTION rk(text, text);
 DROP TABLE rk_c, rk_o, rk_s;
+
+-- Planning with given corrections (ruvector_dag._explain_with_corrections): the row counts of the
+-- relation sets with those keys are scaled, the others are left alone, and each plan node names its key.
+CREATE TABLE rk_c (id int PRIMARY KEY, region int, segment int);
+CREATE TABLE rk_o (id int PRIMARY KEY, customer_id int, store_id int);
+INSERT INTO rk_c SELECT g, g % 50, g % 10 FROM generate_series(1, 5000) g;
+INSERT INTO rk_o SELECT g, 1 + g % 5000, g % 100 FROM generate_series(1, 20000) g;
+ANALYZE rk_c, rk_o;
+CREATE FUNCTION rk_rows(q text, keys bigint[], factors float8[]) RETURNS TABLE (node text, plan_rows float8, keyed boolean)
+LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+    SELECT * INTO r FROM ruvector_dag._explain_with_corrections(q, keys, factors, false);
+    RETURN QUERY
+        WITH RECURSIVE n(p, pos) AS (
+            SELECT (r.plan -> 0 -> 'Plan'), ARRAY[1]
+            UNION ALL
+            SELECT c.value, n.pos || c.ordinality::int FROM n, json_array_elements(n.p -> 'Plans') WITH ORDINALITY c)
+        SELECT (n.p ->> 'Node Type'), (n.p ->> 'Plan Rows')::float8, r.node_keys[row_number() OVER (ORDER BY n.pos)] <> 0
+          FROM n ORDER BY n.pos;
+END $$;
+SELECT * FROM rk_rows('SELECT * FROM rk_c c WHERE c.region = 3', '{}', '{}');
+SELECT * FROM rk_rows('SELECT * FROM rk_c c WHERE c.region = 3',
+                      ARRAY[(SELECT key FROM ruvector_dag._relation_keys('SELECT * FROM rk_c c WHERE c.region = 9')
+                              WHERE relations = 'c')], '{10}');
+SELECT corrected, relations FROM ruvector_dag._explain_with_corrections('SELECT * FROM rk_c c WHERE c.region = 3',
+       ARRAY[(SELECT key FROM ruvector_dag._relation_keys('SELECT * FROM rk_c c WHERE c.region = 9') WHERE relations = 'c')],
+       '{10}', false);
+-- a join's correction: its rows scaled, its inputs' not
+SELECT * FROM rk_rows('SELECT count(*) FROM rk_c c JOIN rk_o o ON o.customer_id = c.id WHERE c.region = 3',
+                      ARRAY[(SELECT key FROM ruvector_dag._relation_keys(
+                               'SELECT * FROM rk_c c JOIN rk_o o ON o.customer_id = c.id WHERE c.region = 3')
+                              WHERE relations = 'c,o')], '{0.01}');
+-- bad input
+SELECT * FROM ruvector_dag._explain_with_corrections('SELECT 1', '{1,2}', '{1}', false);
+SELECT * FROM ruvector_dag._explain_with_corrections('SELECT 1', '{1}', '{0}', false);
+SELECT * FROM ruvector_dag._explain_with_corrections('SELECT 1', '{1}', '{NaN}', false);
+SELECT * FROM ruvector_dag._explain_with_corrections('UPDATE rk_c SET region = 1', '{}', '{}', true);
+DROP FUNCTION rk_rows(text, bigint[], float8[]);
+DROP TABLE rk_c, rk_o;

@@ -24,6 +24,12 @@ typedef struct RvdSeenRelation
 
 extern void rvd_install_correction_hooks(void);
 
+/* Plan with these factors (by relation-set key) until rvd_corrections_end, which returns how many
+ * base and join relations were corrected. */
+extern void rvd_corrections_begin(const uint64 *keys, const double *factors, int n);
+extern int	rvd_corrections_end(void);
+extern int	rvd_corrections_count(void);	/* corrected so far in this set's plannings */
+
 /* Collect every base and join relation planned until rvd_collect_end (which returns them, oldest first). */
 extern void rvd_collect_begin(void);
 extern List *rvd_collect_end(void);

@@ -256,6 +256,7 @@ INTERNAL = [
     "SELECT ruvector_dag_try_arm(1, 'default')",
     "SELECT ruvector_dag_unpin(1)",
     "SELECT * FROM ruvector_dag._relation_keys('SELECT 1')",
+    "SELECT * FROM ruvector_dag._explain_with_corrections('SELECT 1', '{}', '{}', false)",
 ]
 
 
