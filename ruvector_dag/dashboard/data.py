@@ -20,6 +20,7 @@ dashboard's process while it runs.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -32,7 +33,9 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from ..definitions.errors import InvalidParameter
 from ..definitions.settings import LEARNING_MODES
+from ..engine.explain import explain_preorder
 
 #: Statement timeout of a dashboard read (ms): a page never holds a backend long.
 READ_TIMEOUT_MS = 5000
@@ -77,22 +80,18 @@ class PlanNode:
 def explain_nodes(plan_json: Any) -> list[PlanNode]:
     """The operators of EXPLAIN (FORMAT JSON) output, in pre-order: the order in which
     ``ruvector_dag._mincut_of_plan`` numbers them (children in EXPLAIN's order)."""
-    doc = plan_json[0] if isinstance(plan_json, list) and plan_json else plan_json
-    root = doc.get("Plan") if isinstance(doc, dict) else None
-    if not isinstance(root, dict):
-        raise DashboardError('not the output of EXPLAIN (FORMAT JSON): no "Plan" object')
+    try:
+        rows = explain_preorder(plan_json)
+    except InvalidParameter as exc:
+        raise DashboardError(str(exc)) from exc
     out: list[PlanNode] = []
-    stack: list[tuple[dict[str, Any], int]] = [(root, -1)]
-    while stack:
-        node, parent = stack.pop()
+    for node, parent in rows:
         measured = "Actual Rows" in node
         relation = node.get("Relation Name") or node.get("Index Name") or node.get("CTE Name")
         out.append(PlanNode(len(out), parent, str(node.get("Node Type", "?")),
                             str(relation) if relation else None, float(node.get("Plan Rows", 0) or 0),
                             float(node["Actual Rows"]) if measured else None,
                             float(node.get("Actual Loops", 0) or 0) if measured else None))
-        index = len(out) - 1
-        stack.extend((c, index) for c in reversed(node.get("Plans") or []) if isinstance(c, dict))
     return out
 
 
@@ -296,7 +295,7 @@ class Reader:
             cut = self.conn.execute(
                 "SELECT ruvector_dag._mincut_of_plan(%s::pg_catalog.jsonb, "
                 "pg_catalog.current_setting('ruvector.dag_mincut_threshold')::real)",
-                (self._json(doc),)).fetchone()[0]
+                (json.dumps(doc),)).fetchone()[0]
         nodes = explain_nodes(doc)
         scored = {int(n["node_id"]): n for n in cut["nodes"]}
         if len(scored) != len(nodes):
@@ -311,12 +310,6 @@ class Reader:
     def mincut_enabled(self) -> bool:
         row = self.conn.execute("SELECT pg_catalog.current_setting('ruvector.dag_mincut_enabled')").fetchone()
         return str(row[0]) == "on"
-
-    @staticmethod
-    def _json(doc: Any) -> str:
-        import json
-
-        return json.dumps(doc)
 
     # -- the three writes ----------------------------------------------------
 

@@ -234,23 +234,11 @@ def warm_up() -> None:
 def nodes_from_explain(plan_json: object) -> np.ndarray:
     """Plan nodes (trajectory.node_dtype(), EXPLAIN pre-order) from EXPLAIN (FORMAT JSON) output."""
     from ..definitions import layout
+    from .explain import explain_preorder
     from .trajectory import node_dtype
 
     codes = {name: i + 1 for i, (_, name) in enumerate(layout.OPERATORS)}
-    doc = plan_json[0] if isinstance(plan_json, list) and plan_json else plan_json
-    root = doc.get("Plan") if isinstance(doc, dict) else None
-    if not isinstance(root, dict):
-        raise InvalidParameter("not the output of EXPLAIN (FORMAT JSON): no \"Plan\" object")
-    rows: list[tuple[dict[str, object], int]] = []
-    stack: list[tuple[dict[str, object], int]] = [(root, -1)]
-    while stack:
-        node, parent = stack.pop()
-        index = len(rows)
-        rows.append((node, parent))
-        children = node.get("Plans") or []
-        if not isinstance(children, list):
-            raise InvalidParameter("\"Plans\" must be a list")
-        stack.extend((c, index) for c in reversed(children) if isinstance(c, dict))
+    rows = explain_preorder(plan_json)
     out = np.zeros(len(rows), dtype=node_dtype())
     for i, (node, parent) in enumerate(rows):
         out[i]["op"] = codes.get(str(node.get("Node Type", "")), 0)
