@@ -46,12 +46,20 @@ SELECT rk('SELECT * FROM rk_c c WHERE EXISTS (SELECT FROM rk_o o WHERE o.custome
 SELECT relations, key IS NOT NULL AS has_key
   FROM ruvector_dag._relation_keys('SELECT * FROM rk_c c JOIN generate_series(1, 3) g ON g = c.id')
  WHERE query_level = 1 ORDER BY relations;
--- only read-only SELECTs are planned
+-- only read-only SELECTs are planned; no NULL, no empty text (each error's SQLSTATE echoed)
 SELECT * FROM ruvector_dag._relation_keys('DELETE FROM rk_c');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM ruvector_dag._relation_keys(NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM ruvector_dag._relation_keys('');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM ruvector_dag._relation_keys('SELECT 1; SELECT 2');
+\echo :LAST_ERROR_SQLSTATE
 -- internal: not for PUBLIC
 CREATE ROLE rk_nobody;
 SET ROLE rk_nobody;
 SELECT * FROM ruvector_dag._relation_keys('SELECT 1');
+\echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 DROP ROLE rk_nobody;
 DROP FUNCTION rk(text, text);
@@ -89,10 +97,26 @@ SELECT * FROM rk_rows('SELECT count(*) FROM rk_c c JOIN rk_o o ON o.customer_id 
                       ARRAY[(SELECT key FROM ruvector_dag._relation_keys(
                                'SELECT * FROM rk_c c JOIN rk_o o ON o.customer_id = c.id WHERE c.region = 3')
                               WHERE relations = 'c,o')], '{0.01}');
--- bad input
+-- bad input (each error's SQLSTATE echoed)
 SELECT * FROM ruvector_dag._explain_with_corrections('SELECT 1', '{1,2}', '{1}', false);
+\echo :LAST_ERROR_SQLSTATE
 SELECT * FROM ruvector_dag._explain_with_corrections('SELECT 1', '{1}', '{0}', false);
+\echo :LAST_ERROR_SQLSTATE
 SELECT * FROM ruvector_dag._explain_with_corrections('SELECT 1', '{1}', '{NaN}', false);
+\echo :LAST_ERROR_SQLSTATE
 SELECT * FROM ruvector_dag._explain_with_corrections('UPDATE rk_c SET region = 1', '{}', '{}', true);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM ruvector_dag._explain_with_corrections('SELECT 1', '{1}', '{Infinity}', false);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM ruvector_dag._explain_with_corrections('SELECT 1', '{1}', '{-2}', false);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM ruvector_dag._explain_with_corrections('SELECT 1', '{NULL}', '{1}', false);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM ruvector_dag._explain_with_corrections(NULL, '{}', '{}', false);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM ruvector_dag._explain_with_corrections('SELECT 1', NULL, '{}', false);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM ruvector_dag._explain_with_corrections('', '{}', '{}', false);
+\echo :LAST_ERROR_SQLSTATE
 DROP FUNCTION rk_rows(text, bigint[], float8[]);
 DROP TABLE rk_c, rk_o;

@@ -56,7 +56,6 @@ static void
 collect(PlannerInfo *root, RelOptInfo *rel)
 {
 	Relids		base = rvd_base_relids(root, rel->relids);
-	uint64		key = rvd_relset_key(root, rel->relids);
 	MemoryContext old;
 	RvdSeenRelation *seen;
 	StringInfoData names;
@@ -71,6 +70,7 @@ collect(PlannerInfo *root, RelOptInfo *rel)
 		if (s->query_level == (int) root->query_level && bms_equal(s->base_relids, base))
 			return;
 	}
+	/* (keyed only once a set is new: the join hook calls us once per input pair) */
 	old = MemoryContextSwitchTo(collect_context);
 	initStringInfo(&names);
 	while ((i = bms_next_member(base, i)) >= 0)
@@ -78,7 +78,7 @@ collect(PlannerInfo *root, RelOptInfo *rel)
 	seen = palloc(sizeof(RvdSeenRelation));
 	seen->query_level = (int) root->query_level;
 	seen->relations = names.data;
-	seen->key = key;
+	seen->key = rvd_relset_key(root, rel->relids);
 	seen->base_relids = bms_copy(base);
 	seen->rows = rel->rows;
 	collected = lappend(collected, seen);
@@ -310,8 +310,8 @@ rvd_set_join_pathlist(PlannerInfo *root, RelOptInfo *joinrel, RelOptInfo *outerr
 void
 rvd_collect_begin(void)
 {
-	if (collect_context != NULL)
-		MemoryContextDelete(collect_context);
+	/* every caller ends a collection in PG_FINALLY: none is left open (its context would be gone) */
+	Assert(collect_context == NULL);
 	collected = NIL;
 	collect_context = AllocSetContextCreate(CurrentMemoryContext, "ruvector_dag relation keys",
 											ALLOCSET_SMALL_SIZES);

@@ -3,9 +3,11 @@
  * sql_corrections.c
  *		ruvector_dag._relation_keys(query): every base and join relation the
  *		planner considers for a read-only query, with its correction key
- *		(relkey.c) and estimated rows.  Internal (revoked from PUBLIC): the
- *		regression tests check with it that a join has one key in every
- *		query that holds it.
+ *		(relkey.c) and estimated rows; the regression tests check with it
+ *		that a join has one key in every query that holds it.
+ *		ruvector_dag._explain_with_corrections(query, keys, factors, run): the
+ *		query's plan under a correction set (corrections.c), its nodes keyed;
+ *		the benchmark's oracle.  Both internal (revoked from PUBLIC).
  *
  *-------------------------------------------------------------------------
  */
@@ -72,7 +74,7 @@ rvd_relation_keys(PG_FUNCTION_ARGS)
 }
 
 /* ------------------------------------------------------------------------
- * ruvector_dag._explain_with_corrections(query, keys, factors, analyze)
+ * ruvector_dag._explain_with_corrections(query, keys, factors, run)
  * ------------------------------------------------------------------------
  */
 PG_FUNCTION_INFO_V1(rvd_explain_with_corrections);
